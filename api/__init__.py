@@ -1,0 +1,1 @@
+"""The read-model HTTP service: answers queries from Cassandra (and Qdrant)."""

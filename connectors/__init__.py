@@ -1,0 +1,1 @@
+"""Sources: how events enter Murmur (publish, synthetic population, replay)."""

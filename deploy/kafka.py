@@ -1,0 +1,141 @@
+"""Apache Kafka 4.x as a single KRaft node (broker + controller) on loopback.
+
+Runs straight from the Maven artifact ``org.apache.kafka:kafka_2.13`` (no
+tarball, no scripts): we write ``server.properties`` and a log4j2 config,
+format the storage once, then launch ``kafka.Kafka``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from string import Template
+
+from deploy import jvm
+from deploy.exceptions import DeployError
+from deploy.maven import Artifact
+
+TEMPLATES = Path(__file__).parent / "templates"
+LOG4J_VERSION = "2.24.3"  # Kafka's artifact declares no logging backend; we bring log4j2.
+
+# From kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS).
+PERFORMANCE_OPTS = [
+    "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+]
+
+
+class Kafka:
+    name = "kafka"
+    stop_timeout_s = 60.0  # controlled shutdown is a few seconds; SIGKILL after this
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.svc = settings.services
+        self.state_dir = Path(settings.state_dir).resolve()
+        self.home = self.state_dir / "kafka"
+        self.data_dir = self.home / "data"
+        self.logs_dir = self.home / "logs"
+        self.conf_dir = self.home / "conf"
+        self.properties_file = self.conf_dir / "server.properties"
+        self.log4j_file = self.conf_dir / "log4j2.xml"
+        self.cluster_id_file = self.home / "cluster.id"
+        self.pid_file = self.home / "kafka.pid"
+        self.log_file = self.logs_dir / "server.log"
+        self.stdout_file = self.logs_dir / "stdout.log"
+        self.port = self.svc.kafka_port
+        self.cache = Path(settings.cache_dir).expanduser().resolve() / "maven" / f"kafka-{self.svc.kafka_version}"
+
+    # ------------------------------------------------------------ config
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.svc.kafka_port, "MURMUR_SERVICES__KAFKA_PORT"),
+                (self.svc.kafka_controller_port, "MURMUR_SERVICES__KAFKA_CONTROLLER_PORT")]
+
+    def artifacts(self) -> list[Artifact]:
+        return [
+            Artifact("org.apache.kafka", "kafka_2.13", self.svc.kafka_version),
+            Artifact("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+            Artifact("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+        ]
+
+    def render_properties(self) -> str:
+        return Template((TEMPLATES / "kafka-server.properties").read_text()).substitute(
+            kafka_port=self.svc.kafka_port,
+            controller_port=self.svc.kafka_controller_port,
+            data_dir=self.data_dir,
+            num_partitions=self.settings.topic_partitions,
+        )
+
+    def render_log4j(self) -> str:
+        return Template((TEMPLATES / "kafka-log4j2.xml").read_text()).substitute(logs_dir=self.logs_dir)
+
+    def jvm_args(self) -> list[str]:
+        heap = min(self.svc.kafka_heap_mb, 1024)  # a dev broker never needs more than 1 GiB
+        return [
+            f"-Xmx{heap}m", f"-Xms{heap}m", *PERFORMANCE_OPTS,
+            f"-Xlog:gc*:file={self.logs_dir}/gc.log:time,tags:filecount=4,filesize=20M",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            f"-Dkafka.logs.dir={self.logs_dir}",
+            *jvm.marker_args(self.name, self.state_dir),
+        ]
+
+    def command(self, java: str, lib: Path) -> list[str]:
+        return [java, *self.jvm_args(), "-cp", jvm.classpath(lib), "kafka.Kafka", str(self.properties_file)]
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # ------------------------------------------------------------ prepare
+    def cluster_id(self) -> str:
+        """Kept in the state dir: the storage is formatted with it exactly once."""
+        if self.cluster_id_file.exists():
+            return self.cluster_id_file.read_text().strip()
+        # Same shape as Kafka's Uuid.randomUuid(): 16 random bytes, url-safe
+        # base64 without padding, never starting with '-' (CLI-hostile).
+        while True:
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cid.startswith("-"):
+                break
+        self.cluster_id_file.write_text(cid + "\n")
+        return cid
+
+    def prepare(self, java: str, lib: Path) -> None:
+        for d in (self.data_dir, self.logs_dir, self.conf_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text(self.render_properties())
+        self.log4j_file.write_text(self.render_log4j())
+        if (self.data_dir / "meta.properties").exists():
+            return  # already formatted; formatting again would need a wipe
+        cmd = [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j_file}",
+               f"-Dkafka.logs.dir={self.logs_dir}", "-cp", jvm.classpath(lib),
+               "kafka.tools.StorageTool", "format", "--ignore-formatted",
+               "-t", self.cluster_id(), "-c", str(self.properties_file)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise DeployError(
+                f"kafka: formatting storage in {self.data_dir} failed (exit {proc.returncode}). "
+                f"If the directory holds data from another cluster, remove {self.home} and retry.\n"
+                + (proc.stdout + proc.stderr)[-3000:]
+            )
+
+    # ------------------------------------------------------------ health
+    def health(self, timeout: float = 5.0) -> tuple[bool, str]:
+        """A metadata request through the real client answers."""
+        if not jvm.port_open(self.port):
+            return False, f"nothing listening on 127.0.0.1:{self.port}"
+        from confluent_kafka.admin import AdminClient  # heavy import; only when checking
+
+        admin = AdminClient({
+            "bootstrap.servers": f"127.0.0.1:{self.port}",
+            "socket.timeout.ms": int(timeout * 1000),
+            "log_level": 0,  # librdkafka would print connect errors to stderr while the broker boots
+        })
+        try:
+            md = admin.list_topics(timeout=timeout)
+        except Exception as exc:  # KafkaException while the broker is still starting
+            return False, f"metadata request failed: {exc}"
+        return True, f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)"

@@ -1,0 +1,160 @@
+"""Facade behind ``murmur services up|down|status``: local Kafka + Cassandra
+JVMs, data and logs under ``settings.state_dir``, jars under
+``settings.cache_dir``.
+
+Every call is idempotent (``up`` on a healthy service and ``down`` on a
+stopped one are no-ops) so scripts and tests can call them freely.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from deploy import jvm, maven
+from deploy.cassandra import Cassandra
+from deploy.exceptions import DeployError, PortInUse, ProcessExited, StartTimeout
+from deploy.kafka import Kafka
+
+SERVICES = ("kafka", "cassandra")
+_CLASSES = {"kafka": Kafka, "cassandra": Cassandra}
+
+Log = Callable[[str], None]
+
+
+def _services(settings, names: Iterable[str]) -> list:
+    if isinstance(names, str):  # up(s, "kafka") would otherwise iterate letters
+        names = (names,)
+    unknown = [n for n in names if n not in _CLASSES]
+    if unknown:
+        raise DeployError(f"unknown service(s) {unknown}; choose from {SERVICES}")
+    return [_CLASSES[n](settings) for n in names]
+
+
+def _pid(svc) -> int | None:
+    return jvm.running_pid(svc.pid_file, svc.name, svc.state_dir)
+
+
+def _log_tail(svc) -> tuple[object, str]:
+    """Main log tail, plus stdout.log (JVM errors that happen before logging
+    is set up, like a bad flag, only appear there)."""
+    parts = []
+    main = jvm.tail(svc.log_file, 20)
+    if main:
+        parts.append(main)
+    out = jvm.tail(svc.stdout_file, 20)
+    if out:
+        parts.append(f"--- {svc.stdout_file} ---\n{out}")
+    return f"{svc.log_file} (and {svc.stdout_file})", "\n".join(parts)
+
+
+def fetch(settings, names=SERVICES, *, log: Log = print) -> None:
+    """Download the jars of ``names`` into the cache unless already complete."""
+    for svc in _services(settings, names):
+        maven.fetch(svc.name, svc.artifacts(), svc.cache, log=log)
+
+
+def up(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:
+    """Fetch, configure, start and wait until healthy.
+
+    All JVMs are launched first and then awaited, so Kafka and Cassandra boot
+    in parallel. A service whose JVM is ours and healthy is left alone.
+    """
+    services = _services(settings, names)
+    result: dict[str, str] = {}
+    launched: dict[str, tuple[object, int, float]] = {}
+    to_start = []
+    for svc in services:
+        pid = _pid(svc)
+        if pid is not None:
+            launched[svc.name] = (svc, pid, time.monotonic())  # ours: maybe still booting
+            result[svc.name] = f"already running (pid {pid})"
+        else:
+            to_start.append(svc)
+    # Every check before the first launch, so a failure leaves nothing half-started.
+    for svc in to_start:
+        for port, env_var in svc.ports():
+            if jvm.port_in_use(port):
+                raise PortInUse(svc.name, port, env_var)
+    if to_start:
+        java = jvm.find_java()
+        jvm.check_java(java)
+        libs = {svc.name: maven.fetch(svc.name, svc.artifacts(), svc.cache, log=log) for svc in to_start}
+    for svc in to_start:
+        lib = libs[svc.name]
+        svc.prepare(java, lib)
+        pid = jvm.start_detached(svc.command(java, lib), log_file=svc.stdout_file,
+                                 pid_file=svc.pid_file, cwd=svc.home, env=svc.env())
+        log(f"{svc.name}: started pid {pid}, waiting for it to answer on 127.0.0.1:{svc.port} ...")
+        launched[svc.name] = (svc, pid, time.monotonic())
+
+    timeout = settings.services.start_timeout_s
+    for name, (svc, pid, started) in launched.items():
+        _wait_healthy(svc, pid, started + timeout, timeout)
+        if name not in result:
+            result[name] = f"started (pid {pid}, healthy after {time.monotonic() - started:.1f}s)"
+            log(f"{name}: {result[name]}")
+    return result
+
+
+def _wait_healthy(svc, pid: int, deadline: float, timeout: float) -> None:
+    detail = ""
+    while True:
+        if not jvm.alive(pid):
+            svc.pid_file.unlink(missing_ok=True)
+            where, tail = _log_tail(svc)
+            raise ProcessExited(svc.name, f"the JVM (pid {pid}) exited while starting", where, tail)
+        ok, detail = svc.health(timeout=5.0)
+        if ok:
+            return
+        if time.monotonic() >= deadline:
+            # Stop it: a half-started JVM would make the next `up` report "already running".
+            jvm.stop(pid, svc.stop_timeout_s)
+            svc.pid_file.unlink(missing_ok=True)
+            where, tail = _log_tail(svc)
+            raise StartTimeout(
+                svc.name,
+                f"not healthy within {timeout:.0f}s ({detail}); stopped it. Raise "
+                f"MURMUR_SERVICES__START_TIMEOUT_S if this machine is just slow",
+                where, tail)
+        time.sleep(1.0)
+
+
+def down(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:
+    """SIGTERM every running service, wait, SIGKILL stragglers, drop pid files."""
+    result: dict[str, str] = {}
+    for svc in _services(settings, names):
+        pid = _pid(svc)
+        if pid is None:
+            result[svc.name] = "not running"
+            continue
+        log(f"{svc.name}: stopping pid {pid} ...")
+        started = time.monotonic()
+        clean = jvm.stop(pid, svc.stop_timeout_s)
+        svc.pid_file.unlink(missing_ok=True)
+        how = "stopped" if clean else f"killed (no clean exit within {svc.stop_timeout_s:.0f}s)"
+        result[svc.name] = f"{how} (pid {pid}, {time.monotonic() - started:.1f}s)"
+        log(f"{svc.name}: {result[svc.name]}")
+    return result
+
+
+def status(settings, names=SERVICES) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for svc in _services(settings, names):
+        pid = _pid(svc)
+        if pid is None:
+            taken = [p for p, _ in svc.ports() if jvm.port_in_use(p)]
+            detail = f"not running; port(s) {taken} held by another process" if taken else "not running"
+            out[svc.name] = {"running": False, "pid": None, "healthy": False,
+                             "port": svc.port, "detail": detail}
+            continue
+        healthy, detail = svc.health(timeout=3.0)
+        out[svc.name] = {"running": True, "pid": pid, "healthy": healthy,
+                         "port": svc.port, "detail": detail}
+    return out
+
+
+def restart(settings, name: str, *, log: Log = print) -> None:
+    """Stop and start one service; its data dirs are kept."""
+    down(settings, (name,), log=log)
+    up(settings, (name,), log=log)

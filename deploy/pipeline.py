@@ -1,0 +1,164 @@
+"""The main job end to end on this machine (``murmur demo``): services up,
+topics and tables created, the bundled example published, a worker run until
+every event is queryable, the API left running, a summary printed.
+
+Worker and API run as detached processes with pid files under
+``state_dir/run/``, like the JVM services, so ``murmur services down`` stops
+them too.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from deploy import jvm
+from streams.errors import MurmurError
+from streams.settings import PROJECT_ROOT, Settings
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "connectors" / "examples" / "town_hall"
+
+
+def _run_dir(settings: Settings) -> Path:
+    path = settings.state_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _python_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streams.cli", *args]
+
+
+def start_process(settings: Settings, name: str, args: list[str]) -> int:
+    run = _run_dir(settings)
+    pid = jvm.read_pid(run / f"{name}.pid")
+    if pid is not None and jvm.alive(pid):
+        return pid
+    return jvm.start_detached(_python_cmd(*args), log_file=run / f"{name}.log", pid_file=run / f"{name}.pid", cwd=PROJECT_ROOT)
+
+
+def stop_process(settings: Settings, name: str, timeout: float = 20.0) -> bool:
+    pid_file = _run_dir(settings) / f"{name}.pid"
+    pid = jvm.read_pid(pid_file)
+    stopped = False
+    if pid is not None and jvm.alive(pid):
+        jvm.stop(pid, timeout)
+        stopped = True
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def stop_all_processes(settings: Settings) -> list[str]:
+    run = _run_dir(settings)
+    return [p.stem for p in sorted(run.glob("*.pid")) if stop_process(settings, p.stem)]
+
+
+def process_log(settings: Settings, name: str, lines: int = 30) -> str:
+    return jvm.tail(_run_dir(settings) / f"{name}.log", lines)
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, alive: Callable[[], str | None]) -> float:
+    """Poll ``predicate``; fail fast if a process we depend on died."""
+    started = time.monotonic()
+    while not predicate():
+        dead = alive()
+        if dead:
+            raise MurmurError(dead)
+        if time.monotonic() - started > timeout:
+            raise MurmurError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: float, echo: Callable[[str], None]) -> dict:
+    from connectors.publish_cli import expand, run_publish
+    from deploy import local
+    from sinks.cassandra_store import CassandraStore
+    from streams.kafka import create_topics
+
+    t0 = time.monotonic()
+    echo("1/5 services: Kafka and Cassandra on 127.0.0.1")
+    for name, state in local.up(settings, log=echo).items():
+        echo(f"    {name}: {state}")
+    echo("2/5 topics and tables")
+    created = create_topics(settings)
+    echo(f"    {sum(1 for s in created.values() if s == 'created')} topics created, {len(created)} declared")
+    store = CassandraStore(settings)
+    store.apply_schema()
+
+    echo("3/5 worker: importance + cassandra-sink")
+    worker_pid = start_process(settings, "worker", ["worker", "--processors", "all"])
+
+    def worker_dead() -> str | None:
+        if not jvm.alive(worker_pid):
+            return f"the worker exited; its log ({_run_dir(settings) / 'worker.log'}):\n{process_log(settings, 'worker')}"
+        return None
+
+    source = example or EXAMPLE
+    echo(f"4/5 publish {source} as simulation {sim!r}")
+    t_pub = time.monotonic()
+    counts = run_publish(settings, expand([source]), sim=sim)
+    memories = counts.published.get("Post", 0) + counts.published.get("Observation", 0)
+    echo(f"    read {counts.read} lines: published {counts.published}, dead-lettered {counts.dead_lettered}, "
+         f"skipped {counts.skipped}")
+
+    echo("5/5 processing until every memory is queryable")
+
+    def done() -> bool:
+        try:
+            return (store.count_memories(sim) >= memories
+                    and store.count_timeline(sim) >= counts.published.get("Post", 0))
+        except Exception:
+            return False
+
+    waited = wait_until(done, timeout=timeout, what=f"{memories} memories of {sim!r} in Cassandra", alive=worker_dead)
+    queryable_s = time.monotonic() - t_pub
+    stop_process(settings, "worker")
+
+    api_pid = start_process(settings, "api", ["api"])
+    base = f"http://{settings.api_host}:{settings.api_port}"
+
+    def api_dead() -> str | None:
+        return None if jvm.alive(api_pid) else f"the API exited; its log:\n{process_log(settings, 'api')}"
+
+    def api_up() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(api_up, timeout=60, what=f"the API at {base}", alive=api_dead)
+    timeline = httpx.get(f"{base}/simulations/{sim}/timeline", params={"limit": 3}).json()
+    agents = httpx.get(f"{base}/simulations/{sim}/agents").json()
+    mem_count = store.count_memories(sim)
+    store.close()
+    summary = {
+        "sim": sim,
+        "published": counts.published,
+        "dead_lettered": counts.dead_lettered,
+        "skipped": counts.skipped,
+        "memories_in_cassandra": mem_count,
+        "agents": len(agents),
+        "publish_to_queryable_s": round(queryable_s, 2),
+        "wait_after_publish_s": round(waited, 2),
+        "total_s": round(time.monotonic() - t0, 2),
+    }
+    echo("")
+    echo(f"Done in {summary['total_s']}s: {mem_count} memories of {len(agents)} agents queryable "
+         f"{summary['publish_to_queryable_s']}s after publishing began; {counts.dead_lettered} bad lines dead-lettered.")
+    echo("Latest posts:")
+    for row in timeline:
+        echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
+    echo("")
+    echo(f"The API is running at {base} (docs: {base}/docs). Try:")
+    echo(f"  curl -s {base}/health")
+    echo(f"  curl -s '{base}/simulations/{sim}/timeline?limit=5'")
+    echo(f"  curl -s '{base}/simulations/{sim}/agents/{agents[0] if agents else 'twitter-0'}/memories?limit=5'")
+    echo("  murmur tail scored --from-beginning --max 5")
+    echo("  murmur tail dead-letter --from-beginning")
+    echo("Stop everything: murmur services down")
+    return summary

@@ -1,0 +1,109 @@
+"""Async client of vLLM's OpenAI-compatible chat API, with structured output.
+
+Structured output goes through ``response_format`` of type ``json_schema``,
+which current vLLM documents for the chat API (the old ``guided_json``
+extra field was removed in v0.12 and is silently ignored by newer servers,
+so it is never sent). Temperature 0 and a fixed seed make answers as
+reproducible as the server allows; every reply is parsed and validated
+against the schema on receipt, and an invalid one counts as a failed
+attempt. Retries, fallbacks, the concurrency bound and the LlmCall records
+live in transport.HttpCaller.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .embedder import Embedder, make_embedder
+from .prompts import Prompt, semantic_errors
+from .records import LlmResult, OnCall
+from .schema import validate
+from .transport import AttemptFailed, HttpCaller, post_json
+
+
+def _strip_fences(content: str) -> str:
+    # Some chat templates wrap JSON in ``` fences when decoding is not
+    # constrained; accepting that costs nothing.
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+def parse_reply(reply: dict[str, Any], prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(validated data, usage) from a chat completion, or AttemptFailed."""
+    usage = reply.get("usage") or {}
+    try:
+        choice = reply["choices"][0]
+        content = choice["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError) as exc:
+        raise AttemptFailed("invalid_reply", f"no message in reply: {exc!r}", usage=usage) from exc
+    try:
+        data = json.loads(_strip_fences(content))
+    except json.JSONDecodeError as exc:
+        # finish_reason "length" means max_tokens cut the JSON short.
+        why = "truncated" if choice.get("finish_reason") == "length" else "invalid"
+        raise AttemptFailed("invalid_json", f"{why} JSON: {content[:120]!r}", usage=usage) from exc
+    problems = validate(prompt.schema, data) + semantic_errors(prompt, data)
+    if problems:
+        raise AttemptFailed("invalid_schema", "; ".join(problems[:3]), usage=usage)
+    return data, usage
+
+
+class LlmClient:
+    """The vLLM backend. Share one per process: it owns the connection pools
+    and the ``max_concurrency`` semaphore, so ``asyncio.gather`` over many
+    calls keeps at most that many requests in flight."""
+
+    backend = "vllm"
+
+    def __init__(self, settings: Any, on_call: OnCall | None = None, *, embedder: Embedder | None = None,
+                 max_retry_after_s: float = 60.0):
+        self.llm = getattr(settings, "llm", settings)
+        self._caller = HttpCaller(self.llm, on_call, max_retry_after_s=max_retry_after_s)
+        # The vLLM embedder shares pools, semaphore and records with chat.
+        self._embedder = embedder or make_embedder(self.llm, on_call, caller=self._caller)
+
+    @property
+    def semaphore(self):
+        return self._caller.semaphore
+
+    async def complete_json(self, role: str, prompt: Prompt, *, cache_key: str | None = None,
+                            sim_id: str = "", round: int = 0) -> LlmResult:
+        key = cache_key or prompt.default_cache_key()
+
+        async def send(http, cfg, retry):
+            body = {
+                "model": cfg.model,
+                "messages": [
+                    {"role": "system", "content": prompt.system},
+                    {"role": "user", "content": prompt.user},
+                ],
+                "temperature": 0,
+                # At temperature 0 the same request gives the same invalid
+                # answer; a retry shifts the seed so it is not wasted.
+                "seed": self.llm.seed + retry,
+                "max_tokens": prompt.max_tokens,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": prompt.schema_name, "schema": prompt.schema, "strict": True},
+                },
+            }
+            return parse_reply(await post_json(http, "chat/completions", body, cfg.timeout_s), prompt)
+
+        data, record = await self._caller.run(role, send, cache_key=key, sim_id=sim_id, round=round)
+        return LlmResult(
+            data=data, backend=self.backend, role=role, model=record["model"], status=record["status"],
+            attempts=record["attempts"], prompt_tokens=record["prompt_tokens"],
+            completion_tokens=record["completion_tokens"], latency_ms=record["latency_ms"], cache_key=key,
+            event_id=record["event_id"], record=record,
+        )
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
+        return await self._embedder.embed(texts, sim_id=sim_id, round=round)
+
+    async def aclose(self) -> None:
+        await self._embedder.aclose()
+        await self._caller.aclose()

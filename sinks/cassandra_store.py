@@ -1,0 +1,198 @@
+"""The Cassandra read model: DDL, idempotent writers and the queries the API
+serves. Prepared statements once per session; writes go out concurrently
+(``execute_async``) and are awaited from asyncio without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
+from cassandra.query import PreparedStatement
+
+from streams.errors import ServiceUnavailable
+from streams.metrics import SINK_RETRIES, SINK_WRITE_SECONDS
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+DDL_FILE = Path(__file__).with_name("schema.cql")
+
+MEMORY_COLUMNS = (
+    "sim_id", "agent_id", "ts", "memory_id", "kind", "public", "action", "platform", "round", "content",
+    "importance", "importance_fallback", "scorer", "embedder", "source_topic", "source_partition", "source_offset",
+)
+TIMELINE_COLUMNS = ("sim_id", "ts", "memory_id", "agent_id", "round", "action", "platform", "content", "importance")
+
+
+def ddl_statements(keyspace: str, replication: int) -> list[str]:
+    text = DDL_FILE.read_text().format(keyspace=keyspace, replication=replication)
+    body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def _ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(value)
+
+
+class CassandraStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyspace = settings.cassandra_keyspace
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    # -- connection ---------------------------------------------------------
+    def connect(self) -> Session:
+        if self._session is None:
+            self._cluster = Cluster(
+                list(self.settings.cassandra_hosts),
+                port=self.settings.cassandra_port,
+                load_balancing_policy=RoundRobinPolicy(),
+                # Keep trying while the database is away; writers retry on top.
+                reconnection_policy=ConstantReconnectionPolicy(1.0, max_attempts=None),
+                connect_timeout=5,
+                protocol_version=5,
+            )
+            try:
+                self._session = self._cluster.connect()
+            except NoHostAvailable as exc:
+                self._cluster.shutdown()
+                self._cluster = None
+                hosts = ",".join(self.settings.cassandra_hosts)
+                raise ServiceUnavailable(
+                    f"Cassandra at {hosts}:{self.settings.cassandra_port} did not answer ({exc}); "
+                    "start it with `murmur services up`"
+                ) from None
+        return self._session
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
+        self._cluster = self._session = None
+        self._prepared.clear()
+
+    def apply_schema(self) -> None:
+        session = self.connect()
+        for stmt in ddl_statements(self.keyspace, self.settings.cassandra_replication):
+            session.execute(stmt, timeout=60)
+
+    def ping(self) -> str:
+        row = self.connect().execute("SELECT release_version FROM system.local", timeout=5).one()
+        return row.release_version
+
+    def _stmt(self, name: str, cql: str) -> PreparedStatement:
+        if name not in self._prepared:
+            self._prepared[name] = self.connect().prepare(cql.format(ks=self.keyspace))
+        return self._prepared[name]
+
+    # -- writes -------------------------------------------------------------
+    def _insert(self, table: str, columns: tuple[str, ...]) -> PreparedStatement:
+        cols = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        return self._stmt(f"insert_{table}", f"INSERT INTO {{ks}}.{table} ({cols}) VALUES ({marks})")
+
+    def memory_writes(self, memories: Iterable[dict]) -> list[tuple[PreparedStatement, tuple]]:
+        """Statements for a batch of ScoredMemory records: one row per memory
+        in memories_by_agent, and one in timeline_by_sim for public ones."""
+        mem = self._insert("memories_by_agent", MEMORY_COLUMNS)
+        tl = self._insert("timeline_by_sim", TIMELINE_COLUMNS)
+        ag = self._insert("agents_by_sim", ("sim_id", "agent_id"))
+        out = []
+        agents = set()
+        for m in memories:
+            out.append((mem, tuple(m[c] for c in MEMORY_COLUMNS)))
+            agents.add((m["sim_id"], m["agent_id"]))
+            if m["public"]:
+                out.append((tl, tuple(m[c] for c in TIMELINE_COLUMNS)))
+        out.extend((ag, pair) for pair in sorted(agents))
+        return out
+
+    async def execute_all(self, writes: list[tuple[PreparedStatement, tuple]], *, sink: str = "cassandra",
+                          max_backoff: float = 5.0) -> None:
+        """Run every write concurrently; retry the whole set with backoff until
+        it lands. Upserts are idempotent, so re-running succeeded ones is safe,
+        and the caller's batch stays unacked (lag grows) while we wait."""
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                self.connect()
+                await asyncio.gather(*(self._execute(stmt, params) for stmt, params in writes))
+                SINK_WRITE_SECONDS.labels(sink).observe(time.perf_counter() - started)
+                return
+            except Exception as exc:  # driver raises many types while a node is away
+                attempt += 1
+                SINK_RETRIES.labels(sink).inc()
+                delay = min(max_backoff, 0.1 * 2 ** min(attempt, 10))
+                log.warning("%s write failed (attempt %d, retry in %.1fs): %s", sink, attempt, delay, exc)
+                await asyncio.sleep(delay)
+
+    def _execute(self, stmt: PreparedStatement, params: tuple) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        rf = self.connect().execute_async(stmt, params, timeout=10)
+
+        def ok(result):
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+
+        def err(exc):
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+
+        rf.add_callbacks(ok, err)
+        return fut
+
+    # -- reads --------------------------------------------------------------
+    def timeline(self, sim_id: str, *, limit: int = 50, before_ms: int | None = None) -> list[dict]:
+        if before_ms is None:
+            stmt = self._stmt("timeline", "SELECT * FROM {ks}.timeline_by_sim WHERE sim_id = ? LIMIT ?")
+            rows = self.connect().execute(stmt, (sim_id, limit))
+        else:
+            stmt = self._stmt("timeline_before", "SELECT * FROM {ks}.timeline_by_sim WHERE sim_id = ? AND ts < ? LIMIT ?")
+            rows = self.connect().execute(stmt, (sim_id, before_ms, limit))
+        return [_row(r) for r in rows]
+
+    def memories(self, sim_id: str, agent_id: str, *, limit: int = 50, kind: str | None = None,
+                 include_superseded: bool = True) -> list[dict]:
+        stmt = self._stmt("memories", "SELECT * FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ?")
+        out = []
+        for r in self.connect().execute(stmt, (sim_id, agent_id)):
+            row = _row(r)
+            if kind and row["kind"] != kind:
+                continue
+            if not include_superseded and row["valid_to"] is not None:
+                continue
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+    def agents(self, sim_id: str) -> list[str]:
+        stmt = self._stmt("agents", "SELECT agent_id FROM {ks}.agents_by_sim WHERE sim_id = ?")
+        return [r.agent_id for r in self.connect().execute(stmt, (sim_id,))]
+
+    def count_memories(self, sim_id: str, agent_ids: Iterable[str] | None = None) -> int:
+        stmt = self._stmt("count_mem", "SELECT COUNT(*) FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ?")
+        ids = self.agents(sim_id) if agent_ids is None else agent_ids
+        return sum(self.connect().execute(stmt, (sim_id, a)).one()[0] for a in ids)
+
+    def count_timeline(self, sim_id: str) -> int:
+        stmt = self._stmt("count_tl", "SELECT COUNT(*) FROM {ks}.timeline_by_sim WHERE sim_id = ?")
+        return self.connect().execute(stmt, (sim_id,)).one()[0]
+
+
+def _row(r) -> dict:
+    d = r._asdict()
+    for key in ("ts", "valid_to"):
+        if key in d:
+            d[key] = _ms(d[key])
+    return d

@@ -1,0 +1,45 @@
+"""The Faust app factory.
+
+One app per processor group (``murmur worker GROUP``): the group id is
+``<namespace->murmur-<group>``, so each group keeps its own offsets and can be
+scaled by running more workers of it. Values and keys are raw bytes on the
+Faust side: processors decode with :mod:`streams.serde` themselves so that an
+undecodable record becomes a dead letter instead of crashing the stream.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from streams.settings import Settings
+
+
+def group_id(settings: Settings, group: str) -> str:
+    prefix = f"{settings.namespace}-" if settings.namespace else ""
+    return f"{prefix}{settings.app_id}-{group}"
+
+
+def create_app(settings: Settings, group: str, *, web_port: int | None = None) -> faust.App:
+    return faust.App(
+        group_id(settings, group),
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.faust_store,
+        # Topics are declared once by `murmur topics create`; Faust only
+        # creates its own changelog topics.
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # At-least-once: inputs are acked only after outputs are flushed (see
+        # processors.runtime); exactly-once in faust-streaming is not reliable.
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=65536,
+        web_enabled=web_port is not None,
+        web_port=web_port or settings.worker_web_port,
+        web_host="127.0.0.1",
+        key_serializer="raw",
+        value_serializer="raw",
+    )

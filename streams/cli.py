@@ -1,0 +1,240 @@
+"""The ``murmur`` command: a thin dispatcher to each part of the pipeline.
+
+Imports of the parts happen inside the commands so ``murmur --help`` is fast
+and a missing optional piece only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from streams.errors import MurmurError
+from streams.settings import get_settings
+
+app = typer.Typer(help="Murmur: social-simulation memory and forecasts as an event-sourced Kafka pipeline.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+services_app = typer.Typer(help="Local Kafka and Cassandra (JVM, from Maven Central) on 127.0.0.1.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics, declared once in streams/topics.py.", no_args_is_help=True)
+db_app = typer.Typer(help="The Cassandra read model.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _names(names: Optional[list[str]]) -> tuple[str, ...]:
+    from deploy.local import SERVICES
+
+    chosen = tuple(names) if names else SERVICES
+    bad = [n for n in chosen if n not in SERVICES]
+    if bad:
+        fail(f"unknown service(s) {bad}; known: {', '.join(SERVICES)}", 2)
+    return chosen
+
+
+# -- services ---------------------------------------------------------------
+@services_app.command("up")
+def services_up(names: Optional[list[str]] = typer.Argument(None, help="kafka, cassandra (default: both)")):
+    """Fetch, configure, start and health-check the services (idempotent)."""
+    from deploy import local
+
+    try:
+        for name, state in local.up(get_settings(), _names(names)).items():
+            typer.echo(f"{name}: {state}")
+    except MurmurError as exc:
+        fail(str(exc))
+    except Exception as exc:  # deploy errors carry their own advice
+        fail(str(exc))
+
+
+@services_app.command("down")
+def services_down(names: Optional[list[str]] = typer.Argument(None)):
+    """Stop the services cleanly (their data stays in the state folder); with
+    no names, also the worker and API processes that `murmur demo` started."""
+    from deploy import local
+    from deploy.pipeline import stop_all_processes
+
+    if not names:
+        for proc in stop_all_processes(get_settings()):
+            typer.echo(f"{proc}: stopped")
+
+    for name, state in local.down(get_settings(), _names(names)).items():
+        typer.echo(f"{name}: {state}")
+
+
+@services_app.command("status")
+def services_status(names: Optional[list[str]] = typer.Argument(None)):
+    from deploy import local
+
+    status = local.status(get_settings(), _names(names))
+    for name, st in status.items():
+        typer.echo(f"{name}: {'running' if st['running'] else 'stopped'}, {'healthy' if st['healthy'] else 'not healthy'}"
+                   f" (pid {st['pid']}, port {st['port']}) {st.get('detail', '')}")
+    if not all(st["healthy"] for st in status.values()):
+        raise typer.Exit(1)
+
+
+# -- topics -----------------------------------------------------------------
+@topics_app.command("create")
+def topics_create(namespace: str = typer.Option("", help="Prefix for derived topics (replay/eval isolation)")):
+    """Create every declared topic that does not exist yet (idempotent)."""
+    from streams.kafka import create_topics
+
+    try:
+        for name, state in create_topics(get_settings(), namespace=namespace).items():
+            typer.echo(f"{name}: {state}")
+    except MurmurError as exc:
+        fail(str(exc))
+
+
+@topics_app.command("list")
+def topics_list():
+    """The declared topics: key, value schema, cleanup policy."""
+    from streams.topics import ALL
+
+    for s in ALL:
+        typer.echo(f"{s.name:26} key={s.key:16} value={s.value:13} cleanup={s.cleanup:7} {s.doc}")
+
+
+# -- db ---------------------------------------------------------------------
+@db_app.command("init")
+def db_init():
+    """Create the keyspace and tables (idempotent)."""
+    from sinks.cassandra_store import CassandraStore
+
+    store = CassandraStore(get_settings())
+    try:
+        store.apply_schema()
+        typer.echo(f"keyspace {store.keyspace}: ready")
+    except MurmurError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+# -- publish ----------------------------------------------------------------
+@app.command()
+def publish(
+    paths: Optional[list[Path]] = typer.Argument(None, help="MiroFish actions.jsonl files or Murmur JSONL files"),
+    sim: Optional[str] = typer.Option(None, "--sim", envvar="MURMUR_SIM", help="Simulation id (default: from the path)"),
+    fmt: str = typer.Option("auto", "--format", help="auto, mirofish or jsonl"),
+    platform: Optional[str] = typer.Option(None, help="Platform of a MiroFish file (default: its folder name)"),
+    synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Eval case folder (seed.md, question.md) to build a population from"),
+    seed: int = typer.Option(42, help="Seed of the synthetic population"),
+    agents: int = typer.Option(40, min=1, max=100_000, help="Synthetic agents"),
+    rounds: int = typer.Option(6, min=1, max=10_000, help="Synthetic rounds"),
+):
+    """Publish seed events to Kafka. Bad lines are reported with file, line and field
+    and go to the dead-letter topic; publishing goes on."""
+    from connectors.publish_cli import run_publish
+
+    if not paths and synthetic is None:
+        fail("give files to publish or --synthetic CASE_DIR", 2)
+    try:
+        counts = run_publish(get_settings(), paths or [], sim=sim, fmt=fmt, platform=platform, synthetic=synthetic,
+                             seed=seed, agents=agents, rounds=rounds)
+    except (MurmurError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"read": counts.read, "published": counts.published, "dead_lettered": counts.dead_lettered,
+                           "skipped": counts.skipped}))
+
+
+# -- tail -------------------------------------------------------------------
+@app.command()
+def tail(
+    topics: list[str] = typer.Argument(..., help="Topic names or short aliases: posts, observations, scored, ..."),
+    sim: Optional[str] = typer.Option(None, "--sim"),
+    agent: Optional[str] = typer.Option(None, "--agent"),
+    type_: Optional[str] = typer.Option(None, "--type", help="Event type, e.g. Post"),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+    follow: bool = typer.Option(False, "--follow", help="Keep waiting for new events"),
+    max_events: Optional[int] = typer.Option(None, "--max", min=1, help="Stop after N matching events"),
+    fmt: str = typer.Option("pretty", "--format", help="pretty or json"),
+):
+    """Decode and print events from Murmur topics."""
+    from connectors.tail import TailFilter, tail as run_tail
+
+    if fmt not in ("pretty", "json"):
+        fail(f"--format must be pretty or json, not {fmt!r}", 2)
+    try:
+        run_tail(get_settings(), topics, filt=TailFilter(sim, agent, type_), from_beginning=from_beginning,
+                 follow=follow, max_events=max_events, fmt=fmt,
+                 on_undecodable=lambda m: typer.echo(f"undecodable: {m}", err=True))
+    except MurmurError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+# -- processing -------------------------------------------------------------
+@app.command()
+def worker(
+    processors: str = typer.Option("all", help="Comma-separated: importance, cassandra-sink, or all"),
+    group: Optional[str] = typer.Option(None, help="Consumer group suffix (default: the processor names)"),
+    loglevel: str = typer.Option("warning"),
+):
+    """Run stream processors as a Faust worker (Ctrl-C to stop)."""
+    from processors.worker import resolve, run
+
+    names = resolve(processors)
+    sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
+    try:
+        run(get_settings(), names, group or processors, loglevel)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Option(None)):
+    """Serve the read-model HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+
+
+@app.command()
+def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"),
+        group: Optional[str] = typer.Option(None, help="As given to `murmur worker`")):
+    """Consumer lag of a processor group on its input topics."""
+    from processors.worker import input_topics, resolve
+    from streams.app import group_id
+    from streams.kafka import group_lag
+
+    settings = get_settings()
+    for p in group_lag(settings, group_id(settings, group or processors), input_topics(settings, resolve(processors))):
+        typer.echo(f"{p.topic} p{p.partition}: committed={p.committed} end={p.end} lag={p.lag}")
+
+
+@app.command()
+def demo(
+    example: Optional[Path] = typer.Option(None, help="Folder of a MiroFish simulation (default: the bundled example)"),
+    sim: str = typer.Option("example", help="Simulation id"),
+    timeout: float = typer.Option(300.0, help="Seconds to wait for the example to be fully processed"),
+):
+    """The main job end to end: services, topics, publish the example, process it, summarise."""
+    from deploy.pipeline import run_demo
+
+    try:
+        run_demo(get_settings(), example=example, sim=sim, timeout=timeout, echo=typer.echo)
+    except MurmurError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Errors of the platform layer: one root, one line each."""
+
+from __future__ import annotations
+
+
+class MurmurError(Exception):
+    """Root of every error Murmur raises on purpose."""
+
+
+class ConfigError(MurmurError): ...
+
+
+class ContractError(MurmurError):
+    """Input that breaks the event contract; carries the offending field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DecodeError(ContractError): ...
+
+
+class EncodeError(ContractError): ...
+
+
+class ServiceUnavailable(MurmurError): ...

@@ -1,0 +1,170 @@
+"""confluent-kafka plumbing shared by the CLI, connectors and processors:
+admin (topic creation, lag), an idempotent producer, a plain consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.errors import ServiceUnavailable
+from streams.settings import Settings
+from streams.topics import ALL, TopicSpec, topic_name
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def check_kafka(settings: Settings, timeout: float = 5.0) -> int:
+    """Number of brokers answering a metadata request; raises if none."""
+    try:
+        md = admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ServiceUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} did not answer ({exc}); start it with `murmur services up`"
+        ) from None
+    return len(md.brokers)
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL, namespace: str = "") -> dict[str, str]:
+    """Create missing topics; existing ones are left alone (idempotent)."""
+    client = admin(settings)
+    check_kafka(settings)
+    existing = set(client.list_topics(timeout=10).topics)
+    wanted = {topic_name(s, namespace): s for s in specs}
+    result = {name: "exists" for name in wanted if name in existing}
+    new = [
+        NewTopic(name, num_partitions=spec.partitions or settings.topic_partitions, replication_factor=1, config=spec.config())
+        for name, spec in wanted.items()
+        if name not in existing
+    ]
+    if new:
+        for name, fut in client.create_topics(new, request_timeout=30).items():
+            try:
+                fut.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                # A concurrent creator won the race: still idempotent.
+                if "TOPIC_ALREADY_EXISTS" in str(exc):
+                    result[name] = "exists"
+                else:
+                    raise
+    return dict(sorted(result.items()))
+
+
+def make_producer(settings: Settings, **overrides) -> Producer:
+    conf = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        # Idempotent producer: a broker-side retry never duplicates a record.
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "zstd",
+        "message.max.bytes": 8 * 1024 * 1024,
+    }
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def make_consumer(settings: Settings, group: str | None = None, **overrides) -> Consumer:
+    conf = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group or f"murmur-tail-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    }
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+class DeliveryFailed(ServiceUnavailable): ...
+
+
+class BatchProducer:
+    """Produce a batch and wait until Kafka acknowledged every record.
+
+    A processor calls :meth:`flush` before it returns to ``stream.take``; only
+    then does Faust ack (and later commit) the inputs, so a crash in between
+    re-delivers inputs rather than losing outputs (at-least-once).
+    """
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                # Local queue full: serve delivery callbacks, then retry.
+                self._producer.poll(0.05)
+
+    def flush_blocking(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryFailed(f"{remaining} records not delivered within {timeout}s")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryFailed(f"{len(errors)} records failed: {errors[0]}")
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.flush_blocking, timeout)
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - max(self.committed, 0))
+
+
+def group_lag(settings: Settings, group: str, topics: list[str]) -> list[PartitionLag]:
+    """Committed offset vs end offset of every partition of ``topics`` for ``group``."""
+    consumer = make_consumer(settings, group=group)
+    try:
+        md = consumer.list_topics(timeout=10)
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in md.topics
+            for p in sorted(md.topics[t].partitions)
+        ]
+        committed = consumer.committed(parts, timeout=10) if parts else []
+        out = []
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            out.append(PartitionLag(tp.topic, tp.partition, tp.offset, high))
+        return out
+    finally:
+        consumer.close()
+
+
+def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = make_consumer(settings)
+    try:
+        md = consumer.list_topics(timeout=10)
+        out = {}
+        for t in topics:
+            if t not in md.topics:
+                continue
+            for p in md.topics[t].partitions:
+                out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1]
+        return out
+    finally:
+        consumer.close()

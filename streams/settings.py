@@ -1,0 +1,147 @@
+"""One frozen settings object for every Murmur process.
+
+Values come, highest priority first, from keyword arguments, environment
+variables (``MURMUR_`` prefix, ``__`` between nested names, e.g.
+``MURMUR_LLM__FAST__URL``), a TOML file (``MURMUR_CONFIG``, default
+``murmur.toml`` in the working directory if present) and the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+LlmBackend = Literal["deterministic", "vllm"]
+EmbedBackend = Literal["deterministic", "vllm", "minilm"]
+
+
+class LlmRole(BaseModel):
+    """One model behind vLLM's OpenAI-compatible API."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str = "http://127.0.0.1:8000/v1"
+    model: str = "Qwen/Qwen2.5-7B-Instruct"
+    timeout_s: float = 30.0
+
+
+class LlmSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    backend: LlmBackend = "deterministic"
+    embed_backend: EmbedBackend = "deterministic"
+    fast: LlmRole = LlmRole(model="Qwen/Qwen2.5-1.5B-Instruct")
+    balanced: LlmRole = LlmRole(model="Qwen/Qwen2.5-7B-Instruct")
+    heavy: LlmRole = LlmRole(model="Qwen/Qwen2.5-32B-Instruct")
+    embed: LlmRole = LlmRole(model="BAAI/bge-small-en-v1.5")
+    # Roles tried, in order, when a role's own calls keep failing.
+    fallback: dict[str, list[str]] = Field(
+        default_factory=lambda: {"heavy": ["balanced", "fast"], "balanced": ["fast"], "fast": []}
+    )
+    max_concurrency: int = 64
+    max_retries: int = 3
+    backoff_base_s: float = 0.2
+    embed_dim: int = 384
+    seed: int = 7
+
+
+class ServiceSettings(BaseModel):
+    """Ports and sizes of the local JVM services started by ``murmur services``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kafka_version: str = "4.1.1"
+    cassandra_version: str = "5.0.6"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    cassandra_cql_port: int = 19042
+    cassandra_storage_port: int = 17000
+    kafka_heap_mb: int = 768
+    cassandra_heap_mb: int = 1536
+    start_timeout_s: float = 180.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MURMUR_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    topic_partitions: int = 4
+    # Confluent framing (magic byte + schema id) when set; Avro single-object
+    # encoding otherwise.
+    schema_registry_url: str | None = None
+
+    # Cassandra
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 19042
+    cassandra_keyspace: str = "murmur"
+    cassandra_replication: int = 1
+
+    # Qdrant: in-process local mode under state_dir unless a URL is given.
+    qdrant_url: str | None = None
+    qdrant_collection: str = "memories"
+
+    # Faust
+    app_id: str = "murmur"
+    worker_web_port: int = 6066
+    faust_store: str = "memory://"
+    # Namespace prefix for consumer groups and derived outputs (replay/eval
+    # runs use their own so they never touch the live read model).
+    namespace: str = ""
+
+    # Processors
+    reflection_threshold: int = 150
+    reflection_every_rounds: int = 5
+    reflection_top_k: int = 10
+    contradiction_window: int = 64
+    contradiction_similarity: float = 0.55
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_key_sha256: str | None = None
+
+    # Local state: data and logs of the JVM services, Qdrant local files.
+    state_dir: Path = PROJECT_ROOT / ".murmur"
+    # Downloaded Maven artifacts (outside the project so fresh clones reuse it).
+    cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "murmur"
+
+    services: ServiceSettings = ServiceSettings()
+    llm: LlmSettings = LlmSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("MURMUR_CONFIG", "murmur.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

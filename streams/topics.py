@@ -1,0 +1,85 @@
+"""Every Kafka topic Murmur uses, declared once.
+
+Nothing else in the code base spells a topic name: import the spec and call
+:func:`topic_name`. Keys decide ordering: per-agent state needs every event
+of one agent on one partition (key ``sim_id/agent_id``); per-simulation
+aggregation needs one simulation on one partition (key ``sim_id``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Cleanup = Literal["delete", "compact"]
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str  # what the Kafka key holds, for humans and docs
+    value: str  # Avro schema name (schemas/<value>.avsc)
+    cleanup: Cleanup = "delete"
+    retention_ms: int = -1  # -1: keep forever (topics are the source of truth)
+    partitions: int | None = None  # None: settings.topic_partitions
+    derived: bool = False  # written by processors: isolated per namespace on replay
+    doc: str = ""
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms)}
+        if self.cleanup == "compact":
+            cfg["min.cleanable.dirty.ratio"] = "0.1"
+        return cfg
+
+
+POSTS = TopicSpec("sim.posts.v1", "sim_id/agent_id", "Post", doc="public timeline")
+OBSERVATIONS = TopicSpec("sim.observations.v1", "sim_id/agent_id", "Observation", doc="private to one agent")
+PERSONAS = TopicSpec("sim.personas.v1", "sim_id/agent_id", "Persona", cleanup="compact", doc="latest persona per agent")
+ROUNDS = TopicSpec("sim.rounds.v1", "sim_id", "RoundMarker", doc="round boundaries; drive cadence")
+SCORED = TopicSpec("memory.scored.v1", "sim_id/agent_id", "ScoredMemory", derived=True, doc="importance + embedding")
+REFLECTIONS = TopicSpec("memory.reflections.v1", "sim_id/agent_id", "Reflection", derived=True, doc="beliefs with sources")
+CONFLICTS = TopicSpec("memory.conflicts.v1", "sim_id/agent_id", "Conflict", derived=True, doc="new -> old contradiction edges")
+VERDICTS = TopicSpec("sim.verdicts.v1", "sim_id", "Verdict", derived=True, doc="forecast per round")
+LLM_CALLS = TopicSpec("ops.llm-calls.v1", "role", "LlmCall", derived=True, retention_ms=30 * DAY_MS, doc="LLM cost and latency")
+CHECKPOINTS = TopicSpec("ops.checkpoints.v1", "checkpoint_id", "Checkpoint", cleanup="compact", doc="offset snapshots (zstd)")
+DEAD_LETTER = TopicSpec("ops.dead-letter.v1", "source topic", "DeadLetter", doc="bad input with its reason")
+
+ALL: tuple[TopicSpec, ...] = (
+    POSTS,
+    OBSERVATIONS,
+    PERSONAS,
+    ROUNDS,
+    SCORED,
+    REFLECTIONS,
+    CONFLICTS,
+    VERDICTS,
+    LLM_CALLS,
+    CHECKPOINTS,
+    DEAD_LETTER,
+)
+SOURCES: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, PERSONAS, ROUNDS)
+
+
+def topic_name(spec: TopicSpec, namespace: str = "") -> str:
+    """Physical name; derived topics of a replay namespace get a prefix so a
+    replay never writes into the live pipeline's topics."""
+    if namespace and spec.derived:
+        return f"{namespace}.{spec.name}"
+    return spec.name
+
+
+def by_name(name: str) -> TopicSpec:
+    """Spec of a physical topic name (namespaced or not)."""
+    for spec in ALL:
+        if name == spec.name or name.endswith("." + spec.name):
+            return spec
+    raise KeyError(f"unknown topic {name!r}; known: {', '.join(s.name for s in ALL)}")
+
+
+def agent_key(sim_id: str, agent_id: str) -> bytes:
+    return f"{sim_id}/{agent_id}".encode()
+
+
+def sim_key(sim_id: str) -> bytes:
+    return sim_id.encode()

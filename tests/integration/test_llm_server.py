@@ -1,0 +1,252 @@
+"""LlmClient against the local vLLM-like dev server (real HTTP, real retries)."""
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import pytest
+from prometheus_client import REGISTRY
+
+from processors.llm import (
+    RECORD_FIELDS,
+    LlmClient,
+    LlmUnavailable,
+    contradiction_prompt,
+    cosine,
+    importance_prompt,
+    make_llm,
+    reflection_prompt,
+    stance_prompt,
+)
+from processors.llm.devserver import DevServer, DevServerConfig
+from streams.settings import LlmRole, LlmSettings
+
+FAST, BALANCED, HEAVY = "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-32B-Instruct"
+
+
+@pytest.fixture
+def server():
+    with DevServer(DevServerConfig(latency_ms=5, retry_after_s=None)) as srv:
+        yield srv
+
+
+def settings(url, **kw):
+    timeout = kw.pop("timeout_s", 5.0)
+    base = dict(backend="vllm", embed_backend="vllm", max_retries=2, backoff_base_s=0.01, max_concurrency=16)
+    base.update(kw)
+    return LlmSettings(
+        fast=LlmRole(url=url, model=FAST, timeout_s=timeout),
+        balanced=LlmRole(url=url, model=BALANCED, timeout_s=timeout),
+        heavy=LlmRole(url=url, model=HEAVY, timeout_s=timeout),
+        embed=LlmRole(url=url, model="BAAI/bge-small-en-v1.5", timeout_s=timeout),
+        **base,
+    )
+
+
+def call(llm_settings, *coros_fns):
+    """Run coroutine factories against one client; return (results, records)."""
+    records = []
+
+    async def go():
+        client = make_llm(llm_settings, records.append)
+        try:
+            return await asyncio.gather(*(fn(client) for fn in coros_fns), return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go()), records
+
+
+def metric(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_structured_output_is_requested_and_validated(server):
+    mems = [("m1", "The park is wonderful"), ("m2", "The park is great"), ("m3", "The bus is late")]
+    (imp, refl, con, st), records = call(
+        settings(server.url),
+        lambda c: c.complete_json("fast", importance_prompt("I am furious at Mayor Bob!"), sim_id="s", round=2),
+        lambda c: c.complete_json("heavy", reflection_prompt("alice", mems)),
+        lambda c: c.complete_json("balanced", contradiction_prompt("I love the park", "I hate the park")),
+        lambda c: c.complete_json("fast", stance_prompt("Is the park good?", "The park is wonderful")),
+    )
+    assert imp.backend == "vllm" and imp["_backend"] == "vllm" and 1 <= imp["importance"] <= 10
+    assert 3 <= len(refl["beliefs"]) <= 5
+    assert all(set(b["sources"]) <= {"m1", "m2", "m3"} for b in refl["beliefs"])
+    assert con["contradicts"] is True and st["valence"] > 0
+    assert imp.status == "ok" and imp.attempts == 1 and imp.model == FAST
+    assert imp.prompt_tokens > 0 and imp.completion_tokens > 0
+    bodies = [b for b in server.last_bodies() if "messages" in b]
+    assert len(bodies) == 4
+    for body in bodies:
+        rf = body["response_format"]
+        assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+        assert rf["json_schema"]["schema"]["additionalProperties"] is False
+        assert "guided_json" not in body and "structured_outputs" not in body
+        assert body["temperature"] == 0 and body["seed"] == 7
+        assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+
+
+def test_call_records_have_exactly_the_fields(server):
+    (res,), records = call(
+        settings(server.url),
+        lambda c: c.complete_json("fast", importance_prompt("hello"), cache_key="ck1", sim_id="sim", round=4),
+    )
+    (rec,) = records
+    assert tuple(rec) == RECORD_FIELDS
+    assert rec == res.record
+    assert rec["cache_key"] == "ck1" and rec["sim_id"] == "sim" and rec["round"] == 4
+    assert rec["role"] == "fast" and rec["model"] == FAST and rec["backend"] == "vllm"
+    assert isinstance(rec["ts"], int) and abs(rec["ts"] - time.time() * 1000) < 60_000
+    assert isinstance(rec["latency_ms"], float) and rec["latency_ms"] >= 5.0
+    assert rec["prompt_tokens"] > 0 and rec["completion_tokens"] > 0
+    assert rec["status"] == "ok" and rec["attempts"] == 1 and rec["error"] is None
+    assert len(rec["event_id"]) == 32 and int(rec["event_id"], 16) >= 0
+
+
+def test_500s_are_retried_and_succeed(server):
+    server.config.fail_next[:] = [500, 503]
+    before = metric("murmur_llm_failures_total", role="fast", reason="http_5xx")
+    (res,), records = call(settings(server.url), lambda c: c.complete_json("fast", importance_prompt("x y z")))
+    assert res.status == "retried_ok" and res.attempts == 3 and res.model == FAST
+    assert records[0]["status"] == "retried_ok" and records[0]["attempts"] == 3
+    assert metric("murmur_llm_failures_total", role="fast", reason="http_5xx") - before == 2
+    assert server.stats()["statuses"] == {"500": 1, "503": 1, "200": 1}
+
+
+def test_429_retry_after_is_honoured(server):
+    server.config.retry_after_s = 0.4
+    server.config.fail_next[:] = [429]
+    t0 = time.perf_counter()
+    (res,), _ = call(settings(server.url), lambda c: c.complete_json("fast", importance_prompt("hello")))
+    elapsed = time.perf_counter() - t0
+    assert res.status == "retried_ok" and res.attempts == 2
+    arrivals = server.stats()["arrivals"]
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.4  # backoff alone would be ~0.01 s
+    assert elapsed >= 0.4
+
+
+def test_invalid_output_is_a_failed_attempt_then_fallback(server):
+    server.config.invalid_models = {BALANCED}
+    before = metric("murmur_llm_failures_total", role="balanced", reason="invalid_json")
+    (res,), records = call(settings(server.url), lambda c: c.complete_json("balanced", importance_prompt("hi")))
+    assert res.status == "fallback_ok" and res.model == FAST and res.attempts == 4  # 3 on balanced + 1
+    assert metric("murmur_llm_failures_total", role="balanced", reason="invalid_json") - before == 3
+    seeds = [b["seed"] for b in server.last_bodies() if b["model"] == BALANCED]
+    assert seeds == [7, 8, 9]  # retries vary the seed, or temperature 0 repeats the answer
+
+
+def test_failing_role_falls_back_to_next_role(server):
+    server.config.fail_models = {HEAVY}
+    before = metric("murmur_llm_fallbacks_total", from_role="heavy", to_role="balanced")
+    (res,), records = call(settings(server.url), lambda c: c.complete_json("heavy", importance_prompt("hi")))
+    assert res.status == "fallback_ok" and res.model == BALANCED and res.role == "heavy"
+    assert res.attempts == 4
+    (rec,) = records
+    assert rec["status"] == "fallback_ok" and rec["role"] == "heavy" and rec["model"] == BALANCED
+    assert metric("murmur_llm_fallbacks_total", from_role="heavy", to_role="balanced") - before == 1
+    assert server.stats()["models"] == {HEAVY: 3, BALANCED: 1}
+
+
+def test_client_error_is_not_retried_on_the_same_role(server):
+    server.config.fail_next[:] = [400]
+    (res,), _ = call(settings(server.url), lambda c: c.complete_json("balanced", importance_prompt("hi")))
+    assert res.status == "fallback_ok" and res.attempts == 2 and res.model == FAST
+
+
+def test_connection_errors_fall_back_to_a_live_server(server):
+    dead = "http://127.0.0.1:9/v1"  # discard port: nothing listens
+    s = settings(server.url)
+    s = s.model_copy(update={"heavy": LlmRole(url=dead, model=HEAVY, timeout_s=1.0)})
+    (res,), _ = call(s, lambda c: c.complete_json("heavy", importance_prompt("hi")))
+    assert res.status == "fallback_ok" and res.model == BALANCED
+
+
+def test_everything_failing_raises_and_records_failed(server):
+    server.config.fail_models = {FAST, BALANCED, HEAVY}
+    before = metric("murmur_llm_calls_total", role="heavy", status="failed")
+    (exc,), records = call(settings(server.url), lambda c: c.complete_json("heavy", importance_prompt("hi")))
+    assert isinstance(exc, LlmUnavailable)
+    (rec,) = records
+    assert exc.record == rec
+    assert rec["status"] == "failed" and rec["attempts"] == 9 and "http_5xx" in rec["error"]
+    assert rec["model"] == FAST  # the last model tried
+    assert metric("murmur_llm_calls_total", role="heavy", status="failed") - before == 1
+
+
+def test_timeouts_are_retried_then_fail(server):
+    server.config.latency_ms = 400
+    s = settings(server.url, timeout_s=0.1, max_retries=1)
+    (exc,), records = call(s, lambda c: c.complete_json("fast", importance_prompt("hi")))
+    assert isinstance(exc, LlmUnavailable)
+    assert records[0]["attempts"] == 2 and records[0]["error"].startswith("timeout")
+
+
+def test_concurrency_is_bounded(server):
+    server.config.latency_ms = 30
+    s = settings(server.url, max_concurrency=4)
+    results, records = call(s, *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"post {i}"))
+                                  for i in range(20)])
+    assert all(r.status == "ok" for r in results) and len(records) == 20
+    stats = server.stats()
+    assert stats["total"] == 20
+    assert stats["max_in_flight"] == 4  # bounded, and the bound is actually used
+
+
+def test_server_handles_hundreds_of_concurrent_requests_and_queues_beyond_capacity(server):
+    server.config.latency_ms = 50
+    server.config.capacity = 100
+    s = settings(server.url, max_concurrency=300)
+    t0 = time.perf_counter()
+    results, _ = call(s, *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"post {i}"))
+                           for i in range(300)])
+    elapsed = time.perf_counter() - t0
+    assert all(r.status == "ok" for r in results)
+    stats = server.stats()
+    assert stats["max_in_flight"] > 100 and stats["max_processing"] == 100
+    assert elapsed >= 0.15  # 300 requests through 100 slots of 50 ms: at least 3 rounds
+
+
+def test_embeddings_over_http(server):
+    (vecs,), records = call(settings(server.url), lambda c: c.embed(
+        ["The council approved the park budget", "Council approves the park budget", "My cat sleeps"]))
+    assert len(vecs) == 3 and all(len(v) == 384 for v in vecs)
+    assert cosine(vecs[0], vecs[1]) > 0.6 > cosine(vecs[0], vecs[2])
+    (rec,) = records
+    assert rec["role"] == "embed" and rec["backend"] == "vllm" and rec["prompt_tokens"] > 0
+    body = server.last_bodies()[-1]
+    assert body["model"] == "BAAI/bge-small-en-v1.5" and len(body["input"]) == 3
+
+
+def test_wrong_embedding_dimension_is_rejected(server):
+    server.config.embed_dim = 768
+    (exc,), records = call(settings(server.url), lambda c: c.embed(["x"]))
+    assert isinstance(exc, LlmUnavailable) and records[0]["attempts"] == 1
+
+
+def test_concurrency_speeds_up_calls(server):
+    server.config.latency_ms = 20
+
+    def rate(conc):
+        t0 = time.perf_counter()
+        results, _ = call(settings(server.url, max_concurrency=conc),
+                          *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"e {i}")) for i in range(40)])
+        assert all(r.status == "ok" for r in results)
+        return 40 / (time.perf_counter() - t0)
+
+    assert rate(20) > 4 * rate(1)
+
+
+def test_devserver_info_endpoints(server):
+    import httpx
+
+    base = server.url.rsplit("/v1", 1)[0]
+    assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+    models = [m["id"] for m in httpx.get(f"{server.url}/models").json()["data"]]
+    assert FAST in models
+    assert httpx.get(f"{base}/stats").json()["total"] == 0
+    assert isinstance(make_llm(settings(server.url)), LlmClient)

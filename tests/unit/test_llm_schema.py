@@ -1,0 +1,90 @@
+"""Schema validation subset, Retry-After parsing and backoff."""
+
+import email.utils
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from processors.llm.client import parse_reply
+from processors.llm.prompts import (
+    CONTRADICTION_SCHEMA,
+    IMPORTANCE_SCHEMA,
+    REFLECTION_SCHEMA,
+    STANCE_SCHEMA,
+    reflection_prompt,
+    importance_prompt,
+)
+from processors.llm.schema import example_for, validate_subset
+from processors.llm.transport import AttemptFailed, HttpCaller, parse_retry_after
+from streams.settings import LlmSettings
+
+
+def test_subset_validator_accepts_and_rejects():
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": 7}) == []
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": 7.0}) == []
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": 11})
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": "7"})
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": True})
+    assert validate_subset(IMPORTANCE_SCHEMA, {})
+    assert validate_subset(IMPORTANCE_SCHEMA, {"importance": 3, "extra": 1})
+    assert validate_subset(STANCE_SCHEMA, {"valence": -0.5}) == []
+    assert validate_subset(STANCE_SCHEMA, {"valence": -1.5})
+    assert validate_subset(CONTRADICTION_SCHEMA, {"contradicts": 1, "reason": "x"})
+    two = {"beliefs": [{"text": "I x", "sources": ["a"]}] * 2}
+    assert validate_subset(REFLECTION_SCHEMA, two)
+    assert validate_subset(REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": []}] * 3})
+    assert validate_subset(REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": ["a"]}] * 3}) == []
+
+
+def test_example_for_is_valid_for_every_schema():
+    for schema in (IMPORTANCE_SCHEMA, REFLECTION_SCHEMA, CONTRADICTION_SCHEMA, STANCE_SCHEMA):
+        assert validate_subset(schema, example_for(schema)) == []
+
+
+def _reply(content, finish="stop"):
+    return {"choices": [{"message": {"content": content}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
+
+
+def test_parse_reply_validates_on_receipt():
+    p = importance_prompt("x")
+    assert parse_reply(_reply('{"importance": 4}'), p)[0] == {"importance": 4}
+    assert parse_reply(_reply('```json\n{"importance": 4}\n```'), p)[0] == {"importance": 4}
+    for bad, reason in (('{"importance": 40}', "invalid_schema"), ("not json", "invalid_json"),
+                        ('{"importance": ', "invalid_json")):
+        try:
+            parse_reply(_reply(bad), p)
+        except AttemptFailed as exc:
+            assert exc.reason == reason and exc.usage["prompt_tokens"] == 10
+        else:
+            raise AssertionError(bad)
+    r = reflection_prompt("a", [("m1", "x")])
+    hallucinated = '{"beliefs": [{"text": "I", "sources": ["m9"]}, {"text": "I", "sources": ["m1"]},' \
+                   ' {"text": "I", "sources": ["m1"]}]}'
+    try:
+        parse_reply(_reply(hallucinated), r)
+    except AttemptFailed as exc:
+        assert exc.reason == "invalid_schema" and "m9" in str(exc)
+    else:
+        raise AssertionError("unknown source id accepted")
+
+
+def test_retry_after_parsing():
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < parse_retry_after(future) <= 31
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    caller = HttpCaller(LlmSettings(backoff_base_s=0.2, seed=1))
+    delays = [caller.backoff(i, None) for i in range(4)]
+    for i, d in enumerate(delays):
+        assert 0.1 * 2 ** i <= d <= 0.2 * 2 ** i
+    assert caller.backoff(0, 3.0) == 3.0
+    assert caller.backoff(0, 1e6) == caller.max_retry_after_s
+    again = HttpCaller(LlmSettings(backoff_base_s=0.2, seed=1))
+    assert [again.backoff(i, None) for i in range(4)] == delays  # seeded jitter
