@@ -8,8 +8,11 @@ stopped one are no-ops) so scripts and tests can call them freely.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterator, Iterable
 
 from deploy import jvm, maven
 from deploy.cassandra import Cassandra
@@ -29,6 +32,20 @@ def _services(settings, names: Iterable[str]) -> list:
     if unknown:
         raise DeployError(f"unknown service(s) {unknown}; choose from {SERVICES}")
     return [_CLASSES[n](settings) for n in names]
+
+
+@contextlib.contextmanager
+def _locked(settings) -> Iterator[None]:
+    """One up/down/restart at a time per state dir (e.g. parallel test
+    sessions), so two callers never launch the same service twice."""
+    state = Path(settings.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / ".deploy.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _pid(svc) -> int | None:
@@ -61,6 +78,11 @@ def up(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:
     in parallel. A service whose JVM is ours and healthy is left alone.
     """
     services = _services(settings, names)
+    with _locked(settings):
+        return _up(settings, services, log)
+
+
+def _up(settings, services: list, log: Log) -> dict[str, str]:
     result: dict[str, str] = {}
     launched: dict[str, tuple[object, int, float]] = {}
     to_start = []
@@ -122,8 +144,14 @@ def _wait_healthy(svc, pid: int, deadline: float, timeout: float) -> None:
 
 def down(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:
     """SIGTERM every running service, wait, SIGKILL stragglers, drop pid files."""
+    services = _services(settings, names)
+    with _locked(settings):
+        return _down(services, log)
+
+
+def _down(services: list, log: Log) -> dict[str, str]:
     result: dict[str, str] = {}
-    for svc in _services(settings, names):
+    for svc in services:
         pid = _pid(svc)
         if pid is None:
             result[svc.name] = "not running"
@@ -156,5 +184,7 @@ def status(settings, names=SERVICES) -> dict[str, dict]:
 
 def restart(settings, name: str, *, log: Log = print) -> None:
     """Stop and start one service; its data dirs are kept."""
-    down(settings, (name,), log=log)
-    up(settings, (name,), log=log)
+    services = _services(settings, (name,))
+    with _locked(settings):  # one critical section: nobody can start it in between
+        _down(services, log)
+        _up(settings, services, log)

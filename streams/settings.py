@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,8 +81,8 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    # Kafka
-    kafka_bootstrap: str = "127.0.0.1:19092"
+    # Kafka; empty means the local broker that `murmur services up` starts.
+    kafka_bootstrap: str = ""
     topic_partitions: int = 4
     # Confluent framing (magic byte + schema id) when set; Avro single-object
     # encoding otherwise.
@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     # Cassandra
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
-    cassandra_port: int = 19042
+    # 0 means the local node's port (services.cassandra_cql_port).
+    cassandra_port: int = 0
     cassandra_keyspace: str = "murmur"
     cassandra_replication: int = 1
 
@@ -125,6 +126,16 @@ class Settings(BaseSettings):
 
     services: ServiceSettings = ServiceSettings()
     llm: LlmSettings = LlmSettings()
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> "Settings":
+        # One place sets the local ports: services.*; clients follow them
+        # unless pointed elsewhere explicitly.
+        if not self.kafka_bootstrap:
+            object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.services.kafka_port}")
+        if not self.cassandra_port:
+            object.__setattr__(self, "cassandra_port", self.services.cassandra_cql_port)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -263,7 +263,10 @@ class DevServer:
         self._state.reset()
 
     def start(self) -> "DevServer":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted
+        # sockets whose proto says TCP; without it every reply waits ~40 ms
+        # for Nagle/delayed-ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))  # the OS picks a free port; no race with other tests
         self.port = sock.getsockname()[1]

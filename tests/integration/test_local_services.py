@@ -24,6 +24,8 @@ from cassandra.policies import RoundRobinPolicy  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 if not (shutil.which("java") and shutil.which("mvn")):
     pytest.skip("needs java and mvn on PATH", allow_module_level=True)
 

@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import pytest
 
 from deploy import jvm, local, maven
 from deploy.cassandra import Cassandra
-from deploy.exceptions import DeployError, FetchFailed, JavaMissing, MavenMissing, PortInUse
+from deploy.exceptions import (
+    DeployError, FetchFailed, JavaMissing, MavenMissing, PortInUse, ProcessExited, StartTimeout,
+)
 from deploy.kafka import Kafka
 from streams.settings import ServiceSettings, Settings
 
@@ -263,3 +266,43 @@ def test_start_find_and_stop_a_detached_process(tmp_path: Path) -> None:
 def test_unknown_service_is_rejected(settings: Settings) -> None:
     with pytest.raises(DeployError, match="unknown service"):
         local.status(settings, ("zookeeper",))
+
+
+class _FakeService:
+    """Stands in for Kafka/Cassandra: a plain Python process that never gets healthy."""
+
+    name = "fake"
+    stop_timeout_s = 5.0
+
+    def __init__(self, home: Path) -> None:
+        self.home = self.state_dir = home
+        self.pid_file = home / "fake.pid"
+        self.log_file = home / "logs" / "main.log"
+        self.stdout_file = home / "logs" / "stdout.log"
+
+    def health(self, timeout: float) -> tuple[bool, str]:
+        return False, "nothing listening"
+
+    def start(self, code: str) -> int:
+        cmd = [sys.executable, "-c", code, *jvm.marker_args(self.name, self.state_dir)]
+        return jvm.start_detached(cmd, log_file=self.stdout_file, pid_file=self.pid_file, cwd=self.home)
+
+
+def test_start_timeout_names_log_and_shows_tail(tmp_path: Path) -> None:
+    svc = _FakeService(tmp_path)
+    svc.log_file.parent.mkdir(parents=True)
+    svc.log_file.write_text("".join(f"line {i}\n" for i in range(100)))
+    pid = svc.start("import time; time.sleep(60)")
+    with pytest.raises(StartTimeout) as err:
+        local._wait_healthy(svc, pid, deadline=time.monotonic() + 1.0, timeout=1.0)
+    msg = str(err.value)
+    assert str(svc.log_file) in msg and "START_TIMEOUT_S" in msg
+    assert "line 99" in msg and "line 80" in msg and "line 79" not in msg  # last 20 lines
+    assert not jvm.alive(pid) and not svc.pid_file.exists()  # a timed-out JVM is stopped
+
+
+def test_process_exit_during_start_is_reported(tmp_path: Path) -> None:
+    svc = _FakeService(tmp_path)
+    pid = svc.start("import sys; print('Error: Could not create the Java Virtual Machine.'); sys.exit(1)")
+    with pytest.raises(ProcessExited, match="Could not create the Java Virtual Machine"):
+        local._wait_healthy(svc, pid, deadline=time.monotonic() + 30, timeout=30)
