@@ -88,7 +88,8 @@ def _read(case_dir: Path, name: str) -> str:
 
 def topic_phrase(question: str, seed: str) -> str:
     """A short noun phrase naming what the case is about."""
-    caps = re.findall(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b", seed)
+    caps = [re.sub(r"^(The|A|An|This|That)\s+", "", c) for c in re.findall(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b", seed)]
+    caps = [c for c in caps if " " in c]
     if caps:
         return Counter(caps).most_common(1)[0][0]
     words = [w for w in re.findall(r"[a-zA-Z]{4,}", question.lower()) if w not in _STOP]

@@ -100,6 +100,7 @@ def test_kafka_answers_metadata_and_roundtrips(settings: Settings) -> None:
         fut.result(30)
     _roundtrip_value(settings, topic, b"hello")
     assert _read_all(settings, topic) == [b"hello"]
+    admin.delete_topics([topic])  # keep the shared broker tidy across runs
 
 
 def test_cassandra_answers_cql(settings: Settings) -> None:
@@ -137,3 +138,4 @@ def test_restart_kafka_keeps_data(settings: Settings) -> None:
     admin = AdminClient(_quiet({"bootstrap.servers": _bootstrap(settings)}))
     assert topic in admin.list_topics(timeout=10).topics
     assert _read_all(settings, topic) == [b"before-restart"]
+    admin.delete_topics([topic])

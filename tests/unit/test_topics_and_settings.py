@@ -1,0 +1,57 @@
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from streams import topics
+from streams.serde import current_schemas
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_topic_declared_once_with_a_schema():
+    names = [s.name for s in topics.ALL]
+    assert len(names) == len(set(names)) == 11
+    for spec in topics.ALL:
+        assert spec.value in current_schemas()
+    assert topics.PERSONAS.config()["cleanup.policy"] == "compact"
+    assert topics.CHECKPOINTS.config()["cleanup.policy"] == "compact"
+
+
+def test_no_topic_name_spelled_outside_the_registry():
+    pattern = re.compile("|".join(re.escape(s.name) for s in topics.ALL))
+    offenders = []
+    for path in ROOT.glob("*/**/*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", ".venv", "docs") or rel == Path("streams/topics.py"):
+            continue
+        if pattern.search(path.read_text()):
+            offenders.append(str(rel))
+    assert offenders == []
+
+
+def test_namespaces_isolate_derived_topics_only():
+    assert topics.topic_name(topics.SCORED, "eval1") == "eval1.memory.scored.v1"
+    assert topics.topic_name(topics.POSTS, "eval1") == "sim.posts.v1"
+    assert topics.by_name("eval1.memory.scored.v1") is topics.SCORED
+    with pytest.raises(KeyError, match="unknown topic"):
+        topics.by_name("nope")
+
+
+def test_settings_from_env_are_frozen_and_derive_local_ports(monkeypatch):
+    monkeypatch.setenv("MURMUR_SERVICES__KAFKA_PORT", "39092")
+    monkeypatch.setenv("MURMUR_LLM__FAST__MODEL", "m-fast")
+    s = Settings()
+    assert s.kafka_bootstrap == "127.0.0.1:39092"
+    assert s.llm.fast.model == "m-fast"
+    with pytest.raises(ValidationError):
+        s.namespace = "x"
+    monkeypatch.setenv("MURMUR_KAFKA_BOOTSTRAP", "broker:9092")
+    assert Settings().kafka_bootstrap == "broker:9092"
+
+
+def test_settings_reject_unknown_keys():
+    with pytest.raises(ValidationError):
+        Settings(kafka_bootstrapp="typo")
