@@ -166,7 +166,10 @@ class HttpCaller:
                   round: int = 0) -> tuple[T, CallRecord]:
         if getattr(self.llm, role, None) is None:
             raise ValueError(f"unknown role {role!r}")
-        started = time.perf_counter()
+        # Latency runs from the first attempt's start, after waiting for a
+        # concurrency slot: local queueing under asyncio.gather is the
+        # caller's choice, not the model's speed. Retries and backoff count.
+        started: float | None = None
         attempts, prompt_tokens, completion_tokens = 0, 0, 0
         last: AttemptFailed | None = None
         model = getattr(self.llm, role).model
@@ -182,6 +185,7 @@ class HttpCaller:
                     # Held per attempt, not across backoff sleeps, so a
                     # retrying call does not block others from the server.
                     async with self.semaphore, self.pool(cfg.url).lease() as http:
+                        started = started or time.perf_counter()
                         value, usage = await send(http, cfg, retry)
                 except AttemptFailed as exc:
                     last = exc
@@ -210,7 +214,8 @@ class HttpCaller:
     def _record(self, role, model, status, attempts, cache_key, pt, ct, started, sim_id, round, error):
         return make_record(
             backend="vllm", role=role, model=model, status=status, attempts=attempts, cache_key=cache_key,
-            prompt_tokens=pt, completion_tokens=ct, latency_ms=(time.perf_counter() - started) * 1000.0,
+            prompt_tokens=pt, completion_tokens=ct,
+            latency_ms=(time.perf_counter() - started) * 1000.0 if started else 0.0,
             sim_id=sim_id, round=round, error=error,
         )
 

@@ -1,0 +1,28 @@
+# The two commands of the README, and what they need. Everything installs into
+# .venv from pyproject.toml (the one place versions are pinned); Kafka and
+# Cassandra come from Maven Central into ~/.cache/murmur and run on loopback.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: setup demo test bench down
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# Main job end to end on the embedded defaults.
+demo: setup
+	$(BIN)/murmur demo
+
+# Schema compatibility, then unit and integration tests (the session starts
+# the real services itself).
+test: setup
+	$(BIN)/python -m schemas.compat
+	$(BIN)/pytest
+
+down: setup
+	$(BIN)/murmur services down
