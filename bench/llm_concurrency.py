@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import socket
@@ -124,7 +125,9 @@ def main() -> None:
     base = rows[0]["events_per_s"]
     for row in rows:
         row["speedup_vs_first"] = round(row["events_per_s"] / base, 2)
-    ideal = {r["concurrency"]: round(min(r["concurrency"], a.calls) / (a.latency_ms / 1000), 1) for r in rows}
+    # Waves of `concurrency` calls, each one server latency long.
+    ideal = {r["concurrency"]: round(a.calls / (math.ceil(a.calls / r["concurrency"]) * a.latency_ms / 1000), 1)
+             for r in rows}
     report = {
         "benchmark": "importance calls through LlmClient against processors.llm.devserver",
         "server": "thread" if a.in_process else "subprocess",

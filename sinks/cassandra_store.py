@@ -26,6 +26,10 @@ MEMORY_COLUMNS = (
     "sim_id", "agent_id", "ts", "memory_id", "kind", "public", "action", "platform", "round", "content",
     "importance", "importance_fallback", "scorer", "embedder", "source_topic", "source_partition", "source_offset",
 )
+REFLECTION_COLUMNS = ("sim_id", "agent_id", "ts", "reflection_id", "round", "content", "source_ids", "importance",
+                      "trigger", "importance_sum", "backend")
+CONFLICT_COLUMNS = ("sim_id", "ts", "conflict_id", "agent_id", "round", "new_memory_id", "old_memory_id", "old_ts",
+                    "new_content", "old_content", "similarity", "reason", "confidence", "backend")
 TIMELINE_COLUMNS = ("sim_id", "ts", "memory_id", "agent_id", "round", "action", "platform", "content", "importance")
 
 
@@ -117,6 +121,23 @@ class CassandraStore:
         out.extend((ag, pair) for pair in sorted(agents))
         return out
 
+    def reflection_writes(self, reflections: Iterable[dict]) -> list[tuple[PreparedStatement, tuple]]:
+        stmt = self._insert("reflections_by_agent", REFLECTION_COLUMNS)
+        return [(stmt, tuple({**r, "reflection_id": r["event_id"]}[c] for c in REFLECTION_COLUMNS)) for r in reflections]
+
+    def conflict_writes(self, conflicts: Iterable[dict]) -> list[tuple[PreparedStatement, tuple]]:
+        """The conflict row, and the older memory marked superseded (valid_to),
+        never deleted. The update touches only valid_to/superseded_by, so it
+        is correct whichever of it and the memory's own insert lands first."""
+        ins = self._insert("conflicts_by_sim", CONFLICT_COLUMNS)
+        sup = self._stmt("supersede", "UPDATE {ks}.memories_by_agent SET valid_to = ?, superseded_by = ? "
+                                      "WHERE sim_id = ? AND agent_id = ? AND ts = ? AND memory_id = ?")
+        out = []
+        for c in conflicts:
+            out.append((ins, tuple({**c, "conflict_id": c["event_id"]}[k] for k in CONFLICT_COLUMNS)))
+            out.append((sup, (c["ts"], c["new_memory_id"], c["sim_id"], c["agent_id"], c["old_ts"], c["old_memory_id"])))
+        return out
+
     async def execute_all(self, writes: list[tuple[PreparedStatement, tuple]], *, sink: str = "cassandra",
                           max_backoff: float = 5.0) -> None:
         """Run every write concurrently; retry the whole set with backoff until
@@ -185,6 +206,26 @@ class CassandraStore:
         ids = self.agents(sim_id) if agent_ids is None else agent_ids
         return sum(self.connect().execute(stmt, (sim_id, a)).one()[0] for a in ids)
 
+    def reflections(self, sim_id: str, agent_id: str, *, limit: int = 50) -> list[dict]:
+        stmt = self._stmt("reflections", "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?")
+        return [_row(r) for r in self.connect().execute(stmt, (sim_id, agent_id, limit))]
+
+    def conflicts(self, sim_id: str, *, limit: int = 50, agent_id: str | None = None) -> list[dict]:
+        stmt = self._stmt("conflicts", "SELECT * FROM {ks}.conflicts_by_sim WHERE sim_id = ?")
+        out = []
+        for r in self.connect().execute(stmt, (sim_id,)):
+            row = _row(r)
+            if agent_id is None or row["agent_id"] == agent_id:
+                out.append(row)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def latest_ts(self, sim_id: str, agent_id: str) -> int | None:
+        stmt = self._stmt("latest_ts", "SELECT ts FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT 1")
+        row = self.connect().execute(stmt, (sim_id, agent_id)).one()
+        return _ms(row.ts) if row else None
+
     def count_timeline(self, sim_id: str) -> int:
         stmt = self._stmt("count_tl", "SELECT COUNT(*) FROM {ks}.timeline_by_sim WHERE sim_id = ?")
         return self.connect().execute(stmt, (sim_id,)).one()[0]
@@ -192,7 +233,7 @@ class CassandraStore:
 
 def _row(r) -> dict:
     d = r._asdict()
-    for key in ("ts", "valid_to"):
+    for key in ("ts", "valid_to", "old_ts"):
         if key in d:
             d[key] = _ms(d[key])
     return d

@@ -1,4 +1,6 @@
-"""cassandra-sink: ScoredMemory -> memories_by_agent, timeline_by_sim, agents_by_sim.
+"""cassandra-sink: ScoredMemory -> memories_by_agent, timeline_by_sim,
+agents_by_sim; Reflection -> reflections_by_agent; Conflict -> conflicts_by_sim
+and the older memory's valid_to.
 
 A Faust agent like the processors, so it shares their commit order: the
 batch is acked only after every write landed (retried with backoff while
@@ -14,19 +16,24 @@ import faust
 from processors.runtime import Runtime
 from sinks.cassandra_store import CassandraStore
 from streams.metrics import BATCH_SECONDS
-from streams.topics import SCORED
+from streams.topics import CONFLICTS, REFLECTIONS, SCORED
 
 STAGE = "cassandra-sink"
 
 
 def register(app: faust.App, rt: Runtime, store: CassandraStore, *, batch_size: int = 2000, within: float = 0.25) -> None:
-    @app.agent(app.topic(rt.topic(SCORED)), name=STAGE)
+    source = app.topic(rt.topic(SCORED), rt.topic(REFLECTIONS), rt.topic(CONFLICTS))
+
+    @app.agent(source, name=STAGE)
     async def cassandra_sink(stream):
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
-            if batch:
-                await store.execute_all(store.memory_writes(inc.record for inc in batch))
+            batch = rt.decode_events(events, expected=("ScoredMemory", "Reflection", "Conflict"), stage=STAGE)
+            writes = store.memory_writes(i.record for i in batch if i.type_name == "ScoredMemory")
+            writes += store.reflection_writes(i.record for i in batch if i.type_name == "Reflection")
+            writes += store.conflict_writes(i.record for i in batch if i.type_name == "Conflict")
+            if writes:
+                await store.execute_all(writes)
             # Dead letters produced while decoding must land before the ack.
             await rt.flush()
             BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

@@ -79,7 +79,7 @@ class _State:
             self.max_in_flight = 0
             self.processing = 0
             self.max_processing = 0
-            self.arrivals: list[float] = []
+            self.arrivals: deque[float] = deque(maxlen=10_000)  # monotonic arrival times, recent
             self.bodies: deque[dict[str, Any]] = deque(maxlen=100)  # last requests, for assertions
 
     def stats(self) -> dict[str, Any]:
@@ -144,7 +144,12 @@ def create_app(state: _State) -> FastAPI:
     app = FastAPI(title="murmur vLLM dev server")
 
     async def handle(request: Request, kind: str) -> JSONResponse:
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"object": "error", "message": "body is not JSON", "code": 400}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"object": "error", "message": "body is not an object", "code": 400}, status_code=400)
         model = str(body.get("model", ""))
         with state.lock:
             state.requests[kind] += 1

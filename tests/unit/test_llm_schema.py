@@ -1,11 +1,7 @@
 """Schema validation subset, Retry-After parsing and backoff."""
 
 import email.utils
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from processors.llm.client import parse_reply
 from processors.llm.prompts import (
@@ -16,7 +12,7 @@ from processors.llm.prompts import (
     reflection_prompt,
     importance_prompt,
 )
-from processors.llm.schema import example_for, validate_subset
+from processors.llm.schema import example_for, validate, validate_subset
 from processors.llm.transport import AttemptFailed, HttpCaller, parse_retry_after
 from streams.settings import LlmSettings
 
@@ -88,3 +84,19 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert caller.backoff(0, 1e6) == caller.max_retry_after_s
     again = HttpCaller(LlmSettings(backoff_base_s=0.2, seed=1))
     assert [again.backoff(i, None) for i in range(4)] == delays  # seeded jitter
+
+
+def test_validate_agrees_with_the_subset_validator():
+    # validate() uses jsonschema when installed (a project dependency); the
+    # subset validator is the fallback and must judge our schemas the same.
+    cases = [
+        (IMPORTANCE_SCHEMA, {"importance": 7}), (IMPORTANCE_SCHEMA, {"importance": 0}),
+        (IMPORTANCE_SCHEMA, {"importance": "7"}), (IMPORTANCE_SCHEMA, {"importance": 2, "x": 1}),
+        (STANCE_SCHEMA, {"valence": 0.25}), (STANCE_SCHEMA, {"valence": 2}),
+        (CONTRADICTION_SCHEMA, {"contradicts": False, "reason": "r"}), (CONTRADICTION_SCHEMA, {"reason": "r"}),
+        (REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": ["a"]}] * 3}),
+        (REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": ["a"]}] * 6}),
+        (REFLECTION_SCHEMA, {"beliefs": [{"text": "", "sources": ["a"]}] * 3}),
+    ]
+    for schema, data in cases:
+        assert bool(validate(schema, data)) == bool(validate_subset(schema, data)), (schema, data)

@@ -1,0 +1,180 @@
+"""reflection: per agent, accumulate importance and, when it is time, ask the
+LLM (``balanced``) for 3-5 first-person beliefs citing the memories they rest
+on. Each belief is a Reflection event and, being a memory too, a ScoredMemory
+(kind ``reflection``, importance 7, embedded) so it is retrievable.
+
+When to reflect (the pure function :func:`step` decides):
+* threshold: the importance summed since the last reflection reaches
+  ``reflection_threshold`` (150, as in Generative Agents);
+* rounds: a memory arrives ``reflection_every_rounds`` (5, as in MiroFish)
+  or more rounds after the window began, and the window holds memories:
+  the agent reflects on that window before the new memory opens the next.
+Both are driven by the agent's own memories (event time and rounds, never
+wall clock), so a replay reflects at the same points with the same sources.
+An agent's reflections are not sources of its later reflections (no echo).
+
+State per agent (a Faust table, changelogged): the importance sum, the round
+the window began, the top-K memories of the window, and the offset of the
+last input applied (a redelivered input is recognised and skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import faust
+
+from processors.llm import LlmUnavailable, reflection_prompt
+from processors.runtime import Incoming, Runtime, by_agent, set_table
+from streams.ids import stable_id
+from streams.metrics import BATCH_SECONDS
+from streams.settings import Settings
+from streams.topics import REFLECTIONS, SCORED, agent_key
+
+STAGE = "reflection"
+INPUTS = (SCORED,)
+REFLECTION_IMPORTANCE = 7
+CONTENT_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Due:
+    trigger: str  # threshold | rounds
+    sources: list[dict]  # {"id", "text", "importance", "ts"}, most important first
+    importance_sum: int
+    round: int
+    ts: int
+
+
+def empty_state() -> dict:
+    return {"pos": -1, "sum": 0, "since_round": None, "top": [], "n": 0}
+
+
+def _add(state: dict, memory: dict, k: int) -> None:
+    state["sum"] += memory["importance"]
+    if state["since_round"] is None:
+        state["since_round"] = memory["round"]
+    top = state["top"] + [{"id": memory["memory_id"], "text": memory["content"][:CONTENT_CHARS],
+                           "importance": memory["importance"], "ts": memory["ts"]}]
+    # Most important first; among equals the more recent; ids break ties.
+    top.sort(key=lambda m: (-m["importance"], -m["ts"], m["id"]))
+    state["top"] = top[:k]
+
+
+def _reset(state: dict, round_: int | None) -> None:
+    state.update(sum=0, since_round=round_, top=[])
+    state["n"] += 1
+
+
+def step(state: dict, memory: dict, *, threshold: int, every_rounds: int, k: int) -> list[Due]:
+    """Apply one memory to an agent's state (in place); return reflections due."""
+    due: list[Due] = []
+    if memory["kind"] == "reflection":
+        return due
+    if state["top"] and state["since_round"] is not None and memory["round"] - state["since_round"] >= every_rounds:
+        due.append(Due("rounds", list(state["top"]), state["sum"], memory["round"], memory["ts"]))
+        _reset(state, None)
+    _add(state, memory, k)
+    if state["sum"] >= threshold:
+        due.append(Due("threshold", list(state["top"]), state["sum"], memory["round"], memory["ts"]))
+        _reset(state, None)
+    return due
+
+
+def reflections_from(beliefs: list[dict], due: Due, *, sim_id: str, agent_id: str, backend: str,
+                     provenance: Incoming) -> list[dict]:
+    """Reflection events for the model's beliefs; a belief must cite at least
+    one memory that was offered, and only such ids are kept."""
+    offered = [s["id"] for s in due.sources]
+    known = set(offered)
+    out = []
+    for i, belief in enumerate(beliefs):
+        cited = [sid for sid in dict.fromkeys(belief["sources"]) if sid in known]
+        if not cited:
+            continue
+        out.append({
+            "event_id": stable_id("reflection", sim_id, agent_id, due.round, due.trigger, sorted(offered), i),
+            "sim_id": sim_id, "round": due.round, "ts": due.ts, "agent_id": agent_id,
+            "content": belief["text"], "source_ids": cited, "importance": REFLECTION_IMPORTANCE,
+            "trigger": due.trigger, "importance_sum": due.importance_sum, "backend": backend,
+            "source_topic": provenance.topic, "source_partition": provenance.partition,
+            "source_offset": provenance.offset,
+        })
+    return out
+
+
+def as_memory(reflection: dict, embedding: list[float], embedder: str) -> dict:
+    return {
+        "event_id": stable_id("scored", reflection["event_id"], "reflection"),
+        "memory_id": reflection["event_id"], "sim_id": reflection["sim_id"], "round": reflection["round"],
+        "ts": reflection["ts"], "agent_id": reflection["agent_id"], "kind": "reflection", "public": False,
+        "action": "", "platform": "", "content": reflection["content"], "importance": reflection["importance"],
+        "importance_fallback": False, "scorer": "reflection-default", "embedding": embedding, "embedder": embedder,
+        "source_topic": reflection["source_topic"], "source_partition": reflection["source_partition"],
+        "source_offset": reflection["source_offset"],
+    }
+
+
+class Reflector:
+    def __init__(self, rt: Runtime, settings: Settings) -> None:
+        self.rt = rt
+        self.threshold = settings.reflection_threshold
+        self.every = settings.reflection_every_rounds
+        self.k = settings.reflection_top_k
+
+    async def agent_events(self, state: dict, items: list[Incoming]) -> tuple[dict, list[dict], list[dict]]:
+        """One agent's memories in order -> new state, reflections, their memories."""
+        reflections: list[dict] = []
+        for inc in items:
+            if inc.offset <= state["pos"]:
+                continue  # redelivered after a crash: already applied
+            before = {**state, "top": list(state["top"])}
+            for due in step(state, inc.record, threshold=self.threshold, every_rounds=self.every, k=self.k):
+                r = inc.record
+                try:
+                    res = await self.rt.llm.complete_json("balanced", reflection_prompt(r["agent_id"], due.sources),
+                                                          sim_id=r["sim_id"], round=r["round"])
+                except LlmUnavailable:
+                    # Keep the window: the agent reflects at its next trigger.
+                    state.update(before)
+                    _add(state, r, self.k)
+                    break
+                backend = "deterministic" if res.backend == "deterministic" else f"vllm:{res.model}"
+                reflections += reflections_from(res.data["beliefs"], due, sim_id=r["sim_id"],
+                                                 agent_id=r["agent_id"], backend=backend, provenance=inc)
+            state["pos"] = inc.offset
+        memories = []
+        if reflections:
+            vectors = await self.rt.llm.embed([r["content"] for r in reflections])
+            memories = [as_memory(r, v, self.rt.embedder_name) for r, v in zip(reflections, vectors)]
+        return state, reflections, memories
+
+
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+    table = app.Table("reflection-state", default=None, partitions=rt.settings.topic_partitions,
+                      key_serializer="raw", value_serializer="json")
+    reflector = Reflector(rt, rt.settings)
+
+    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
+    async def reflection(stream):
+        async for events in stream.take_events(batch_size, within=within):
+            started = time.perf_counter()
+            batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
+            groups = by_agent(batch)
+            # Agents in parallel (their LLM calls overlap); one agent's memories in order.
+            results = await asyncio.gather(*(
+                reflector.agent_events(table[key] or empty_state(), items) for key, items in groups.items()
+            ))
+            for (key, items), (state, reflections, memories) in zip(groups.items(), results):
+                for r in reflections:
+                    rt.emit(STAGE, REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r)
+                for m in memories:
+                    rt.emit(STAGE, SCORED, agent_key(m["sim_id"], m["agent_id"]), m)
+                rt.remember(key, state, items[-1])
+            await rt.flush()
+            # State only after outputs landed: a crash in between re-applies
+            # the inputs and re-emits the same (deterministic) outputs.
+            rt.commit_state(table)
+            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

@@ -1,0 +1,115 @@
+"""qdrant-sink: ScoredMemory embeddings -> the Qdrant collection.
+
+A plain confluent-kafka consumer loop rather than a Faust agent, because in
+Qdrant's local (in-process) mode only one process may open the collection:
+the API process that serves retrieval must also be the one that writes it,
+so the API runs this loop in a thread (see docs/adr/0001). With a Qdrant
+server (``MURMUR_QDRANT_URL``) the same loop runs as its own process:
+``murmur sink qdrant``.
+
+At-least-once: offsets are committed only after the upsert returned; point
+ids come from memory ids, so a redelivery rewrites the same points.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import KafkaError
+
+from streams.app import group_id
+from streams.errors import DecodeError
+from streams.kafka import BatchProducer, make_consumer, make_producer
+from streams.metrics import DEAD_LETTERS, EVENTS_IN, SINK_RETRIES, SINK_WRITE_SECONDS
+from streams.serde import AvroSerde, default_serde
+from streams.settings import Settings
+from streams.topics import DEAD_LETTER, SCORED, topic_name
+from sinks.qdrant_store import QdrantStore
+
+log = logging.getLogger(__name__)
+STAGE = "qdrant-sink"
+
+
+class QdrantSink:
+    def __init__(self, settings: Settings, store: QdrantStore, *, serde: AvroSerde | None = None,
+                 batch_size: int = 500) -> None:
+        self.settings = settings
+        self.store = store
+        self.serde = serde or default_serde()
+        self.batch_size = batch_size
+        self.group = group_id(settings, STAGE)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.last_error: str | None = None
+
+    def run_once(self, consumer, dead: BatchProducer, timeout: float = 0.5) -> int:
+        msgs = consumer.consume(self.batch_size, timeout)
+        memories = []
+        for msg in msgs:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("qdrant-sink: %s", msg.error())
+                continue
+            EVENTS_IN.labels(STAGE, msg.topic()).inc()
+            try:
+                _, record = self.serde.decode(msg.value(), "ScoredMemory")
+            except DecodeError as exc:
+                from connectors.publisher import dead_letter_record
+
+                DEAD_LETTERS.labels(STAGE, str(exc).split(":", 1)[0][:40]).inc()
+                dead.send(topic_name(DEAD_LETTER), msg.topic().encode(), self.serde.encode("DeadLetter", dead_letter_record(
+                    stage=STAGE, reason=str(exc), raw=msg.value() or b"", field=exc.field, source_topic=msg.topic(),
+                    source_partition=msg.partition(), source_offset=msg.offset())))
+                continue
+            memories.append(record)
+        if not msgs:
+            return 0
+        attempt = 0
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                self.written += self.store.upsert(memories)
+                SINK_WRITE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+                self.last_error = None
+                break
+            except Exception as exc:  # keep the batch: retry with backoff
+                attempt += 1
+                self.last_error = str(exc)
+                SINK_RETRIES.labels(STAGE).inc()
+                time.sleep(min(5.0, 0.1 * 2 ** attempt))
+        else:
+            return 0  # stopping before the batch landed: do not commit it
+        dead.flush_blocking()
+        consumer.commit(asynchronous=False)
+        return len(msgs)
+
+    def run(self) -> None:
+        consumer = make_consumer(self.settings, group=self.group, **{"enable.partition.eof": False})
+        dead = BatchProducer(make_producer(self.settings))
+        consumer.subscribe([topic_name(SCORED, self.settings.namespace)])
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.run_once(consumer, dead)
+                except Exception as exc:  # never let the thread die silently
+                    self.last_error = str(exc)
+                    log.exception("qdrant-sink loop error")
+                    time.sleep(1.0)
+        finally:
+            consumer.close()
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=STAGE, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
