@@ -110,7 +110,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
 
     def done() -> bool:
         try:
-            return (store.count_memories(sim) >= memories
+            return (store.count_memories(sim, kinds=("post", "observation")) >= memories
                     and store.count_timeline(sim) >= counts.published.get("Post", 0))
         except Exception:
             return False

@@ -1,65 +1,47 @@
-"""importance: every Post and Observation becomes a ScoredMemory (1..10).
+"""importance: every Post and Observation becomes a ScoredMemory.
 
-The rule below (``rule-v1``) is the content-based scorer; it is what the
-agent uses until an LLM scorer is configured, and stays the documented
-reference for what "important" means here:
+The LLM (role ``fast``) rates each memory 1..10 with structured output; if
+every attempt and fallback fails, the documented fallback 5 is used and
+counted (``importance_fallback`` on the event, a Prometheus counter). The
+embedding of the content travels on the same event, so the contradiction
+processor and the Qdrant sink never compute it again.
 
-* base by action: an original post 4, a quote 4, a comment 3, a repost 2;
-  an interview 5, follow/mute 3, like/dislike/search 2, refresh/trend 1,
-  anything else 2;
-* +1 if longer than 140 characters, +1 more if longer than 400;
-* +1 for one strongly charged word (crisis, scandal, love, hate, ...),
-  +2 for three or more;
-* +1 for an exclamation mark; +1 for a number (a claim about facts);
-* +1 for a first-person commitment (I will, I believe, I refuse, never ...);
-* clipped to 1..10.
+Offline (``MURMUR_LLM__BACKEND=deterministic``, the default) the rating comes
+from the deterministic backend's content features (length, charged words,
+opinion markers, entities, numbers; observations capped low): see
+``processors/llm/deterministic.py``. Every event records which scorer made it.
+
+Importance has no per-agent state, so all calls of a batch run at once,
+bounded by the client's semaphore; outputs keep the input order.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 import time
 
 import faust
 
+from processors.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from processors.runtime import Incoming, Runtime
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS
+from streams.metrics import BATCH_SECONDS, IMPORTANCE_FALLBACKS
 from streams.topics import OBSERVATIONS, POSTS, SCORED, agent_key
 
-RULE_SCORER = "rule-v1"
 STAGE = "importance"
+INPUTS = (POSTS, OBSERVATIONS)
 
-BASE = {
-    "CREATE_POST": 4, "QUOTE_POST": 4, "CREATE_COMMENT": 3, "REPOST": 2,
-    "INTERVIEW": 5, "FOLLOW": 3, "MUTE": 3,
-    "LIKE_POST": 2, "DISLIKE_POST": 2, "LIKE_COMMENT": 2, "DISLIKE_COMMENT": 2,
-    "SEARCH_POSTS": 2, "SEARCH_USER": 2, "REFRESH": 1, "TREND": 1,
+# MiroFish/OASIS action -> the event kind the prompt names.
+KIND_OF_ACTION = {
+    "CREATE_POST": "post", "QUOTE_POST": "quote", "CREATE_COMMENT": "comment", "REPOST": "repost",
+    "LIKE_POST": "like", "LIKE_COMMENT": "like", "DISLIKE_POST": "react", "DISLIKE_COMMENT": "react",
+    "FOLLOW": "follow", "MUTE": "mute", "SEARCH_POSTS": "view", "SEARCH_USER": "view", "TREND": "view",
+    "REFRESH": "view", "INTERVIEW": "interview",
 }
-CHARGED = re.compile(
-    r"\b(crisis|scandal|disaster|outrage|corrupt\w*|fraud|love|hate|furious|betray\w*|terrible|amazing|"
-    r"historic|devastat\w*|shock\w*|urgent|danger\w*|victory|collapse|resign\w*|protest\w*|ban|war)\b",
-    re.IGNORECASE,
-)
-COMMITMENT = re.compile(r"\b(i will|i'll|i believe|i refuse|i support|i oppose|i promise|never|always|must)\b", re.IGNORECASE)
-NUMBER = re.compile(r"\d")
 
 
-def rate_importance(action: str, content: str) -> int:
-    score = BASE.get(action, 2)
-    if len(content) > 140:
-        score += 1
-    if len(content) > 400:
-        score += 1
-    charged = len(CHARGED.findall(content))
-    score += 2 if charged >= 3 else 1 if charged else 0
-    if "!" in content:
-        score += 1
-    if NUMBER.search(content):
-        score += 1
-    if COMMITMENT.search(content):
-        score += 1
-    return max(1, min(10, score))
+def kind_of(action: str) -> str:
+    return KIND_OF_ACTION.get(action, action.lower())
 
 
 def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = False,
@@ -90,22 +72,45 @@ def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = F
     }
 
 
-def score_batch(batch: list[Incoming]) -> list[dict]:
+async def rate(rt: Runtime, inc: Incoming) -> tuple[int, str, bool]:
+    r = inc.record
+    try:
+        res = await rt.llm.complete_json("fast", importance_prompt(r["content"], kind=kind_of(r["action"])),
+                                         sim_id=r["sim_id"], round=r["round"])
+    except LlmUnavailable:
+        IMPORTANCE_FALLBACKS.inc()
+        return IMPORTANCE_FALLBACK, scorer_name(rt), True
+    return int(res.data["importance"]), scorer_name(rt, res.model), False
+
+
+def scorer_name(rt: Runtime, model: str | None = None) -> str:
+    if rt.settings.llm.backend == "deterministic":
+        return "deterministic"
+    return f"vllm:{model or rt.settings.llm.fast.model}"
+
+
+async def score_batch(rt: Runtime, batch: list[Incoming]) -> list[dict]:
+    if not batch:
+        return []
+    ratings, vectors = await asyncio.gather(
+        asyncio.gather(*(rate(rt, inc) for inc in batch)),
+        rt.llm.embed([inc.record["content"] for inc in batch]),
+    )
     return [
-        to_memory(inc, importance=rate_importance(inc.record["action"], inc.record["content"]), scorer=RULE_SCORER)
-        for inc in batch
+        to_memory(inc, importance=imp, scorer=scorer, fallback=fb, embedding=vec, embedder=rt.embedder_name)
+        for inc, (imp, scorer, fb), vec in zip(batch, ratings, vectors)
     ]
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    source = app.topic(rt.topic(POSTS), rt.topic(OBSERVATIONS))
+    source = app.topic(*(rt.topic(t) for t in INPUTS))
 
     @app.agent(source, name=STAGE)
     async def importance(stream):
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
             batch = rt.decode_events(events, expected=("Post", "Observation"), stage=STAGE)
-            for memory in score_batch(batch):
+            for memory in await score_batch(rt, batch):
                 rt.emit(STAGE, SCORED, agent_key(memory["sim_id"], memory["agent_id"]), memory)
             await rt.flush()
             BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

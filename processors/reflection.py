@@ -15,7 +15,7 @@ An agent's reflections are not sources of its later reflections (no echo).
 
 State per agent (a Faust table, changelogged): the importance sum, the round
 the window began, the top-K memories of the window, and the offset of the
-last input applied (a redelivered input is recognised and skipped).
+last memory ids applied (a redelivered memory is recognised and skipped).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import faust
 
 from processors.llm import LlmUnavailable, reflection_prompt
-from processors.runtime import Incoming, Runtime, by_agent, set_table
+from processors.runtime import Incoming, Runtime, by_agent
 from streams.ids import stable_id
 from streams.metrics import BATCH_SECONDS
 from streams.settings import Settings
@@ -48,8 +48,11 @@ class Due:
     ts: int
 
 
+SEEN = 64  # memory ids remembered for de-duplication
+
+
 def empty_state() -> dict:
-    return {"pos": -1, "sum": 0, "since_round": None, "top": [], "n": 0}
+    return {"seen": [], "sum": 0, "since_round": None, "top": [], "n": 0}
 
 
 def _add(state: dict, memory: dict, k: int) -> None:
@@ -71,8 +74,10 @@ def _reset(state: dict, round_: int | None) -> None:
 def step(state: dict, memory: dict, *, threshold: int, every_rounds: int, k: int) -> list[Due]:
     """Apply one memory to an agent's state (in place); return reflections due."""
     due: list[Due] = []
-    if memory["kind"] == "reflection":
+    if memory["kind"] == "reflection" or memory["memory_id"] in state["seen"]:
+        # Redelivered memories (at-least-once) must not count twice.
         return due
+    state["seen"] = (state["seen"] + [memory["memory_id"]])[-SEEN:]
     if state["top"] and state["since_round"] is not None and memory["round"] - state["since_round"] >= every_rounds:
         due.append(Due("rounds", list(state["top"]), state["sum"], memory["round"], memory["ts"]))
         _reset(state, None)
@@ -128,9 +133,7 @@ class Reflector:
         """One agent's memories in order -> new state, reflections, their memories."""
         reflections: list[dict] = []
         for inc in items:
-            if inc.offset <= state["pos"]:
-                continue  # redelivered after a crash: already applied
-            before = {**state, "top": list(state["top"])}
+            before = {**state, "top": list(state["top"]), "seen": list(state["seen"])}
             for due in step(state, inc.record, threshold=self.threshold, every_rounds=self.every, k=self.k):
                 r = inc.record
                 try:
@@ -139,12 +142,12 @@ class Reflector:
                 except LlmUnavailable:
                     # Keep the window: the agent reflects at its next trigger.
                     state.update(before)
+                    state["seen"] = (state["seen"] + [r["memory_id"]])[-SEEN:]
                     _add(state, r, self.k)
                     break
                 backend = "deterministic" if res.backend == "deterministic" else f"vllm:{res.model}"
                 reflections += reflections_from(res.data["beliefs"], due, sim_id=r["sim_id"],
                                                  agent_id=r["agent_id"], backend=backend, provenance=inc)
-            state["pos"] = inc.offset
         memories = []
         if reflections:
             vectors = await self.rt.llm.embed([r["content"] for r in reflections])
@@ -154,7 +157,7 @@ class Reflector:
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
     table = app.Table("reflection-state", default=None, partitions=rt.settings.topic_partitions,
-                      key_serializer="raw", value_serializer="json")
+                      key_type=bytes)  # raw keys (sim/agent); values JSON
     reflector = Reflector(rt, rt.settings)
 
     @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
@@ -165,7 +168,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
             groups = by_agent(batch)
             # Agents in parallel (their LLM calls overlap); one agent's memories in order.
             results = await asyncio.gather(*(
-                reflector.agent_events(table[key] or empty_state(), items) for key, items in groups.items()
+                reflector.agent_events(table.get(key) or empty_state(), items) for key, items in groups.items()
             ))
             for (key, items), (state, reflections, memories) in zip(groups.items(), results):
                 for r in reflections:

@@ -12,8 +12,11 @@ second delivery writes the same rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
 
+from faust.streams import _current_event
 from faust.types import EventT
 
 from connectors.publisher import dead_letter_record
@@ -23,7 +26,7 @@ from streams.kafka import BatchProducer, make_producer
 from streams.metrics import DEAD_LETTERS, EVENTS_IN, EVENTS_OUT
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import DEAD_LETTER, TopicSpec, topic_name
+from streams.topics import DEAD_LETTER, LLM_CALLS, TopicSpec, agent_key, topic_name
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Incoming:
     partition: int
     offset: int
     key: bytes | None
+    event: Any = field(default=None, compare=False, repr=False)
 
 
 class Runtime:
@@ -41,6 +45,48 @@ class Runtime:
         self.settings = settings
         self.serde = serde or default_serde()
         self.producer = BatchProducer(make_producer(settings))
+        self._llm = None
+        self._pending_state: list[tuple[bytes, dict, Incoming]] = []
+
+    # -- LLM -------------------------------------------------------------------
+    @property
+    def llm(self):
+        """The shared LLM client; every call it makes becomes an LlmCall event,
+        produced with the batch that caused it."""
+        if self._llm is None:
+            from processors.llm import make_llm
+
+            self._llm = make_llm(self.settings, on_call=self._on_llm_call)
+        return self._llm
+
+    @property
+    def embedder_name(self) -> str:
+        llm = self.settings.llm
+        return {"deterministic": "deterministic-hash-v1", "minilm": "minilm-l6-v2"}.get(
+            llm.embed_backend, f"vllm:{llm.embed.model}")
+
+    def _on_llm_call(self, record: dict) -> None:
+        self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
+
+    # -- per-agent state ---------------------------------------------------------
+    def remember(self, key: bytes, state: dict, last: Incoming) -> None:
+        """Queue a table write; :meth:`commit_state` applies it after the flush."""
+        self._pending_state.append((key, state, last))
+
+    def commit_state(self, table) -> None:
+        for key, state, last in self._pending_state:
+            # Faust sends a table write to the changelog partition of the
+            # *current event*; in a batch that is not the event that carried
+            # this key, so we make it so. Changelog partition == source
+            # partition is what lets Faust rebuild the right state on the
+            # right worker after a rebalance.
+            token = _current_event.set(weakref.ref(last.event)) if last.event is not None else None
+            try:
+                table[key] = state
+            finally:
+                if token is not None:
+                    _current_event.reset(token)
+        self._pending_state.clear()
 
     def topic(self, spec: TopicSpec) -> str:
         return topic_name(spec, self.settings.namespace)
@@ -57,7 +103,7 @@ class Runtime:
                 self.dead_letter(stage=stage, reason=str(exc), raw=ev.value or b"", field=exc.field,
                                  topic=msg.topic, partition=msg.partition, offset=msg.offset, key=ev.key)
                 continue
-            out.append(Incoming(type_name, record, msg.topic, msg.partition, msg.offset, ev.key))
+            out.append(Incoming(type_name, record, msg.topic, msg.partition, msg.offset, ev.key, ev))
         return out
 
     def dead_letter(self, *, stage: str, reason: str, raw: bytes, field: str | None = None, topic: str | None = None,
@@ -76,3 +122,11 @@ class Runtime:
 
     async def flush(self) -> None:
         await self.producer.flush()
+
+
+def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
+    """Group a batch by agent, keeping each agent's events in arrival order."""
+    groups: dict[bytes, list[Incoming]] = {}
+    for inc in batch:
+        groups.setdefault(agent_key(inc.record["sim_id"], inc.record["agent_id"]), []).append(inc)
+    return groups

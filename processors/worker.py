@@ -7,46 +7,55 @@ process, which is what a laptop or the demo wants.
 
 from __future__ import annotations
 
-import logging
-from typing import Callable
+import importlib
+from types import ModuleType
 
 import faust
 
-from processors import importance
 from processors.runtime import Runtime
 from streams.app import create_app
 from streams.settings import Settings
+from streams.topics import topic_name
 
-log = logging.getLogger(__name__)
-
-
-def _importance(app: faust.App, rt: Runtime) -> None:
-    importance.register(app, rt)
-
-
-def _cassandra_sink(app: faust.App, rt: Runtime) -> None:
-    from sinks import cassandra_writer
-    from sinks.cassandra_store import CassandraStore
-
-    store = CassandraStore(rt.settings)
-    store.apply_schema()
-    cassandra_writer.register(app, rt, store)
-
-
-PROCESSORS: dict[str, Callable[[faust.App, Runtime], None]] = {
-    "importance": _importance,
-    "cassandra-sink": _cassandra_sink,
+# name -> module with STAGE, INPUTS and register(app, rt)
+PROCESSORS: dict[str, str] = {
+    "importance": "processors.importance",
+    "reflection": "processors.reflection",
+    "contradiction": "processors.contradiction",
+    "cassandra-sink": "sinks.cassandra_writer",
 }
 
 
+def module(name: str) -> ModuleType:
+    if name not in PROCESSORS:
+        raise ValueError(f"unknown processor {name!r}; known: {', '.join(PROCESSORS)}")
+    return importlib.import_module(PROCESSORS[name])
+
+
+def resolve(processors: str) -> list[str]:
+    """``all`` or a comma-separated list -> processor names (validated)."""
+    names = list(PROCESSORS) if processors == "all" else [p.strip() for p in processors.split(",") if p.strip()]
+    for n in names:
+        module(n)
+    return names
+
+
+def input_topics(settings: Settings, names: list[str]) -> list[str]:
+    """Physical input topics of some processors (for lag and checkpoints)."""
+    out: list[str] = []
+    for n in names:
+        for spec in module(n).INPUTS:
+            name = topic_name(spec, settings.namespace)
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def build(settings: Settings, names: list[str], group: str | None = None) -> faust.App:
-    unknown = [n for n in names if n not in PROCESSORS]
-    if unknown:
-        raise ValueError(f"unknown processor(s) {unknown}; known: {', '.join(PROCESSORS)}")
     app = create_app(settings, group or "-".join(names))
     rt = Runtime(settings)
     for name in names:
-        PROCESSORS[name](app, rt)
+        module(name).register(app, rt)
     return app
 
 
@@ -55,20 +64,3 @@ def run(settings: Settings, names: list[str], group: str | None = None, loglevel
 
     app = build(settings, names, group)
     Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
-
-
-
-def input_topics(settings: Settings, names: list[str]) -> list[str]:
-    """Physical input topics of some processors (for lag and checkpoints)."""
-    from streams.topics import OBSERVATIONS, POSTS, SCORED, topic_name
-
-    inputs = {
-        "importance": [topic_name(POSTS), topic_name(OBSERVATIONS)],
-        "cassandra-sink": [topic_name(SCORED, settings.namespace)],
-    }
-    return [t for n in names for t in inputs[n]]
-
-
-def resolve(processors: str) -> list[str]:
-    """``all`` or a comma-separated list -> processor names."""
-    return list(PROCESSORS) if processors == "all" else [p.strip() for p in processors.split(",") if p.strip()]

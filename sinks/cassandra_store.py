@@ -201,10 +201,17 @@ class CassandraStore:
         stmt = self._stmt("agents", "SELECT agent_id FROM {ks}.agents_by_sim WHERE sim_id = ?")
         return [r.agent_id for r in self.connect().execute(stmt, (sim_id,))]
 
-    def count_memories(self, sim_id: str, agent_ids: Iterable[str] | None = None) -> int:
-        stmt = self._stmt("count_mem", "SELECT COUNT(*) FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ?")
+    def count_memories(self, sim_id: str, agent_ids: Iterable[str] | None = None, *, kinds: tuple[str, ...] = ()) -> int:
+        """Memories of a simulation (optionally of some kinds only), summed over
+        its agents' partitions; for checks and summaries, not hot paths."""
         ids = self.agents(sim_id) if agent_ids is None else agent_ids
-        return sum(self.connect().execute(stmt, (sim_id, a)).one()[0] for a in ids)
+        if not kinds:
+            stmt = self._stmt("count_mem", "SELECT COUNT(*) FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ?")
+            return sum(self.connect().execute(stmt, (sim_id, a)).one()[0] for a in ids)
+        # Filtering inside one partition: bounded by that agent's memories.
+        stmt = self._stmt("count_mem_kind", "SELECT COUNT(*) FROM {ks}.memories_by_agent "
+                                            "WHERE sim_id = ? AND agent_id = ? AND kind = ? ALLOW FILTERING")
+        return sum(self.connect().execute(stmt, (sim_id, a, k)).one()[0] for a in ids for k in kinds)
 
     def reflections(self, sim_id: str, agent_id: str, *, limit: int = 50) -> list[dict]:
         stmt = self._stmt("reflections", "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?")

@@ -19,10 +19,15 @@ from streams.metrics import BATCH_SECONDS
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED
 
 STAGE = "cassandra-sink"
+INPUTS = (SCORED, REFLECTIONS, CONFLICTS)
 
 
-def register(app: faust.App, rt: Runtime, store: CassandraStore, *, batch_size: int = 2000, within: float = 0.25) -> None:
-    source = app.topic(rt.topic(SCORED), rt.topic(REFLECTIONS), rt.topic(CONFLICTS))
+def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None, batch_size: int = 2000,
+             within: float = 0.25) -> None:
+    if store is None:
+        store = CassandraStore(rt.settings)
+        store.apply_schema()
+    source = app.topic(*(rt.topic(t) for t in INPUTS))
 
     @app.agent(source, name=STAGE)
     async def cassandra_sink(stream):

@@ -178,19 +178,19 @@ def tail(
 # -- processing -------------------------------------------------------------
 @app.command()
 def worker(
-    processors: str = typer.Option("all", help="Comma-separated: importance, cassandra-sink, or all"),
+    processors: str = typer.Option("all", help="Comma-separated: importance, reflection, contradiction, cassandra-sink; or all"),
     group: Optional[str] = typer.Option(None, help="Consumer group suffix (default: the processor names)"),
     loglevel: str = typer.Option("warning"),
 ):
     """Run stream processors as a Faust worker (Ctrl-C to stop)."""
     from processors.worker import resolve, run
 
-    names = resolve(processors)
-    sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
     try:
-        run(get_settings(), names, group or processors, loglevel)
+        names = resolve(processors)
     except ValueError as exc:
         fail(str(exc), 2)
+    sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
+    run(get_settings(), names, group or processors, loglevel)
 
 
 @app.command()

@@ -64,6 +64,9 @@ def make_producer(settings: Settings, **overrides) -> Producer:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "zstd",
+        # Java-compatible key hashing, as Faust and every JVM client use: a key
+        # lands on the same partition whoever produces it.
+        "partitioner": "murmur2_random",
         "message.max.bytes": 8 * 1024 * 1024,
     }
     conf.update(overrides)

@@ -111,8 +111,13 @@ class Settings(BaseSettings):
     reflection_threshold: int = 150
     reflection_every_rounds: int = 5
     reflection_top_k: int = 10
-    contradiction_window: int = 64
-    contradiction_similarity: float = 0.55
+    # Memories per agent kept for comparison (bounded: Faust rewrites the
+    # whole value to the changelog on every update).
+    contradiction_window: int = 32
+    # Cosine at or above which two memories are compared by the LLM. 0.3 suits
+    # the offline hashed bag-of-words embedder (related statements score
+    # 0.3-0.5 there); dense models such as MiniLM want about 0.5.
+    contradiction_similarity: float = 0.3
 
     # API
     api_host: str = "127.0.0.1"

@@ -40,8 +40,12 @@ NEUTRAL = [
     "Going to the town hall meeting on Thursday to hear both sides.",
     "Has anyone read the traffic study behind the plan?",
 ]
-FLIP_TO_CON = "I supported the bike lane plan, but after the traffic study I now oppose it. It's a mistake."
-FLIP_TO_PRO = "I was against the bike lanes, but the safety numbers convinced me. I now support the plan."
+# Agents who change their minds say so about the very thing they said before,
+# so their new memory is close to the old one and of opposite valence.
+BEFORE_FLIP = {"con": "The Riverside bike lane plan is good for our street and I support it.",
+               "pro": "The Riverside bike lane plan is bad for our street and I oppose it."}
+FLIP_TO_CON = "After the traffic study, the Riverside bike lane plan looks bad for our street. I now oppose it."
+FLIP_TO_PRO = "After the safety numbers, the Riverside bike lane plan looks good for our street. I now support it."
 
 AGENTS = {
     "twitter": [("Ana Ruiz", 0.8), ("Ben Okafor", -0.7), ("Chloe Martin", 0.5), ("Dev Patel", -0.4), ("Riverside Daily", 0.1),
@@ -80,7 +84,11 @@ def main() -> None:
                 base = {"round": rnd, "timestamp": t.isoformat(), "agent_id": i, "agent_name": name,
                         "result": None, "success": True}
                 roll = rng.random()
-                if flip and rnd == flip[1]:
+                if flip and rnd < flip[1] and roll < 0.6:
+                    text = BEFORE_FLIP[flip[0]]
+                    emit({**base, "action_type": "CREATE_POST", "action_args": {"content": text, "post_id": next_id}})
+                    posts.append((next_id, name, text)); next_id += 1
+                elif flip and rnd == flip[1]:
                     text = FLIP_TO_CON if side == "con" else FLIP_TO_PRO
                     emit({**base, "action_type": "CREATE_POST", "action_args": {"content": text, "post_id": next_id}})
                     posts.append((next_id, name, text)); next_id += 1

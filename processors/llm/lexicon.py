@@ -64,7 +64,11 @@ STOPWORDS = frozenset(
     "having about into over after before again further once up down out off "
     "also would could should may might must shall im it's i'm i've i'd i'll "
     "you're we're they're that's there's what's let's ok okay yes yeah oh really "
-    "get got go going gone one two just still even much many lot".split()
+    "get got go going gone one two just still even much many lot "
+    # memory boilerplate: observation and reflection wording, not subjects
+    "liked disliked post posts comment followed muted searched refreshed feed "
+    "believe remember keep keeping seeing come comes lately feels anyone "
+    "nobody someone something people".split()
 )
 
 _NEGATION_SCOPE = 3  # a negator flips polar words up to 3 tokens after it

@@ -1,0 +1,141 @@
+"""contradiction: does a new memory contradict one the agent already holds?
+
+Each agent keeps a bounded window of its recent memories (id, event time,
+text, embedding quantised to int8) in this processor's own state, not in
+Qdrant: a sink may lag, and a replay must give the same answer. A new memory
+is compared with its 3 nearest neighbours above a cosine threshold; the LLM
+(``fast``) says whether they contradict and why; a yes is a Conflict event
+(the read model then marks the older memory superseded, never deleted).
+
+The window is small on purpose: Faust writes a key's whole value to the
+changelog on every update, so 32 memories x 384 bytes is the cost per write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+
+import faust
+
+from processors.llm import LlmUnavailable, contradiction_prompt
+from processors.runtime import Incoming, Runtime, by_agent
+from streams.ids import stable_id
+from streams.metrics import BATCH_SECONDS
+from streams.settings import Settings
+from streams.topics import CONFLICTS, SCORED, agent_key
+
+STAGE = "contradiction"
+INPUTS = (SCORED,)
+NEIGHBOURS = 3
+TEXT_CHARS = 300
+
+
+def quantise(vec: list[float]) -> str:
+    """int8 per dimension (the vectors are unit length), base64 for JSON state."""
+    return base64.b64encode(bytes((max(-127, min(127, round(v * 127))) & 0xFF) for v in vec)).decode()
+
+
+def dequantise(text: str) -> list[float]:
+    return [(b - 256 if b > 127 else b) / 127 for b in base64.b64decode(text)]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def empty_state() -> dict:
+    return {"window": []}
+
+
+def already_seen(state: dict, memory: dict) -> bool:
+    """At-least-once delivery re-sends memories (a rebalance, a restart, an
+    upstream redelivery re-produces them at new offsets): one already in the
+    window was applied, and comparing it again with newer memories would
+    invent backward edges."""
+    return any(m["id"] == memory["memory_id"] for m in state["window"])
+
+
+def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIGHBOURS) -> list[tuple[float, dict]]:
+    """The k most similar remembered memories at or above the threshold,
+    most similar first (ties: the newer one)."""
+    scored = [(cosine(vec, dequantise(m["v"])), m) for m in state["window"]]
+    scored = [(s, m) for s, m in scored if s >= threshold]
+    scored.sort(key=lambda sm: (-sm[0], -sm[1]["ts"], sm[1]["id"]))
+    return scored[:k]
+
+
+def remember(state: dict, memory: dict, window: int) -> None:
+    state["window"].append({"id": memory["memory_id"], "ts": memory["ts"], "t": memory["content"][:TEXT_CHARS],
+                            "v": quantise(memory["embedding"])})
+    del state["window"][:-window]
+
+
+def conflict(memory: dict, old: dict, similarity: float, reason: str, backend: str, inc: Incoming) -> dict:
+    return {
+        "event_id": stable_id("conflict", memory["memory_id"], old["id"]),
+        "sim_id": memory["sim_id"], "round": memory["round"], "ts": memory["ts"], "agent_id": memory["agent_id"],
+        "new_memory_id": memory["memory_id"], "old_memory_id": old["id"], "old_ts": old["ts"],
+        "new_content": memory["content"][:TEXT_CHARS], "old_content": old["t"], "similarity": round(similarity, 6),
+        "reason": reason, "confidence": 1.0, "backend": backend,
+        "source_topic": inc.topic, "source_partition": inc.partition, "source_offset": inc.offset,
+    }
+
+
+class Detector:
+    def __init__(self, rt: Runtime, settings: Settings) -> None:
+        self.rt = rt
+        self.threshold = settings.contradiction_similarity
+        self.window = settings.contradiction_window
+
+    async def agent_events(self, state: dict, items: list[Incoming]) -> tuple[dict, list[dict]]:
+        conflicts: list[dict] = []
+        for inc in items:
+            m = inc.record
+            if not m["embedding"] or already_seen(state, m):
+                continue
+            near = neighbours(state, m["embedding"], threshold=self.threshold)
+            # One memory's comparisons are independent of each other: overlap them.
+            answers = await asyncio.gather(*(
+                self.rt.llm.complete_json("fast", contradiction_prompt(old["t"], m["content"]),
+                                          sim_id=m["sim_id"], round=m["round"])
+                for _, old in near
+            ), return_exceptions=True)
+            for (sim, old), ans in zip(near, answers):
+                if isinstance(ans, LlmUnavailable):
+                    continue  # counted by the client; no verdict means no edge
+                if isinstance(ans, BaseException):
+                    raise ans
+                if ans.data["contradicts"]:
+                    backend = "deterministic" if ans.backend == "deterministic" else f"vllm:{ans.model}"
+                    conflicts.append(conflict(m, old, sim, ans.data["reason"], backend, inc))
+            remember(state, m, self.window)
+        return state, conflicts
+
+
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+    table = app.Table("contradiction-window", default=None, partitions=rt.settings.topic_partitions,
+                      key_type=bytes)  # raw keys (sim/agent); values JSON
+    detector = Detector(rt, rt.settings)
+
+    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
+    async def contradiction(stream):
+        async for events in stream.take_events(batch_size, within=within):
+            started = time.perf_counter()
+            batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
+            groups = by_agent(batch)
+            results = await asyncio.gather(*(
+                detector.agent_events(table.get(key) or empty_state(), items) for key, items in groups.items()
+            ))
+            for (key, items), (state, conflicts) in zip(groups.items(), results):
+                for c in conflicts:
+                    rt.emit(STAGE, CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c)
+                rt.remember(key, state, items[-1])
+            await rt.flush()
+            rt.commit_state(table)
+            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

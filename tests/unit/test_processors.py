@@ -1,0 +1,163 @@
+"""Decision functions of the processors, without Kafka."""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from processors import contradiction as con
+from processors import importance as imp
+from processors import reflection as ref
+from processors.llm import DeterministicLlm, DeterministicEmbedder, LlmUnavailable
+from processors.runtime import Incoming, by_agent
+from streams.settings import Settings
+
+EMB = DeterministicEmbedder(384)
+
+
+def memory(mid, content, *, importance=5, round_=1, ts=None, kind="post", agent="a"):
+    return {"event_id": f"s-{mid}", "memory_id": mid, "sim_id": "s", "round": round_, "ts": ts or round_ * 1000,
+            "agent_id": agent, "kind": kind, "public": kind == "post", "action": "CREATE_POST", "platform": "",
+            "content": content, "importance": importance, "importance_fallback": False, "scorer": "t",
+            "embedding": EMB.embed_sync([content])[0], "embedder": "t", "source_topic": "memory.scored.v1",
+            "source_partition": 0, "source_offset": 0}
+
+
+def inc(record, offset=0, type_name="ScoredMemory"):
+    return Incoming(type_name, record, "t", 0, offset, b"s/" + record["agent_id"].encode())
+
+
+def runtime(settings=None, llm=None):
+    settings = settings or Settings()
+    return SimpleNamespace(settings=settings, llm=llm or DeterministicLlm(settings), embedder_name="deterministic-hash-v1")
+
+
+# -- importance -----------------------------------------------------------------
+def test_importance_scores_embeds_and_keeps_order():
+    posts = [
+        {"event_id": "e1", "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "action": "LIKE_POST",
+         "content": "I liked a post by Bo", "platform": "x"},
+        {"event_id": "e2", "sim_id": "s", "round": 1, "ts": 2, "agent_id": "b", "action": "CREATE_POST",
+         "content": "The Riverside plan is a disaster! 200 parking spaces gone, I will fight it.", "platform": "x"},
+    ]
+    out = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
+    assert [m["memory_id"] for m in out] == ["e1", "e2"]
+    assert out[0]["importance"] < out[1]["importance"] and out[0]["kind"] == "observation" and not out[0]["public"]
+    assert all(len(m["embedding"]) == 384 and m["scorer"] == "deterministic" for m in out)
+    again = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
+    assert again == out  # deterministic ids and values
+
+
+def test_importance_falls_back_to_5_and_says_so():
+    class Down(DeterministicLlm):
+        async def complete_json(self, *a, **k):
+            raise LlmUnavailable("down")
+
+    rec = {"event_id": "e1", "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "action": "CREATE_POST",
+           "content": "hello", "platform": ""}
+    (m,) = asyncio.run(imp.score_batch(runtime(llm=Down(Settings())), [inc(rec, 0, "Post")]))
+    assert m["importance"] == 5 and m["importance_fallback"] is True
+
+
+def test_action_kinds():
+    assert imp.kind_of("LIKE_POST") == "like" and imp.kind_of("REPOST") == "repost" and imp.kind_of("ODD") == "odd"
+
+
+# -- reflection -------------------------------------------------------------------
+def test_threshold_trigger_uses_top_k_and_resets():
+    state = ref.empty_state()
+    dues = []
+    for i in range(20):
+        dues += ref.step(state, memory(f"m{i}", f"text {i}", importance=(i % 10) + 1, round_=1),
+                         threshold=50, every_rounds=5, k=3)
+    assert [d.trigger for d in dues] == ["threshold", "threshold"]
+    first = dues[0]
+    assert first.importance_sum >= 50 and len(first.sources) == 3
+    assert [s["importance"] for s in first.sources] == sorted((s["importance"] for s in first.sources), reverse=True)
+
+
+def test_rounds_trigger_reflects_on_the_window_before_the_new_memory():
+    state = ref.empty_state()
+    assert ref.step(state, memory("m1", "a", importance=3, round_=1), threshold=150, every_rounds=5, k=10) == []
+    assert ref.step(state, memory("m2", "b", importance=3, round_=4), threshold=150, every_rounds=5, k=10) == []
+    (due,) = ref.step(state, memory("m3", "c", importance=3, round_=6), threshold=150, every_rounds=5, k=10)
+    assert due.trigger == "rounds" and {s["id"] for s in due.sources} == {"m1", "m2"}
+    assert state["sum"] == 3 and [m["id"] for m in state["top"]] == ["m3"]
+
+
+def test_redelivered_memories_and_reflections_do_not_count():
+    state = ref.empty_state()
+    m = memory("m1", "a", importance=9)
+    ref.step(state, m, threshold=150, every_rounds=5, k=10)
+    ref.step(state, m, threshold=150, every_rounds=5, k=10)
+    ref.step(state, memory("r1", "belief", importance=7, kind="reflection"), threshold=150, every_rounds=5, k=10)
+    assert state["sum"] == 9
+
+
+def test_reflections_cite_only_offered_ids_and_ids_are_deterministic():
+    due = ref.Due("threshold", [{"id": "m1", "text": "x", "importance": 9, "ts": 1},
+                                {"id": "m2", "text": "y", "importance": 8, "ts": 2}], 150, 3, 99)
+    beliefs = [{"text": "I believe A", "sources": ["m1", "nope"]}, {"text": "I believe B", "sources": ["ghost"]},
+               {"text": "I believe C", "sources": ["m2", "m2"]}]
+    out = ref.reflections_from(beliefs, due, sim_id="s", agent_id="a", backend="deterministic", provenance=inc(memory("m2", "y")))
+    assert [r["source_ids"] for r in out] == [["m1"], ["m2"]]
+    again = ref.reflections_from(beliefs, due, sim_id="s", agent_id="a", backend="deterministic", provenance=inc(memory("m2", "y")))
+    assert [r["event_id"] for r in out] == [r["event_id"] for r in again]
+    m = ref.as_memory(out[0], [0.0] * 3, "e")
+    assert m["kind"] == "reflection" and m["public"] is False and m["importance"] == 7 and m["memory_id"] == out[0]["event_id"]
+
+
+def test_agent_crossing_threshold_gets_3_to_5_reflections_citing_real_ids():
+    settings = Settings(reflection_threshold=40)
+    rt = runtime(settings)
+    items = [inc(memory(f"m{i}", t, importance=9, round_=1 + i // 3), offset=i) for i, t in enumerate([
+        "The bike lane plan is great for our street", "I support the bike lane plan", "Bike lanes make cycling safe",
+        "The plan will help local shops", "Cycling to work is wonderful now"])]
+    state, reflections, memories = asyncio.run(ref.Reflector(rt, settings).agent_events(ref.empty_state(), items))
+    assert 3 <= len(reflections) <= 5
+    ids = {i.record["memory_id"] for i in items}
+    assert all(r["source_ids"] and set(r["source_ids"]) <= ids for r in reflections)
+    assert len(memories) == len(reflections) and all(len(m["embedding"]) == 384 for m in memories)
+
+
+# -- contradiction ----------------------------------------------------------------
+def test_quantised_vectors_keep_cosine():
+    a, b = EMB.embed_sync(["the bike lane plan is good", "the bike lane plan is bad"])
+    assert abs(con.cosine(con.dequantise(con.quantise(a)), b) - con.cosine(a, b)) < 0.02
+
+
+def test_neighbours_are_top_3_above_threshold():
+    state = con.empty_state()
+    texts = ["bike lane plan good", "bike lane plan great", "bike lane plan fine", "bike lane plan ok", "weather today"]
+    for i, t in enumerate(texts):
+        con.remember(state, memory(f"m{i}", t, ts=i), window=32)
+    near = con.neighbours(state, EMB.embed_sync(["bike lane plan bad"])[0], threshold=0.3)
+    assert len(near) == 3 and all(s >= 0.3 for s, _ in near) and "m4" not in {m["id"] for _, m in near}
+
+
+def test_window_is_bounded():
+    state = con.empty_state()
+    for i in range(10):
+        con.remember(state, memory(f"m{i}", f"text {i}"), window=4)
+    assert [m["id"] for m in state["window"]] == ["m6", "m7", "m8", "m9"]
+
+
+def test_stance_flip_is_a_conflict_with_reason_and_same_stance_is_not():
+    settings = Settings()
+    det = con.Detector(runtime(settings), settings)
+    old = memory("m1", "The Riverside bike lane plan is good for our street and I support it.", round_=1)
+    same = memory("m2", "The Riverside bike lane plan is great for our street, I support it fully.", round_=2)
+    flip = memory("m3", "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it.", round_=3)
+    state, conflicts = asyncio.run(det.agent_events(con.empty_state(), [inc(old, 0), inc(same, 1), inc(flip, 2)]))
+    assert {(c["new_memory_id"], c["old_memory_id"]) for c in conflicts} == {("m3", "m1"), ("m3", "m2")}
+    c = next(c for c in conflicts if c["old_memory_id"] == "m1")
+    assert c["reason"] and c["old_ts"] == old["ts"] and c["ts"] == flip["ts"] and c["similarity"] >= 0.3
+    # a redelivered old memory is not compared again with newer ones
+    _, again = asyncio.run(det.agent_events(state, [inc(old, 3)]))
+    assert again == []
+
+
+def test_by_agent_keeps_order_within_agent():
+    items = [inc(memory("1", "x", agent="a")), inc(memory("2", "x", agent="b")), inc(memory("3", "x", agent="a"))]
+    groups = by_agent(items)
+    assert [[i.record["memory_id"] for i in g] for g in groups.values()] == [["1", "3"], ["2"]]
