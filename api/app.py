@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.models import Health, Memory, TimelineEntry
+from api.models import Conflict, Health, Memory, Reflection, RetrieveRequest, Retrieved, TimelineEntry
+from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
+from sinks.qdrant_store import QdrantStore
 from streams.errors import ServiceUnavailable
 from streams.kafka import check_kafka
 from streams.settings import Settings, get_settings
@@ -21,13 +24,29 @@ AgentId = Annotated[str, Path(min_length=1, max_length=200, description="Agent i
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest first")]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from processors.llm import make_embedder
+
         app.state.store = CassandraStore(settings)
+        app.state.vectors = QdrantStore(settings)
+        app.state.embedder = make_embedder(settings.llm)
+        app.state.sink = None
+        if app.state.vectors.local and run_qdrant_sink:
+            # Local Qdrant admits one process: the one that serves retrieval
+            # also keeps the collection up to date (docs/adr/0001).
+            from sinks.qdrant_writer import QdrantSink
+
+            app.state.sink = QdrantSink(settings, app.state.vectors)
+            app.state.sink.start_thread()
         yield
+        if app.state.sink is not None:
+            app.state.sink.stop()
+        await app.state.embedder.aclose()
+        app.state.vectors.close()
         app.state.store.close()
 
     app = FastAPI(
@@ -46,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
-    def health(db: CassandraStore = Depends(store)):
+    def health(request: Request, db: CassandraStore = Depends(store)):
         deps = {}
         try:
             deps["kafka"] = {"ok": True, "detail": f"{check_kafka(settings, timeout=3)} broker(s)"}
@@ -56,6 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             deps["cassandra"] = {"ok": True, "detail": f"release {db.ping()}"}
         except Exception as exc:
             deps["cassandra"] = {"ok": False, "detail": str(exc)}
+        sink = request.app.state.sink
+        try:
+            count = request.app.state.vectors.count()
+            if sink is not None and not sink.alive:
+                deps["qdrant"] = {"ok": False, "detail": f"sink thread stopped: {sink.last_error}"}
+            elif sink is not None and sink.last_error:
+                deps["qdrant"] = {"ok": False, "detail": f"sink retrying: {sink.last_error}"}
+            else:
+                mode = "local" if request.app.state.vectors.local else settings.qdrant_url
+                deps["qdrant"] = {"ok": True, "detail": f"{count} vectors ({mode})"}
+        except Exception as exc:
+            deps["qdrant"] = {"ok": False, "detail": str(exc)}
         ok = all(d["ok"] for d in deps.values())
         body = {"status": "ok" if ok else "degraded", "dependencies": deps}
         return JSONResponse(status_code=200 if ok else 503, content=body)
@@ -84,5 +115,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not found:
             raise HTTPException(404, f"no simulation {sim!r} (no memories yet)")
         return found
+
+    @app.get("/simulations/{sim}/agents/{agent}/reflections", response_model=list[Reflection])
+    def reflections(sim: SimId, agent: AgentId, limit: Limit = 50, db: CassandraStore = Depends(store)):
+        rows = db.reflections(sim, agent, limit=limit)
+        if not rows and agent not in db.agents(sim):
+            raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
+        return rows
+
+    @app.get("/simulations/{sim}/conflicts", response_model=list[Conflict])
+    def conflicts(sim: SimId, limit: Limit = 50,
+                  agent: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+                  db: CassandraStore = Depends(store)):
+        return db.conflicts(sim, limit=limit, agent_id=agent)
+
+    @app.post("/simulations/{sim}/agents/{agent}/retrieve", response_model=list[Retrieved])
+    async def retrieve(sim: SimId, agent: AgentId, body: RetrieveRequest, request: Request):
+        """The agent's own memories (and, if asked, the public timeline) most
+        worth recalling for the query, with the three score components."""
+        db: CassandraStore = request.app.state.store
+        vectors: QdrantStore = request.app.state.vectors
+        latest = await run_in_threadpool(db.latest_ts, sim, agent)
+        if latest is None:
+            raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
+        (query_vec,) = await request.app.state.embedder.embed([body.query], sim_id=sim)
+        found = await run_in_threadpool(vectors.search, sim_id=sim, agent_id=agent, vector=query_vec,
+                                        limit=candidates_for(body.top_k), include_public=body.include_public)
+        try:
+            weights = Weights(**body.weights.model_dump())
+            return rank(found, agent_id=agent, include_public=body.include_public,
+                        reference_ts=body.at_ts if body.at_ts is not None else latest, weights=weights,
+                        half_life_s=body.half_life_s, top_k=body.top_k)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Dependency(BaseModel):
@@ -47,3 +47,72 @@ class Memory(BaseModel):
     source_topic: str | None
     source_partition: int | None
     source_offset: int | None
+
+
+class Reflection(BaseModel):
+    sim_id: str
+    agent_id: str
+    ts: int = Field(description="Event time of the memory that triggered it, epoch ms")
+    reflection_id: str
+    round: int
+    content: str
+    source_ids: list[str] = Field(description="memory_ids the belief rests on")
+    importance: int
+    trigger: str
+    importance_sum: int | None
+    backend: str
+
+
+class Conflict(BaseModel):
+    sim_id: str
+    ts: int
+    conflict_id: str
+    agent_id: str
+    round: int
+    new_memory_id: str
+    old_memory_id: str
+    old_ts: int | None
+    new_content: str | None
+    old_content: str | None
+    similarity: float
+    reason: str
+    confidence: float | None
+    backend: str
+
+
+class RetrieveWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    relevance: float = Field(1.0, ge=0, le=1000)
+    recency: float = Field(1.0, ge=0, le=1000)
+    importance: float = Field(1.0, ge=0, le=1000)
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4000, description="What to remember")
+    top_k: int = Field(10, ge=1, le=100)
+    weights: RetrieveWeights = RetrieveWeights()
+    include_public: bool = Field(True, description="Also search the public timeline (never other agents' private memories)")
+    at_ts: int | None = Field(None, ge=0, description="Reference event time for recency (default: the agent's newest memory)")
+    half_life_s: float = Field(3600.0, gt=0, le=10 * 365 * 86400, description="Recency half-life in event-time seconds")
+
+
+class ScoreParts(BaseModel):
+    relevance: float
+    recency: float
+    importance: float
+    total: float
+
+
+class Retrieved(BaseModel):
+    memory_id: str
+    agent_id: str
+    kind: str
+    public: bool
+    round: int
+    ts: int
+    importance: int
+    content: str
+    scores: ScoreParts

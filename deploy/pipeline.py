@@ -117,6 +117,21 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
 
     waited = wait_until(done, timeout=timeout, what=f"{memories} memories of {sim!r} in Cassandra", alive=worker_dead)
     queryable_s = time.monotonic() - t_pub
+    # Reflections and conflicts follow the memories: wait until every
+    # processor has consumed everything (lag 0, twice in a row).
+    from processors.worker import input_topics, resolve
+    from streams.app import group_id
+    from streams.kafka import group_lag
+
+    topics = input_topics(settings, resolve("all"))
+    streak = [0]
+
+    def drained() -> bool:
+        lag = group_lag(settings, group_id(settings, "all"), topics)
+        streak[0] = streak[0] + 1 if lag and all(p.lag == 0 for p in lag) else 0
+        return streak[0] >= 2
+
+    wait_until(drained, timeout=timeout, what="the processors to drain", alive=worker_dead)
     stop_process(settings, "worker")
 
     api_pid = start_process(settings, "api", ["api"])
@@ -134,8 +149,13 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     wait_until(api_up, timeout=60, what=f"the API at {base}", alive=api_dead)
     timeline = httpx.get(f"{base}/simulations/{sim}/timeline", params={"limit": 3}).json()
     agents = httpx.get(f"{base}/simulations/{sim}/agents").json()
+    reflections = {a: httpx.get(f"{base}/simulations/{sim}/agents/{a}/reflections", params={"limit": 100}).json()
+                   for a in agents}
+    conflicts = httpx.get(f"{base}/simulations/{sim}/conflicts", params={"limit": 1000}).json()
     mem_count = store.count_memories(sim)
     store.close()
+    reflective = max(agents, key=lambda a: len(reflections[a])) if agents else None
+    flipper = conflicts[0]["agent_id"] if conflicts else reflective
     summary = {
         "sim": sim,
         "published": counts.published,
@@ -143,6 +163,8 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         "skipped": counts.skipped,
         "memories_in_cassandra": mem_count,
         "agents": len(agents),
+        "reflections": sum(len(r) for r in reflections.values()),
+        "conflicts": len(conflicts),
         "publish_to_queryable_s": round(queryable_s, 2),
         "wait_after_publish_s": round(waited, 2),
         "total_s": round(time.monotonic() - t0, 2),
@@ -150,14 +172,27 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     echo("")
     echo(f"Done in {summary['total_s']}s: {mem_count} memories of {len(agents)} agents queryable "
          f"{summary['publish_to_queryable_s']}s after publishing began; {counts.dead_lettered} bad lines dead-lettered.")
-    echo("Latest posts:")
+    echo(f"{summary['reflections']} reflections by {sum(1 for r in reflections.values() if r)} agents, "
+         f"{len(conflicts)} conflicts (older memory superseded, not deleted).")
+    echo("Latest posts (importance in brackets):")
     for row in timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
+    if reflective and reflections[reflective]:
+        echo(f"Reflections of {reflective}:")
+        for r in reflections[reflective][:3]:
+            echo(f"  [{r['trigger']}, cites {len(r['source_ids'])}] {r['content'][:100]}")
+    for c in conflicts[:2]:
+        echo(f"Conflict of {c['agent_id']}: \"{(c['new_content'] or '')[:60]}\" vs \"{(c['old_content'] or '')[:60]}\"")
+        echo(f"  reason: {c['reason'][:100]}")
     echo("")
     echo(f"The API is running at {base} (docs: {base}/docs). Try:")
     echo(f"  curl -s {base}/health")
     echo(f"  curl -s '{base}/simulations/{sim}/timeline?limit=5'")
-    echo(f"  curl -s '{base}/simulations/{sim}/agents/{agents[0] if agents else 'twitter-0'}/memories?limit=5'")
+    echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/memories?limit=5'")
+    echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/reflections'")
+    echo(f"  curl -s '{base}/simulations/{sim}/conflicts'")
+    echo(f"  curl -s -XPOST '{base}/simulations/{sim}/agents/{flipper}/retrieve' -H 'content-type: application/json' "
+         "-d '{\"query\": \"bike lane plan\", \"top_k\": 3, \"weights\": {\"relevance\": 2, \"recency\": 1, \"importance\": 1}}'")
     echo("  murmur tail scored --from-beginning --max 5")
     echo("  murmur tail dead-letter --from-beginning")
     echo("Stop everything: murmur services down")

@@ -49,6 +49,15 @@ def cosine(a: list[float], b: list[float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
+def load_state(stored: dict | None) -> dict:
+    """Stored state with defaults for keys it lacks (state written by an
+    older version of this processor stays readable)."""
+    state = empty_state()
+    if isinstance(stored, dict):
+        state.update({k: v for k, v in stored.items() if k in state})
+    return state
+
+
 def empty_state() -> dict:
     return {"window": []}
 
@@ -130,9 +139,13 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
             batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
             groups = by_agent(batch)
             results = await asyncio.gather(*(
-                detector.agent_events(table.get(key) or empty_state(), items) for key, items in groups.items()
-            ))
-            for (key, items), (state, conflicts) in zip(groups.items(), results):
+                detector.agent_events(load_state(table.get(key)), items) for key, items in groups.items()
+            ), return_exceptions=True)
+            for (key, items), result in zip(groups.items(), results):
+                if isinstance(result, BaseException):
+                    rt.dead_letter_all(STAGE, items, result)  # state for that agent stays as it was
+                    continue
+                state, conflicts = result
                 for c in conflicts:
                     rt.emit(STAGE, CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c)
                 rt.remember(key, state, items[-1])

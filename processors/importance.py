@@ -25,7 +25,7 @@ import faust
 from processors.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from processors.runtime import Incoming, Runtime
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS, IMPORTANCE_FALLBACKS
+from streams.metrics import BATCH_SECONDS, EMBED_FAILURES, IMPORTANCE_FALLBACKS
 from streams.topics import OBSERVATIONS, POSTS, SCORED, agent_key
 
 STAGE = "importance"
@@ -94,12 +94,23 @@ async def score_batch(rt: Runtime, batch: list[Incoming]) -> list[dict]:
         return []
     ratings, vectors = await asyncio.gather(
         asyncio.gather(*(rate(rt, inc) for inc in batch)),
-        rt.llm.embed([inc.record["content"] for inc in batch]),
+        embed(rt, [inc.record["content"] for inc in batch]),
     )
+    embedder = rt.embedder_name if vectors else ""
     return [
-        to_memory(inc, importance=imp, scorer=scorer, fallback=fb, embedding=vec, embedder=rt.embedder_name)
-        for inc, (imp, scorer, fb), vec in zip(batch, ratings, vectors)
+        to_memory(inc, importance=imp, scorer=scorer, fallback=fb, embedding=vec, embedder=embedder)
+        for inc, (imp, scorer, fb), vec in zip(batch, ratings, vectors or [[]] * len(batch))
     ]
+
+
+async def embed(rt: Runtime, texts: list[str]) -> list[list[float]] | None:
+    """Embeddings, or None when the embedder is unavailable: the memories are
+    still scored and stored, only not vector-searchable (counted)."""
+    try:
+        return await rt.llm.embed(texts)
+    except LlmUnavailable:
+        EMBED_FAILURES.inc(len(texts))
+        return None
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
@@ -110,7 +121,12 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
             batch = rt.decode_events(events, expected=("Post", "Observation"), stage=STAGE)
-            for memory in await score_batch(rt, batch):
+            try:
+                memories = await score_batch(rt, batch)
+            except Exception as exc:  # a bug or poison record: keep the inputs, move on
+                rt.dead_letter_all(STAGE, batch, exc)
+                memories = []
+            for memory in memories:
                 rt.emit(STAGE, SCORED, agent_key(memory["sim_id"], memory["agent_id"]), memory)
             await rt.flush()
             BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

@@ -51,6 +51,15 @@ class Due:
 SEEN = 64  # memory ids remembered for de-duplication
 
 
+def load_state(stored: dict | None) -> dict:
+    """Stored state with defaults for keys it lacks (state written by an
+    older version of this processor stays readable)."""
+    state = empty_state()
+    if isinstance(stored, dict):
+        state.update({k: v for k, v in stored.items() if k in state})
+    return state
+
+
 def empty_state() -> dict:
     return {"seen": [], "sum": 0, "since_round": None, "top": [], "n": 0}
 
@@ -168,9 +177,13 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
             groups = by_agent(batch)
             # Agents in parallel (their LLM calls overlap); one agent's memories in order.
             results = await asyncio.gather(*(
-                reflector.agent_events(table.get(key) or empty_state(), items) for key, items in groups.items()
-            ))
-            for (key, items), (state, reflections, memories) in zip(groups.items(), results):
+                reflector.agent_events(load_state(table.get(key)), items) for key, items in groups.items()
+            ), return_exceptions=True)
+            for (key, items), result in zip(groups.items(), results):
+                if isinstance(result, BaseException):
+                    rt.dead_letter_all(STAGE, items, result)  # state for that agent stays as it was
+                    continue
+                state, reflections, memories = result
                 for r in reflections:
                     rt.emit(STAGE, REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r)
                 for m in memories:

@@ -115,6 +115,15 @@ class Runtime:
         DEAD_LETTERS.labels(stage, reason.split(":", 1)[0][:40]).inc()
         self.producer.send(topic_name(DEAD_LETTER), (topic or stage).encode(), self.serde.encode("DeadLetter", record))
 
+    def dead_letter_all(self, stage: str, items: list[Incoming], exc: BaseException) -> None:
+        """Inputs whose processing raised: kept whole in the dead-letter topic
+        with the error, so one poison record cannot stop a processor."""
+        reason = f"{type(exc).__name__}: {exc}"
+        for inc in items:
+            raw = inc.event.value if inc.event is not None else b""
+            self.dead_letter(stage=stage, reason=reason, raw=raw or b"", topic=inc.topic, partition=inc.partition,
+                             offset=inc.offset, key=inc.key, sim_id=inc.record.get("sim_id"))
+
     def emit(self, stage: str, spec: TopicSpec, key: bytes, record: dict) -> None:
         name = self.topic(spec)
         self.producer.send(name, key, self.serde.encode(spec.value, record))

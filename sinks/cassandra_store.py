@@ -39,6 +39,15 @@ def ddl_statements(keyspace: str, replication: int) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+def keyspace_for(settings: Settings) -> str:
+    """A namespace (replay, eval, isolated tests) gets a keyspace of its own,
+    so it never writes into the live read model."""
+    if not settings.namespace:
+        return settings.cassandra_keyspace
+    clean = "".join(c if c.isalnum() else "_" for c in settings.namespace.lower())
+    return f"{settings.cassandra_keyspace}_{clean}"[:48]
+
+
 def _ms(value: Any) -> int | None:
     if value is None:
         return None
@@ -50,7 +59,7 @@ def _ms(value: Any) -> int | None:
 class CassandraStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keyspace = settings.cassandra_keyspace
+        self.keyspace = keyspace_for(settings)
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}

@@ -20,6 +20,11 @@ from streams.topics import CONFLICTS, REFLECTIONS, SCORED
 
 STAGE = "cassandra-sink"
 INPUTS = (SCORED, REFLECTIONS, CONFLICTS)
+WRITERS = {
+    "ScoredMemory": CassandraStore.memory_writes,
+    "Reflection": CassandraStore.reflection_writes,
+    "Conflict": CassandraStore.conflict_writes,
+}
 
 
 def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None, batch_size: int = 2000,
@@ -34,9 +39,12 @@ def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
             batch = rt.decode_events(events, expected=("ScoredMemory", "Reflection", "Conflict"), stage=STAGE)
-            writes = store.memory_writes(i.record for i in batch if i.type_name == "ScoredMemory")
-            writes += store.reflection_writes(i.record for i in batch if i.type_name == "Reflection")
-            writes += store.conflict_writes(i.record for i in batch if i.type_name == "Conflict")
+            writes = []
+            for inc in batch:
+                try:
+                    writes += WRITERS[inc.type_name](store, [inc.record])
+                except Exception as exc:  # a record the tables cannot hold: keep it, move on
+                    rt.dead_letter_all(STAGE, [inc], exc)
             if writes:
                 await store.execute_all(writes)
             # Dead letters produced while decoding must land before the ack.

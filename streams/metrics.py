@@ -17,3 +17,4 @@ SINK_WRITE_SECONDS = Histogram(
 )
 SINK_RETRIES = Counter("murmur_sink_retries_total", "Sink write attempts that failed and were retried", ["sink"])
 IMPORTANCE_FALLBACKS = Counter("murmur_importance_fallbacks_total", "Memories scored with the fallback importance 5", [])
+EMBED_FAILURES = Counter("murmur_embed_failures_total", "Memories stored without an embedding because the embedder failed", [])

@@ -68,7 +68,7 @@ STOPWORDS = frozenset(
     # memory boilerplate: observation and reflection wording, not subjects
     "liked disliked post posts comment followed muted searched refreshed feed "
     "believe remember keep keeping seeing come comes lately feels anyone "
-    "nobody someone something people".split()
+    "nobody someone something people memory memories".split()
 )
 
 _NEGATION_SCOPE = 3  # a negator flips polar words up to 3 tokens after it
