@@ -33,12 +33,13 @@ def _python_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "streams.cli", *args]
 
 
-def start_process(settings: Settings, name: str, args: list[str]) -> int:
+def start_process(settings: Settings, name: str, args: list[str], env: dict[str, str] | None = None) -> int:
     run = _run_dir(settings)
     pid = jvm.read_pid(run / f"{name}.pid")
     if pid is not None and jvm.alive(pid):
         return pid
-    return jvm.start_detached(_python_cmd(*args), log_file=run / f"{name}.log", pid_file=run / f"{name}.pid", cwd=PROJECT_ROOT)
+    return jvm.start_detached(_python_cmd(*args), log_file=run / f"{name}.log", pid_file=run / f"{name}.pid",
+                              cwd=PROJECT_ROOT, env=env)
 
 
 def stop_process(settings: Settings, name: str, timeout: float = 20.0) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 from cassandra.query import PreparedStatement
 
@@ -70,7 +70,8 @@ class CassandraStore:
             self._cluster = Cluster(
                 list(self.settings.cassandra_hosts),
                 port=self.settings.cassandra_port,
-                load_balancing_policy=RoundRobinPolicy(),
+                execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=RoundRobinPolicy(),
+                                                                           request_timeout=10)},
                 # Keep trying while the database is away; writers retry on top.
                 reconnection_policy=ConstantReconnectionPolicy(1.0, max_attempts=None),
                 connect_timeout=5,

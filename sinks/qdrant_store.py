@@ -63,7 +63,7 @@ class QdrantStore:
         if settings.qdrant_url:
             self.client = QdrantClient(url=settings.qdrant_url, timeout=10)
         else:
-            path = settings.state_dir / "qdrant"
+            path = settings.qdrant_path or settings.state_dir / "qdrant" / (settings.namespace or "live")
             path.mkdir(parents=True, exist_ok=True)
             self.client = QdrantClient(path=str(path))
         # Local mode is not thread-safe; the API reads while its sink thread writes.

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Qdrant: in-process local mode under state_dir unless a URL is given.
     qdrant_url: str | None = None
     qdrant_collection: str = "memories"
+    # Local mode's folder (default state_dir/qdrant/<namespace or live>); one
+    # process at a time may open it.
+    qdrant_path: Path | None = None
 
     # Faust
     app_id: str = "murmur"

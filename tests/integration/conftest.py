@@ -19,8 +19,10 @@ from streams.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
-def live() -> Settings:
-    settings = get_settings()
+def live(tmp_path_factory) -> Settings:
+    # Local Qdrant admits one process per folder: the tests' API instances get
+    # their own, so a `murmur demo` API left running does not block them.
+    settings = get_settings().model_copy(update={"qdrant_path": tmp_path_factory.mktemp("qdrant")})
     local.up(settings, log=lambda m: print(m, flush=True))
     create_topics(settings)
     store = CassandraStore(settings)

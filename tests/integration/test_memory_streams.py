@@ -1,0 +1,165 @@
+"""Agent memory through the real Kafka and Cassandra, with the LLM served by
+the local vLLM-like server over HTTP (the `vllm` backend, not the
+deterministic one): conflicts, reflections, retrieval and isolation.
+
+Runs in a namespace of its own (derived topics, consumer group, keyspace,
+Qdrant collection), so it is independent of the other tests' worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import defaultdict
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from connectors.publish_cli import run_publish
+from deploy.pipeline import process_log, start_process, stop_process
+from processors.llm.devserver import DevServer, DevServerConfig
+from sinks.cassandra_store import CassandraStore
+from sinks.qdrant_store import QdrantStore
+from streams.kafka import create_topics
+from streams.settings import Settings
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+OPINIONS = [
+    "The mayor's budget scandal is a disaster! 300 jobs lost and I will fight it.",
+    "I believe the council must resign now; the fraud cost our town 12 million!",
+    "Historic protest downtown today: thousands furious about the budget scandal!",
+    "I refuse to accept this corrupt budget, it is a shock to every family here!",
+    "Urgent: the budget collapse means 40 schools lose funding. I will never forget it!",
+]
+
+
+@pytest.fixture(scope="module")
+def vllm_pipeline(live):
+    server = DevServer(DevServerConfig(latency_ms=5, capacity=64))
+    server.start()
+    ns = f"llmit{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm"}
+    for role in ("FAST", "BALANCED", "HEAVY", "EMBED"):
+        env[f"MURMUR_LLM__{role}__URL"] = server.url
+    settings = Settings(**{"namespace": ns, "qdrant_path": live.qdrant_path / ns, "llm": {"backend": "vllm", "embed_backend": "vllm",
+                        **{r.lower(): {"url": server.url} for r in ("FAST", "BALANCED", "HEAVY", "EMBED")}}})
+    create_topics(settings, namespace=ns)
+    name = f"worker-{ns}"
+    pid = start_process(live, name, ["worker", "--processors", "all"], env=env)
+    yield settings, server, pid, name
+    stop_process(live, name)
+    server.stop()
+
+
+def publish(tmp_path, settings, sim, events):
+    path = tmp_path / f"{sim}.jsonl"
+    path.write_text("\n".join(json.dumps({"sim_id": sim, **e}) for e in events) + "\n")
+    counts = run_publish(settings, [path], show_progress=False)
+    assert counts.dead_lettered == 0
+    return counts
+
+
+def post(agent, rnd, ts, text, **kw):
+    return {"type": "Post", "agent_id": agent, "round": rnd, "ts": ts, "action": "CREATE_POST", "content": text, **kw}
+
+
+def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pipeline, tmp_path):
+    settings, server, pid, name = vllm_pipeline
+    sim = f"mem-{uuid.uuid4().hex[:8]}"
+    events = [
+        post("flipper", 1, 1_000, "The Riverside bike lane plan is good for our street and I support it."),
+        post("flipper", 2, 2_000, "The Riverside bike lane plan is great for our street, I support it fully."),
+        post("flipper", 3, 3_000, "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it."),
+    ]
+    events += [post("thinker", 1, 10_000 + i, OPINIONS[i % 5] + f" ({i})") for i in range(30)]
+    events += [
+        {"type": "Observation", "agent_id": "other", "round": 1, "ts": 50_000, "action": "SEARCH_POSTS",
+         "content": "I secretly searched for the budget scandal and the mayor's fraud", "args_json": "{}"},
+        post("other", 1, 50_001, "Public note: the budget scandal hearing is on Monday."),
+    ]
+    publish(tmp_path, live, sim, events)
+    store = CassandraStore(settings)
+
+    def conflicts_landed():
+        return len(store.conflicts(sim, agent_id="flipper")) == 2
+
+    wait_for(conflicts_landed, timeout=180, what="the flipper's conflicts", settings=live, pid=pid)
+    assert server.stats()["total"] > 0  # answers came over HTTP from the vLLM-like server
+
+    def reflections_landed():
+        return len(store.reflections(sim, "thinker", limit=100)) >= 3
+
+    wait_for(reflections_landed, timeout=180, what="the thinker's reflections", settings=live, pid=pid)
+    vectors_expected = len(events)
+
+    with TestClient(create_app(settings)) as client:
+        # -- conflicts: flip -> both earlier statements superseded, not deleted
+        conflicts = client.get(f"/simulations/{sim}/conflicts", params={"agent": "flipper"}).json()
+        newest = conflicts[0]["new_memory_id"]
+        assert {c["new_memory_id"] for c in conflicts} == {newest}
+        assert all(c["reason"] and c["backend"].startswith("vllm:") for c in conflicts)
+        memories = {m["memory_id"]: m for m in client.get(f"/simulations/{sim}/agents/flipper/memories").json()}
+        assert len(memories) == 3
+        for c in conflicts:
+            old = memories[c["old_memory_id"]]
+            assert old["valid_to"] == 3_000 and old["superseded_by"] == newest
+        assert memories[newest]["valid_to"] is None
+        current = client.get(f"/simulations/{sim}/agents/flipper/memories", params={"include_superseded": False}).json()
+        assert [m["memory_id"] for m in current] == [newest]
+
+        # -- reflections: 3-5 beliefs per reflection, each citing real memory ids
+        thinker_ids = {m["memory_id"] for m in client.get(f"/simulations/{sim}/agents/thinker/memories",
+                                                           params={"limit": 1000}).json() if m["kind"] == "post"}
+        reflections = client.get(f"/simulations/{sim}/agents/thinker/reflections", params={"limit": 100}).json()
+        groups = defaultdict(list)
+        for r in reflections:
+            groups[(r["ts"], r["trigger"])].append(r)
+            assert r["source_ids"] and set(r["source_ids"]) <= thinker_ids
+            assert r["trigger"] == "threshold" and r["importance_sum"] >= 150 and r["backend"].startswith("vllm:")
+        assert groups and all(3 <= len(g) <= 5 for g in groups.values())
+
+        # -- retrieval ranks as its weights say
+        vectors = client.app.state.vectors
+        wait_for(lambda: vectors.count(sim) >= vectors_expected, timeout=120, what="vectors in Qdrant")
+
+        def retrieve(agent, **body):
+            resp = client.post(f"/simulations/{sim}/agents/{agent}/retrieve", json={"query": "budget scandal", **body})
+            assert resp.status_code == 200, resp.text
+            return resp.json()
+
+        def by(component, rows):
+            return [r["scores"][component] for r in rows]
+
+        only_rel = retrieve("thinker", top_k=10, weights={"relevance": 1, "recency": 0, "importance": 0})
+        assert by("total", only_rel) == by("relevance", only_rel) == sorted(by("relevance", only_rel), reverse=True)
+        only_imp = retrieve("thinker", top_k=10, weights={"relevance": 0, "recency": 0, "importance": 1})
+        assert by("importance", only_imp) == sorted(by("importance", only_imp), reverse=True)
+        only_rec = retrieve("thinker", top_k=10, weights={"relevance": 0, "recency": 1, "importance": 0},
+                            include_public=False)
+        assert [r["ts"] for r in only_rec] == sorted((r["ts"] for r in only_rec), reverse=True)
+        assert only_rec[0]["scores"]["recency"] == 1.0  # the newest memory is the reference instant
+        mixed = retrieve("thinker", top_k=5)
+        for r in mixed:
+            s = r["scores"]
+            assert abs(s["total"] - (s["relevance"] + s["recency"] + s["importance"]) / 3) < 1e-5
+
+        # -- isolation: another agent's private memory is never returned
+        seen = retrieve("thinker", top_k=100, include_public=True)
+        assert any(r["agent_id"] == "other" and r["public"] for r in seen)  # public posts are fair game
+        assert not any(r["agent_id"] != "thinker" and not r["public"] for r in seen)
+        private = retrieve("thinker", top_k=100, include_public=False)
+        assert {r["agent_id"] for r in private} == {"thinker"}
+        own = retrieve("other", top_k=100, include_public=False)
+        assert any(not r["public"] for r in own)  # the owner does see it
+
+        # -- bad requests are clear 4xx
+        assert client.post(f"/simulations/{sim}/agents/thinker/retrieve", json={"query": "x", "top_k": 10_000}).status_code == 422
+        assert client.post(f"/simulations/{sim}/agents/thinker/retrieve", json={"query": ""}).status_code == 422
+        zero = client.post(f"/simulations/{sim}/agents/thinker/retrieve",
+                           json={"query": "x", "weights": {"relevance": 0, "recency": 0, "importance": 0}})
+        assert zero.status_code == 422 and "weight" in zero.text
+        assert client.post(f"/simulations/{sim}/agents/nobody/retrieve", json={"query": "x"}).status_code == 404
+    store.close()
