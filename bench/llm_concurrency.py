@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from processors.llm import LlmClient, importance_prompt  # noqa: E402
+from processors.llm.devserver import spawn  # noqa: E402
 from streams.settings import LlmRole, LlmSettings  # noqa: E402
 
 POSTS = [
@@ -41,33 +42,6 @@ POSTS = [
     "Does anyone know when the new park opens?",
     "The bus was late again, third time this week.",
 ]
-
-
-@contextmanager
-def subprocess_server(latency_ms: float, capacity: int):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "processors.llm.devserver", "--port", str(port),
-           "--latency-ms", str(latency_ms), "--capacity", str(capacity)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dev server did not start: {proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.05)
-        yield url + "/v1", lambda: httpx.get(f"{url}/stats").json(), lambda: httpx.post(f"{url}/stats/reset")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @contextmanager

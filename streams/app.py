@@ -29,7 +29,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None) -
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.consumer_offset_reset,
         # At-least-once: inputs are acked only after outputs are flushed (see
         # processors.runtime); exactly-once in faust-streaming is not reliable.
         processing_guarantee="at_least_once",

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     app_id: str = "murmur"
     worker_web_port: int = 6066
     faust_store: str = "memory://"
+    # Where a new consumer group starts: earliest (the log is the source of
+    # truth) or latest (benchmarks that must not replay the backlog).
+    consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Namespace prefix for consumer groups and derived outputs (replay/eval
     # runs use their own so they never touch the live read model).
     namespace: str = ""

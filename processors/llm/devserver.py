@@ -20,15 +20,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +44,8 @@ from .embedder import hash_embed
 from .prompts import parse_user
 from .records import estimate_tokens
 from .schema import example_for, validate
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -300,6 +308,37 @@ class DevServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+@contextmanager
+def spawn(latency_ms: float, capacity: int):
+    """Run the server in its own process (as a real vLLM server would be, so
+    its CPU does not share the client's interpreter); yields
+    (base URL ending in /v1, stats(), reset())."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "processors.llm.devserver", "--port", str(port),
+           "--latency-ms", str(latency_ms), "--capacity", str(capacity)]
+    proc = subprocess.Popen(cmd, cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(_ROOT)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dev server did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+        yield url + "/v1", lambda: httpx.get(f"{url}/stats").json(), lambda: httpx.post(f"{url}/stats/reset")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
 
 
 def main(argv: list[str] | None = None) -> None:
