@@ -53,7 +53,22 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL, namesp
                     result[name] = "exists"
                 else:
                     raise
+        _wait_for_leaders(client, [t.topic for t in new])
     return dict(sorted(result.items()))
+
+
+def _wait_for_leaders(client: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """A topic is usable once every partition has a leader; creation returns
+    before that, and an offset query in between fails with NOT_LEADER."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = client.list_topics(timeout=10).topics
+        if all(t in md and md[t].partitions and all(p.leader >= 0 for p in md[t].partitions.values()) for t in topics):
+            return
+        time.sleep(0.1)
+    raise ServiceUnavailable(f"topics without leaders after {timeout}s: {topics}")
 
 
 def make_producer(settings: Settings, **overrides) -> Producer:
@@ -171,3 +186,20 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
         return out
     finally:
         consumer.close()
+
+
+def start_group_at_end(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Commit the current end offsets of ``topics`` for a group that has not
+    started yet, so its first worker skips the backlog deterministically
+    (unlike auto.offset.reset=latest, which a rebalance before the first
+    commit would apply again, skipping events). For benchmarks and tests."""
+    ends = end_offsets(settings, topics)
+    parts = [TopicPartition(t, p, off) for (t, p), off in sorted(ends.items())]
+    # A consumer outside the group (no subscribe) may commit for a group with
+    # no members: the simple-consumer commit Kafka has always allowed.
+    consumer = make_consumer(settings, group=group)
+    try:
+        consumer.commit(offsets=parts, asynchronous=False)
+    finally:
+        consumer.close()
+    return ends

@@ -4,8 +4,10 @@ started the session fails loudly: nothing is skipped."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
@@ -14,7 +16,9 @@ from deploy import local
 from deploy.pipeline import process_log, start_process, stop_process
 from deploy import jvm
 from sinks.cassandra_store import CassandraStore
-from streams.kafka import create_topics
+from processors.worker import input_topics, resolve
+from streams.app import group_id
+from streams.kafka import create_topics, start_group_at_end
 from streams.settings import Settings, get_settings
 
 
@@ -31,19 +35,41 @@ def live(tmp_path_factory) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def store(live):
-    s = CassandraStore(live)
-    yield s
-    s.close()
+@dataclass(frozen=True)
+class Worker:
+    settings: Settings  # namespaced: the worker's group, derived topics, keyspace
+    pid: int
+    name: str
+
+
+def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
+    """A worker in a namespace of its own, starting at the current end of its
+    input topics (committed before it starts), so it sees only what the test
+    publishes and never another test's or a demo's backlog."""
+    ns = f"it{uuid.uuid4().hex[:8]}"
+    settings = live.model_copy(update={"namespace": ns})
+    create_topics(settings, namespace=ns)
+    names = resolve(processors)
+    start_group_at_end(settings, group_id(settings, processors), input_topics(settings, names))
+    name = f"worker-{ns}"
+    pid = start_process(live, name, ["worker", "--processors", processors],
+                        env={**os.environ, "MURMUR_NAMESPACE": ns, **env})
+    return Worker(settings, pid, name)
 
 
 @pytest.fixture(scope="session")
 def worker(live):
     """One Faust worker running every processor, as `murmur worker` does."""
-    pid = start_process(live, "test-worker", ["worker", "--processors", "all"])
-    yield pid
-    stop_process(live, "test-worker")
+    w = start_worker(live)
+    yield w
+    stop_process(live, w.name)
+
+
+@pytest.fixture(scope="session")
+def store(worker):
+    s = CassandraStore(worker.settings)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -51,8 +77,7 @@ def sim_id() -> str:
     return f"it-{uuid.uuid4().hex[:10]}"
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, settings: Settings | None = None,
-             pid: int | None = None) -> float:
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker: Worker | None = None) -> float:
     started = time.monotonic()
     while True:
         try:
@@ -60,8 +85,8 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, settin
                 return time.monotonic() - started
         except Exception:  # a query against a service that is catching up
             pass
-        if pid is not None and settings is not None and not jvm.alive(pid):
-            pytest.fail(f"worker died while waiting for {what}:\n{process_log(settings, 'test-worker', 60)}")
+        if worker is not None and not jvm.alive(worker.pid):
+            pytest.fail(f"worker died while waiting for {what}:\n{process_log(get_settings(), worker.name, 60)}")
         if time.monotonic() - started > timeout:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.5)

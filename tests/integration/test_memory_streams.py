@@ -17,13 +17,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from connectors.publish_cli import run_publish
-from deploy.pipeline import process_log, start_process, stop_process
+from deploy.pipeline import stop_process
 from processors.llm.devserver import DevServer, DevServerConfig
 from sinks.cassandra_store import CassandraStore
 from sinks.qdrant_store import QdrantStore
-from streams.kafka import create_topics
-from streams.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +38,16 @@ OPINIONS = [
 def vllm_pipeline(live):
     server = DevServer(DevServerConfig(latency_ms=5, capacity=64))
     server.start()
-    ns = f"llmit{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm"}
+    env = {"MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm"}
     for role in ("FAST", "BALANCED", "HEAVY", "EMBED"):
         env[f"MURMUR_LLM__{role}__URL"] = server.url
-    settings = Settings(**{"namespace": ns, "qdrant_path": live.qdrant_path / ns, "llm": {"backend": "vllm", "embed_backend": "vllm",
-                        **{r.lower(): {"url": server.url} for r in ("FAST", "BALANCED", "HEAVY", "EMBED")}}})
-    create_topics(settings, namespace=ns)
-    name = f"worker-{ns}"
-    pid = start_process(live, name, ["worker", "--processors", "all"], env=env)
-    yield settings, server, pid, name
-    stop_process(live, name)
+    w = start_worker(live, **env)
+    llm = w.settings.llm.model_copy(update={
+        "backend": "vllm", "embed_backend": "vllm",
+        **{r: w.settings.llm.fast.model_copy(update={"url": server.url}) for r in ("fast", "balanced", "heavy", "embed")}})
+    settings = w.settings.model_copy(update={"llm": llm})
+    yield settings, server, w
+    stop_process(live, w.name)
     server.stop()
 
 
@@ -67,7 +64,7 @@ def post(agent, rnd, ts, text, **kw):
 
 
 def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pipeline, tmp_path):
-    settings, server, pid, name = vllm_pipeline
+    settings, server, worker = vllm_pipeline
     sim = f"mem-{uuid.uuid4().hex[:8]}"
     events = [
         post("flipper", 1, 1_000, "The Riverside bike lane plan is good for our street and I support it."),
@@ -86,13 +83,13 @@ def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pip
     def conflicts_landed():
         return len(store.conflicts(sim, agent_id="flipper")) == 2
 
-    wait_for(conflicts_landed, timeout=180, what="the flipper's conflicts", settings=live, pid=pid)
+    wait_for(conflicts_landed, timeout=180, what="the flipper's conflicts", worker=worker)
     assert server.stats()["total"] > 0  # answers came over HTTP from the vLLM-like server
 
     def reflections_landed():
         return len(store.reflections(sim, "thinker", limit=100)) >= 3
 
-    wait_for(reflections_landed, timeout=180, what="the thinker's reflections", settings=live, pid=pid)
+    wait_for(reflections_landed, timeout=180, what="the thinker's reflections", worker=worker)
     vectors_expected = len(events)
 
     with TestClient(create_app(settings)) as client:

@@ -4,6 +4,7 @@ and sink it into real Cassandra, query the API, publish again: nothing doubles."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,7 @@ def drained(settings) -> bool:
     return bool(lag) and all(p.lag == 0 for p in lag)
 
 
+
 def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
     counts = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
     posts, observations = counts.published["Post"], counts.published["Observation"]
@@ -38,9 +40,9 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
                 and store.count_timeline(sim_id) == posts)
 
     wait_for(landed,
-             timeout=180, what="the example in Cassandra", settings=live, pid=worker)
+             timeout=180, what="the example in Cassandra", worker=worker)
 
-    with TestClient(create_app(live)) as client:
+    with TestClient(create_app(worker.settings)) as client:
         health = client.get("/health").json()
         assert health["status"] == "ok", health
         timeline = client.get(f"/simulations/{sim_id}/timeline", params={"limit": 1000}).json()
@@ -60,7 +62,7 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
     # Publish the same files again: same ids, so the same rows.
     again = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
     assert again.published == counts.published
-    wait_for(lambda: drained(live), timeout=120, what="the worker to drain", settings=live, pid=worker)
+    wait_for(lambda: drained(worker.settings), timeout=120, what="the worker to drain", worker=worker)
     assert landed()
 
 
@@ -68,7 +70,8 @@ def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id
     counts = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
     memories = counts.published["Post"] + counts.published["Observation"]
     err = capsys.readouterr().err
-    assert "twitter/actions.jsonl:52:" in err and "[round] expected int" in err
+    assert re.search(r"twitter/actions\.jsonl:\d+: \[round\] expected int, got str 'five'", err)
+    assert re.search(r"reddit/actions\.jsonl:\d+: \[agent_id\] missing required field", err)
 
     # Garbage straight onto the posts topic: the processor dead-letters it and goes on.
     producer = BatchProducer(make_producer(live))
@@ -90,14 +93,14 @@ def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id
         proc = [r for r in rows if r["stage"] == "importance" and garbage.hex() in _raw_hex(r)]
         return len(pub) == 3 and len(proc) == 1
 
-    wait_for(found, timeout=120, what="dead letters", settings=live, pid=worker)
+    wait_for(found, timeout=120, what="dead letters", worker=worker)
     rows = [r for r in dead_letters() if r["sim_id"] == sim_id]
     fields = sorted(str(r["field"]) for r in rows)
     assert fields == ["None", "agent_id", "round"]
     assert all(r["source_ref"].split(":")[-1].isdigit() for r in rows)
     # and the worker kept going: the sim's memories all landed
     wait_for(lambda: store.count_memories(sim_id, kinds=("post", "observation")) == memories, timeout=120,
-             what="memories", settings=live, pid=worker)
+             what="memories", worker=worker)
 
 
 def _raw_hex(row) -> str:
