@@ -41,7 +41,8 @@ from deploy import local  # noqa: E402
 from deploy.pipeline import EXAMPLE, stop_process, start_process  # noqa: E402
 from processors.llm.devserver import spawn  # noqa: E402
 from streams.app import group_id  # noqa: E402
-from streams.kafka import admin, create_topics, make_consumer  # noqa: E402
+from processors.worker import input_topics, resolve  # noqa: E402
+from streams.kafka import create_topics, make_consumer, start_group_at_end  # noqa: E402
 from streams.serde import default_serde  # noqa: E402
 from streams.settings import get_settings  # noqa: E402
 from streams.topics import LLM_CALLS, POSTS, SCORED, agent_key, topic_name  # noqa: E402
@@ -55,23 +56,23 @@ TEXTS = [
 ]
 
 
-def worker_env(ns: str, url: str, concurrency: int, reset: str = "latest") -> dict[str, str]:
+def worker_env(ns: str, url: str, concurrency: int) -> dict[str, str]:
     env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm",
-           "MURMUR_LLM__MAX_CONCURRENCY": str(concurrency), "MURMUR_CONSUMER_OFFSET_RESET": reset}
+           "MURMUR_LLM__MAX_CONCURRENCY": str(concurrency)}
     for role in ("FAST", "BALANCED", "HEAVY", "EMBED"):
         env[f"MURMUR_LLM__{role}__URL"] = url
     return env
 
 
-def wait_group_stable(settings, group: str, timeout: float = 90.0) -> None:
-    client = admin(settings)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        desc = client.describe_consumer_groups([group])[group].result()
-        if str(desc.state).endswith("STABLE") and desc.members and any(m.assignment.topic_partitions for m in desc.members):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"group {group} did not become stable")
+def start_worker(settings, ns: str, processors: str, group: str, env: dict[str, str]) -> str:
+    """A worker in its own namespace whose group starts at the end of its
+    inputs (committed before it starts), so it sees only this run's events."""
+    nss = settings.model_copy(update={"namespace": ns})
+    create_topics(nss, namespace=ns)
+    start_group_at_end(nss, group_id(nss, group), input_topics(nss, resolve(processors)))
+    name = f"bench-worker-{ns}"
+    start_process(settings, name, ["worker", "--processors", processors, "--group", group], env=env)
+    return name
 
 
 def count_outputs(settings, topic: str, sim: str, want: int, timeout: float) -> float:
@@ -97,19 +98,23 @@ def count_outputs(settings, topic: str, sim: str, want: int, timeout: float) -> 
         consumer.close()
 
 
+def publish_posts(settings, sim: str, ns: str, events: int) -> None:
+    Publisher(settings).publish([OutEvent(POSTS, agent_key(sim, f"a{i % 200}"), {
+        "event_id": f"{sim}-{i}", "sim_id": sim, "round": i // 200, "ts": 1_700_000_000_000 + i,
+        "agent_id": f"a{i % 200}", "agent_name": "", "platform": "bench", "action": "CREATE_POST",
+        "content": f"{TEXTS[i % len(TEXTS)]} #{i}", "post_id": None, "parent_id": None, "source": "bench",
+        "source_ref": "bench"}) for i in range(events)])
+
+
 def one_run(settings, server_url: str, concurrency: int, events: int) -> float:
     ns = f"bench{uuid.uuid4().hex[:8]}"
-    create_topics(settings, namespace=ns)
-    name = f"bench-worker-{ns}"
-    start_process(settings, name, ["worker", "--processors", "importance"], env=worker_env(ns, server_url, concurrency))
+    name = start_worker(settings, ns, "importance", "importance", worker_env(ns, server_url, concurrency))
     try:
-        wait_group_stable(settings, group_id(settings.model_copy(update={"namespace": ns}), "importance"))
+        # Warm-up: one post through, so the worker is assigned and its LLM
+        # connections open before the clock starts.
+        publish_posts(settings, f"warm-{ns}", ns, 1)
+        count_outputs(settings, topic_name(SCORED, ns), f"warm-{ns}", 1, timeout=180)
         sim = f"bench-{ns}"
-        items = [OutEvent(POSTS, agent_key(sim, f"a{i % 200}"), {
-            "event_id": f"{ns}-{i}", "sim_id": sim, "round": i // 200, "ts": 1_700_000_000_000 + i,
-            "agent_id": f"a{i % 200}", "agent_name": "", "platform": "bench", "action": "CREATE_POST",
-            "content": f"{TEXTS[i % len(TEXTS)]} #{i}", "post_id": None, "parent_id": None, "source": "bench",
-            "source_ref": "bench"}) for i in range(events)]
         import threading
 
         done: dict[str, float] = {}
@@ -118,7 +123,7 @@ def one_run(settings, server_url: str, concurrency: int, events: int) -> float:
         t.start()
         time.sleep(1.0)  # the counting consumer is assigned before the first output
         t0 = time.monotonic()
-        Publisher(settings).publish(items)
+        publish_posts(settings, sim, ns, events)
         t.join()
         return events / (done["t"] - t0)
     finally:
@@ -128,13 +133,9 @@ def one_run(settings, server_url: str, concurrency: int, events: int) -> float:
 def llm_calls_per_1000(settings, server_url: str) -> dict:
     """The whole pipeline (all processors) on the bundled example, LLM over HTTP."""
     ns = f"benchcalls{uuid.uuid4().hex[:6]}"
-    create_topics(settings, namespace=ns)
-    name = f"bench-worker-{ns}"
-    start_process(settings, name, ["worker", "--processors", "importance,reflection,contradiction", "--group", "calls"],
-                  env=worker_env(ns, server_url, 64))
+    name = start_worker(settings, ns, "importance,reflection,contradiction", "calls", worker_env(ns, server_url, 64))
     sim = f"calls-{ns}"
     try:
-        wait_group_stable(settings, group_id(settings.model_copy(update={"namespace": ns}), "calls"), timeout=180)
         counts = run_publish(settings, expand([EXAMPLE]), sim=sim, show_progress=False)
         n_events = counts.published.get("Post", 0) + counts.published.get("Observation", 0)
         time.sleep(15)  # let reflection and contradiction finish (they follow the scored stream)
