@@ -181,6 +181,7 @@ def running_pid(pid_file: Path, service: str, state_dir: Path) -> int | None:
     pid_file.unlink(missing_ok=True)
     pid = find_ours(service, state_dir)
     if pid is not None:
+        pid_file.parent.mkdir(parents=True, exist_ok=True)  # the state folder may have been deleted under it
         pid_file.write_text(f"{pid}\n")
     return pid
 
