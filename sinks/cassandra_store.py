@@ -30,6 +30,14 @@ REFLECTION_COLUMNS = ("sim_id", "agent_id", "ts", "reflection_id", "round", "con
                       "trigger", "importance_sum", "backend")
 CONFLICT_COLUMNS = ("sim_id", "ts", "conflict_id", "agent_id", "round", "new_memory_id", "old_memory_id", "old_ts",
                     "new_content", "old_content", "similarity", "reason", "confidence", "backend")
+VERDICT_COLUMNS = ("sim_id", "round", "ts", "question", "support_ratio", "direction", "magnitude", "confidence",
+                   "post_count", "author_count", "stance_positive", "stance_negative", "stance_neutral", "flips",
+                   "rationale", "backend")
+PERSONA_COLUMNS = ("sim_id", "agent_id", "name", "archetype", "openness", "conscientiousness", "extraversion",
+                   "agreeableness", "neuroticism", "conviction", "credibility", "initial_stance", "bio", "source")
+EVAL_COLUMNS = ("case_name", "result_id", "sim_id", "features", "composite", "direction_match", "magnitude_error",
+                "calibration", "predicted_direction", "support_ratio", "confidence", "truth_direction",
+                "truth_magnitude", "result_json")
 TIMELINE_COLUMNS = ("sim_id", "ts", "memory_id", "agent_id", "round", "action", "platform", "content", "importance")
 
 
@@ -148,6 +156,18 @@ class CassandraStore:
             out.append((sup, (c["ts"], c["new_memory_id"], c["sim_id"], c["agent_id"], c["old_ts"], c["old_memory_id"])))
         return out
 
+    def verdict_writes(self, verdicts: Iterable[dict]) -> list[tuple[PreparedStatement, tuple]]:
+        stmt = self._insert("verdicts_by_sim", VERDICT_COLUMNS)
+        return [(stmt, tuple(v[c] for c in VERDICT_COLUMNS)) for v in verdicts]
+
+    def persona_writes(self, personas: Iterable[dict]) -> list[tuple[PreparedStatement, tuple]]:
+        stmt = self._insert("personas_by_sim", PERSONA_COLUMNS)
+        return [(stmt, tuple(p[c] for c in PERSONA_COLUMNS)) for p in personas]
+
+    def write_eval_result(self, result: dict) -> None:
+        row = {**result, "case_name": result["case"], "result_id": result["event_id"]}
+        self.connect().execute(self._insert("eval_results", EVAL_COLUMNS), tuple(row[c] for c in EVAL_COLUMNS))
+
     async def execute_all(self, writes: list[tuple[PreparedStatement, tuple]], *, sink: str = "cassandra",
                           max_backoff: float = 5.0) -> None:
         """Run every write concurrently; retry the whole set with backoff until
@@ -237,6 +257,22 @@ class CassandraStore:
                 if len(out) >= limit:
                     break
         return out
+
+    def verdicts(self, sim_id: str, *, limit: int = 1000) -> list[dict]:
+        stmt = self._stmt("verdicts", "SELECT * FROM {ks}.verdicts_by_sim WHERE sim_id = ? LIMIT ?")
+        return [_row(r) for r in self.connect().execute(stmt, (sim_id, limit))]
+
+    def personas(self, sim_id: str) -> list[dict]:
+        stmt = self._stmt("personas", "SELECT * FROM {ks}.personas_by_sim WHERE sim_id = ?")
+        return [_row(r) for r in self.connect().execute(stmt, (sim_id,))]
+
+    def eval_results(self, *, case: str | None = None, limit: int = 100) -> list[dict]:
+        if case is None:
+            rows = self.connect().execute(self._stmt("evals", "SELECT * FROM {ks}.eval_results LIMIT ?"), (limit,))
+        else:
+            rows = self.connect().execute(self._stmt("evals_case", "SELECT * FROM {ks}.eval_results WHERE case_name = ? LIMIT ?"),
+                                          (case, limit))
+        return [_row(r) for r in rows]
 
     def latest_ts(self, sim_id: str, agent_id: str) -> int | None:
         stmt = self._stmt("latest_ts", "SELECT ts FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT 1")

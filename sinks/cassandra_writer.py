@@ -1,6 +1,7 @@
 """cassandra-sink: ScoredMemory -> memories_by_agent, timeline_by_sim,
 agents_by_sim; Reflection -> reflections_by_agent; Conflict -> conflicts_by_sim
-and the older memory's valid_to.
+and the older memory's valid_to; Verdict -> verdicts_by_sim; Persona ->
+personas_by_sim.
 
 A Faust agent like the processors, so it shares their commit order: the
 batch is acked only after every write landed (retried with backoff while
@@ -16,14 +17,16 @@ import faust
 from processors.runtime import Runtime
 from sinks.cassandra_store import CassandraStore
 from streams.metrics import BATCH_SECONDS
-from streams.topics import CONFLICTS, REFLECTIONS, SCORED
+from streams.topics import CONFLICTS, PERSONAS, REFLECTIONS, SCORED, VERDICTS
 
 STAGE = "cassandra-sink"
-INPUTS = (SCORED, REFLECTIONS, CONFLICTS)
+INPUTS = (SCORED, REFLECTIONS, CONFLICTS, VERDICTS, PERSONAS)
 WRITERS = {
     "ScoredMemory": CassandraStore.memory_writes,
     "Reflection": CassandraStore.reflection_writes,
     "Conflict": CassandraStore.conflict_writes,
+    "Verdict": CassandraStore.verdict_writes,
+    "Persona": CassandraStore.persona_writes,
 }
 
 
@@ -38,7 +41,7 @@ def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None
     async def cassandra_sink(stream):
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("ScoredMemory", "Reflection", "Conflict"), stage=STAGE)
+            batch = rt.decode_events(events, expected=tuple(WRITERS), stage=STAGE)
             writes = []
             for inc in batch:
                 try:

@@ -21,6 +21,8 @@ app = typer.Typer(help="Murmur: social-simulation memory and forecasts as an eve
 services_app = typer.Typer(help="Local Kafka and Cassandra (JVM, from Maven Central) on 127.0.0.1.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics, declared once in streams/topics.py.", no_args_is_help=True)
 db_app = typer.Typer(help="The Cassandra read model.", no_args_is_help=True)
+eval_app = typer.Typer(help="Eval by replay: score verdicts against truth, ablate features.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 app.add_typer(services_app, name="services")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
@@ -230,6 +232,78 @@ def demo(
         run_demo(get_settings(), example=example, sim=sim, timeout=timeout, echo=typer.echo)
     except MurmurError as exc:
         fail(str(exc))
+
+
+# -- replay and eval -----------------------------------------------------------
+@app.command()
+def replay(
+    sim: str = typer.Option(..., "--sim", help="Simulation to replay"),
+    namespace: str = typer.Option("replay", help="Where derived events go (topics <ns>.*, keyspace murmur_<ns>)"),
+    question: str = typer.Option("", help="The question its verdict answers"),
+):
+    """Re-run one simulation from the log (beginning to the end offsets at
+    start) through the processors' functions into an isolated namespace."""
+    from connectors.replay import replay_sim
+
+    try:
+        typer.echo(json.dumps(replay_sim(get_settings(), sim, namespace=namespace, question=question)))
+    except MurmurError as exc:
+        fail(str(exc))
+
+
+def _case(case: Path, seed: int, agents: int, rounds: int):
+    from eval.runner import CaseSpec
+
+    if not case.is_dir():
+        fail(f"{case}: not a folder (an eval case holds seed.md, question.md, truth.json)", 2)
+    return CaseSpec(case.resolve(), seed=seed, agents=agents, rounds=rounds)
+
+
+@eval_app.command("run")
+def eval_run(
+    case: list[Path] = typer.Option(..., "--case", help="Eval case folder (repeatable)"),
+    seed: int = typer.Option(42), agents: int = typer.Option(40, min=2, max=100_000),
+    rounds: int = typer.Option(8, min=1, max=10_000),
+    out: Optional[Path] = typer.Option(None, help="JSONL file to append results to (default .murmur/eval/results.jsonl)"),
+):
+    """Publish each case, replay it with the deterministic LLM, score, store."""
+    from eval.runner import run_case
+
+    settings = get_settings()
+    target = out or settings.state_dir / "eval" / "results.jsonl"
+    rows = []
+    for c in case:
+        try:
+            body = run_case(settings, _case(c, seed, agents, rounds), out_file=target)
+        except (MurmurError, FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+        rows.append(body)
+    typer.echo(f"{'case':36} {'verdict':9} {'ratio':>7} {'conf':>6} {'truth':9} {'dir':>4} {'magerr':>7} {'calib':>6} {'composite':>9} {'gen':>7}")
+    for b in rows:
+        v, s = b["verdict"], b["score"]
+        typer.echo(f"{b['case'][:36]:36} {v['direction']:9} {v['support_ratio']:+7.3f} {v['confidence']:6.3f} "
+                   f"{b['truth']['direction']:9} {s['direction_match']:4.0f} {s['magnitude_error']:7.3f} "
+                   f"{s['calibration']:6.3f} {s['composite']:9.3f} {b['generator']['mean_weighted_stance']:+7.3f}")
+    typer.echo(f"results appended to {target}")
+
+
+@eval_app.command("ablation")
+def eval_ablation(
+    case: Path = typer.Option(..., "--case"), seed: int = typer.Option(42),
+    agents: int = typer.Option(40, min=2, max=100_000), rounds: int = typer.Option(8, min=1, max=10_000),
+):
+    """Re-score a case with features switched off; print the change against the baseline."""
+    from eval.runner import run_ablation
+
+    try:
+        rows = run_ablation(get_settings(), _case(case, seed, agents, rounds))
+    except (MurmurError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"{case.name}")
+    typer.echo(f"{'variant':28} {'ratio':>8} {'direction':9} {'conf':>6} {'composite':>9} {'d ratio':>8} {'d comp':>8}")
+    for r in rows:
+        typer.echo(f"{r['variant']:28} {r['support_ratio']:+8.3f} {r['direction']:9} {r['confidence']:6.3f} "
+                   f"{r['composite']:9.3f} {r['d_support_ratio']:+8.3f} {r['d_composite']:+8.3f}")
 
 
 def main() -> None:

@@ -166,11 +166,27 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> list[Partiti
         committed = consumer.committed(parts, timeout=10) if parts else []
         out = []
         for tp in committed:
-            _low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            _low, high = watermarks(consumer, tp)
             out.append(PartitionLag(tp.topic, tp.partition, tp.offset, high))
         return out
     finally:
         consumer.close()
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
+    """Low and high offsets; retried while a new topic's leader settles (a
+    fresh broker answers NOT_LEADER for a moment after creation)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        except KafkaException as exc:
+            retriable = exc.args and getattr(exc.args[0], "retriable", lambda: False)()
+            if not retriable and "LEADER" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
@@ -182,7 +198,7 @@ def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], 
             if t not in md.topics:
                 continue
             for p in md.topics[t].partitions:
-                out[(t, p)] = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1]
+                out[(t, p)] = watermarks(consumer, TopicPartition(t, p))[1]
         return out
     finally:
         consumer.close()

@@ -1,0 +1,122 @@
+"""``murmur replay``: re-run one simulation from the log into an isolated
+namespace.
+
+Reads the source topics (posts, observations, personas, rounds) from the
+beginning (or a checkpoint's offsets) to the end offsets recorded when it
+starts, with a fresh consumer that commits nothing, keeps the simulation's
+events, and stops by itself at those offsets. The events then go through the
+batch path (``processors.batch``): the processors' own decision functions in
+a deterministic order. Outputs land in ``<namespace>.`` topics and the
+namespace's keyspace, never in the live read model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from streams.errors import DecodeError, MurmurError
+from streams.kafka import end_offsets, make_consumer
+from streams.serde import AvroSerde, default_serde
+from streams.settings import Settings
+from streams.topics import SOURCES, topic_name
+
+
+@dataclass
+class ReplayRead:
+    events: list[tuple[str, dict]]
+    read: int  # records read, all simulations
+    undecodable: int
+    end_offsets: dict[tuple[str, int], int]
+
+
+def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], int] | None = None,
+             serde: AvroSerde | None = None) -> ReplayRead:
+    serde = serde or default_serde()
+    topics = [topic_name(s) for s in SOURCES]
+    ends = end_offsets(settings, topics)  # the stopping point, fixed now
+    todo = {tp: end for tp, end in ends.items() if end > (start or {}).get(tp, 0)}
+    out = ReplayRead([], 0, 0, ends)
+    if not todo:
+        return out
+    consumer = make_consumer(settings, **{"enable.partition.eof": False})
+    try:
+        consumer.assign([TopicPartition(t, p, (start or {}).get((t, p), 0)) for (t, p) in todo])
+        remaining = dict(todo)
+        while remaining:
+            msgs = consumer.consume(5000, 1.0)
+            for msg in msgs:
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise MurmurError(f"replay: Kafka error: {msg.error()}")
+                    continue
+                tp = (msg.topic(), msg.partition())
+                if tp not in remaining or msg.offset() >= remaining[tp]:
+                    continue
+                out.read += 1
+                if msg.offset() + 1 >= remaining[tp]:
+                    del remaining[tp]
+                    consumer.pause([TopicPartition(*tp)])
+                try:
+                    type_name, record = serde.decode(msg.value())
+                except DecodeError:
+                    out.undecodable += 1  # already dead-lettered by the live processors
+                    continue
+                if record.get("sim_id") == sim_id:
+                    out.events.append((type_name, record))
+            # Compaction leaves gaps: a partition is done once its position
+            # passed the end, even if the last offset itself is gone.
+            if not msgs and remaining:
+                for tp in consumer.position([TopicPartition(t, p) for (t, p) in remaining]):
+                    if tp.offset >= remaining[(tp.topic, tp.partition)]:
+                        del remaining[(tp.topic, tp.partition)]
+    finally:
+        consumer.close()
+    return out
+
+
+def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "") -> dict:
+    """Read the simulation, run the batch path, write every derived event into
+    ``namespace`` (topics and keyspace). Returns counts."""
+    import asyncio
+
+    from processors.batch import BatchRuntime, derive, verdicts
+    from processors.llm import make_llm
+    from sinks.cassandra_store import CassandraStore
+    from streams.kafka import BatchProducer, create_topics, make_producer
+    from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, agent_key, sim_key
+
+    if not namespace:
+        raise MurmurError("replay needs a namespace: it never writes into the live topics and tables")
+    ns = settings.model_copy(update={"namespace": namespace})
+    read = read_sim(settings, sim_id)
+    if not read.events:
+        raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
+    rt = BatchRuntime(ns, make_llm(ns))
+    out = asyncio.run(derive(rt, read.events))
+    per_round = verdicts(out, sim_id=sim_id, question=question)
+    create_topics(ns, namespace=namespace)
+    serde = default_serde()
+    producer = BatchProducer(make_producer(settings))
+    for spec, records in ((SCORED, out.memories + out.reflection_memories), (REFLECTIONS, out.reflections),
+                          (CONFLICTS, out.conflicts)):
+        for r in records:
+            producer.send(topic_name(spec, namespace), agent_key(r["sim_id"], r["agent_id"]), serde.encode(spec.value, r))
+    for v in per_round:
+        producer.send(topic_name(VERDICTS, namespace), sim_key(sim_id), serde.encode("Verdict", v))
+    producer.flush_blocking()
+    db = CassandraStore(ns)
+    try:
+        db.apply_schema()
+        writes = (db.memory_writes(out.memories + out.reflection_memories) + db.reflection_writes(out.reflections)
+                  + db.conflict_writes(out.conflicts) + db.verdict_writes(per_round)
+                  + db.persona_writes(out.personas.values()))
+        for stmt, params in writes:
+            db.connect().execute(stmt, params)
+    finally:
+        db.close()
+    return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
+            "events": len(read.events), "memories": len(out.memories), "reflections": len(out.reflections),
+            "conflicts": len(out.conflicts), "verdicts": len(per_round),
+            "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence")} if per_round else None}

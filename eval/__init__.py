@@ -1,0 +1,1 @@
+"""Eval by replay: cases, scoring against truth, the runner and ablation."""
