@@ -11,7 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.models import Conflict, Health, Memory, Reflection, RetrieveRequest, Retrieved, TimelineEntry
+from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Reflection, RetrieveRequest, Retrieved,
+                        TimelineEntry, Verdict)
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
 from sinks.qdrant_store import QdrantStore
@@ -109,12 +110,38 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
         return rows
 
-    @app.get("/simulations/{sim}/agents", response_model=list[str])
+    @app.get("/simulations/{sim}/agents", response_model=list[Agent])
     def agents(sim: SimId, db: CassandraStore = Depends(store)):
-        found = db.agents(sim)
-        if not found:
-            raise HTTPException(404, f"no simulation {sim!r} (no memories yet)")
-        return found
+        """Agents seen in the simulation (memories or personas), with persona."""
+        personas = {p["agent_id"]: p for p in db.personas(sim)}
+        ids = sorted(set(db.agents(sim)) | set(personas))
+        if not ids:
+            raise HTTPException(404, f"no simulation {sim!r} (no memories or personas yet)")
+        return [{"agent_id": a, "persona": personas.get(a)} for a in ids]
+
+    @app.get("/simulations/{sim}/verdict", response_model=Verdict)
+    def verdict(sim: SimId, db: CassandraStore = Depends(store)):
+        """The latest verdict (highest round)."""
+        rows = db.verdicts(sim, limit=1)
+        if not rows:
+            raise HTTPException(404, f"no verdict for simulation {sim!r} yet")
+        return rows[0]
+
+    @app.get("/simulations/{sim}/verdicts", response_model=list[Verdict])
+    def verdicts(sim: SimId, db: CassandraStore = Depends(store)):
+        """One verdict per closed round, oldest first."""
+        rows = db.verdicts(sim)
+        if not rows:
+            raise HTTPException(404, f"no verdict for simulation {sim!r} yet")
+        return rows[::-1]
+
+    @app.get("/eval/results", response_model=list[EvalResultRow])
+    def eval_results(case: Annotated[str | None, Query(min_length=1, max_length=200)] = None, limit: Limit = 100,
+                     db: CassandraStore = Depends(store)):
+        import json as _json
+
+        return [{**r, "case": r["case_name"], "features": r["features"] or [], "result": _json.loads(r["result_json"])}
+                for r in db.eval_results(case=case, limit=limit)]
 
     @app.get("/simulations/{sim}/agents/{agent}/reflections", response_model=list[Reflection])
     def reflections(sim: SimId, agent: AgentId, limit: Limit = 50, db: CassandraStore = Depends(store)):

@@ -116,3 +116,59 @@ class Retrieved(BaseModel):
     importance: int
     content: str
     scores: ScoreParts
+
+
+class Persona(BaseModel):
+    name: str | None
+    archetype: str | None
+    openness: float | None
+    conscientiousness: float | None
+    extraversion: float | None
+    agreeableness: float | None
+    neuroticism: float | None
+    conviction: float | None
+    credibility: float | None
+    initial_stance: float | None
+    bio: str | None
+    source: str | None
+
+
+class Agent(BaseModel):
+    agent_id: str
+    persona: Persona | None = Field(description="From the personas topic, when one was published")
+
+
+class Verdict(BaseModel):
+    sim_id: str
+    round: int
+    ts: int
+    question: str | None
+    support_ratio: float
+    direction: str
+    magnitude: float
+    confidence: float
+    post_count: int
+    author_count: int
+    stance_positive: int | None
+    stance_negative: int | None
+    stance_neutral: int | None
+    flips: int | None
+    rationale: str | None
+    backend: str | None
+
+
+class EvalResultRow(BaseModel):
+    case: str
+    result_id: str
+    sim_id: str
+    composite: float
+    direction_match: float
+    magnitude_error: float
+    calibration: float
+    predicted_direction: str
+    support_ratio: float
+    confidence: float
+    truth_direction: str
+    truth_magnitude: float
+    features: list[str]
+    result: dict

@@ -117,6 +117,6 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     finally:
         db.close()
     return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
-            "events": len(read.events), "memories": len(out.memories), "reflections": len(out.reflections),
+            "events": len({r["event_id"] for _, r in read.events}), "memories": len(out.memories), "reflections": len(out.reflections),
             "conflicts": len(out.conflicts), "verdicts": len(per_round),
             "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence")} if per_round else None}

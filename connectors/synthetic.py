@@ -37,7 +37,10 @@ ARCHETYPES = {
 }
 
 _PRO_CUES = ("support", "benefit", "improve", "popular", "success", "growth", "approve", "strong", "lead", "gain", "win", "favour", "favor", "welcome", "praise")
-_CON_CUES = ("oppose", "cost", "scandal", "decline", "fail", "protest", "concern", "risk", "criticis", "loss", "burden", "against", "anger", "backlash", "weak")
+_CON_CUES = ("oppose", "cost", "scandal", "decline", "fail", "protest", "concern", "risk", "criticis", "critic", "loss",
+             "burden", "against", "anger", "angry", "backlash", "weak", "complain", "confus", "mistake", "mock",
+             "unfair", "warn", "disaster", "hurt", "lag")
+_PRO_CUES = _PRO_CUES + ("prefer", "enjoy", "improve", "faster", "quieter", "compliance", "welcomed", "favourable")
 _STOP = set("the a an and or of to in on for with by is are was were be been it its this that as at from will would could should their they them his her not no yes what which who how do does did has have had than then over under into more most less about after before can may".split())
 
 PRO_TEMPLATES = {
@@ -49,12 +52,13 @@ PRO_TEMPLATES = {
 }
 CON_TEMPLATES = {
     "normal": ["I'm worried {topic} will hurt people like us.", "Not convinced by {topic} at all, it seems like a bad idea.", "{topic} is a mistake and I'm against it."],
-    "media": ["Report: backlash grows against {topic}, critics warn of harm.", "Analysis: {topic} faces mounting opposition."],
-    "expert": ["The evidence on {topic} is weak; costs likely outweigh benefits.", "Data raise serious concerns about {topic}."],
+    "media": ["Report: backlash grows against {topic}, critics warn of harm.", "Analysis: anger over {topic} is spreading."],
+    "expert": ["The evidence on {topic} is poor; the harm likely outweighs any benefit.", "Data raise serious concerns about {topic}."],
     "bot": ["{topic} is a disaster!!! Stop {topic} now!", "Worst news today: {topic}. Terrible."],
     "troll": ["lol {topic} is a total joke, what a failure", "imagine supporting {topic}, pathetic lmao"],
 }
-NEUTRAL_TEMPLATES = ["Still making up my mind about {topic}.", "Anyone have good sources on {topic}?", "Following the debate on {topic} with interest."]
+# Undecided voices: no stance words, no sentiment words.
+NEUTRAL_TEMPLATES = ["Still making up my mind about {topic}.", "Anyone have sources on {topic}?", "Reading up on {topic} tonight."]
 
 
 @dataclass

@@ -149,7 +149,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
 
     wait_until(api_up, timeout=60, what=f"the API at {base}", alive=api_dead)
     timeline = httpx.get(f"{base}/simulations/{sim}/timeline", params={"limit": 3}).json()
-    agents = httpx.get(f"{base}/simulations/{sim}/agents").json()
+    agents = [a["agent_id"] for a in httpx.get(f"{base}/simulations/{sim}/agents").json()]
     reflections = {a: httpx.get(f"{base}/simulations/{sim}/agents/{a}/reflections", params={"limit": 100}).json()
                    for a in agents}
     conflicts = httpx.get(f"{base}/simulations/{sim}/conflicts", params={"limit": 1000}).json()

@@ -79,7 +79,9 @@ def replay_outputs(settings: Settings, spec: CaseSpec) -> tuple[SimOutputs, int]
     es = eval_settings(settings)
     read = read_sim(settings, spec.sim_id)
     rt = BatchRuntime(es, DeterministicLlm(es))
-    return asyncio.run(derive(rt, read.events)), len(read.events)
+    # A re-published case has its events twice in the log (same ids): count
+    # events, not records, so the result does not depend on how often.
+    return asyncio.run(derive(rt, read.events)), len({r["event_id"] for _, r in read.events})
 
 
 def result_for(spec: CaseSpec, question: str, out: SimOutputs, n_events: int, truth: dict, gen_truth: dict,

@@ -7,7 +7,8 @@ Valence of a post toward the simulation's question, offline (``lexicon-v1``):
      intensifiers, punctuation and emoji rules);
   2. question-aware rules: explicit stance verbs about the subject count
      (+0.5 for support/favour/approve/welcome/back/for it, -0.5 for
-     oppose/against/reject/stop/ban/scrap/repeal), because sentiment words
+     oppose/against/reject/stop/ban/scrap/repeal/backlash/opposition/critics),
+     because sentiment words
      alone miss "I oppose the tax" (no charged word) and
      "I'm glad they stopped it" (positive words, negative stance);
   3. a post that shares no content word with the question or its subject
@@ -45,7 +46,7 @@ ALL_FEATURES = ("importance", "reflection", "contradiction", "credibility", "con
 _PRO = re.compile(r"\b(support(s|ed|ing)?|favou?r(s|ed)?|approve[sd]?|welcome[sd]?|back(ing)?|in favou?r|for it|"
                   r"yes on|vote yes|endorse[sd]?|glad|convinced me)\b", re.I)
 _CON = re.compile(r"\b(oppose[sd]?|opposing|against|reject(s|ed)?|stop(ped)?|ban(ned)?|scrap(ped)?|repeal(ed)?|"
-                  r"vote no|no on|boycott|mistake|disaster)\b", re.I)
+                  r"vote no|no on|boycott|mistake|disaster|backlash|opposition|critics?)\b", re.I)
 _WORD = re.compile(r"[a-z]{4,}")
 _STOP = frozenset("will would could should about over what which with from that this they them their there have "
                   "been were into than then when where whether public opinion trend positive negative overall "

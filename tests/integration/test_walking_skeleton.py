@@ -48,7 +48,7 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
         timeline = client.get(f"/simulations/{sim_id}/timeline", params={"limit": 1000}).json()
         assert len(timeline) == posts
         assert [r["ts"] for r in timeline] == sorted((r["ts"] for r in timeline), reverse=True)
-        agents = client.get(f"/simulations/{sim_id}/agents").json()
+        agents = [a["agent_id"] for a in client.get(f"/simulations/{sim_id}/agents").json()]
         assert len(agents) == 16
         total = 0
         for agent in agents:
