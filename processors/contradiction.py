@@ -148,7 +148,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
                 state, conflicts = result
                 for c in conflicts:
                     rt.emit(STAGE, CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c)
-                rt.remember(key, state, items[-1])
+                rt.remember(table, key, state, items[-1])
             await rt.flush()
             rt.commit_state(table)
             BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

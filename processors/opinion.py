@@ -120,6 +120,36 @@ class AgentStance:
         return True
 
 
+def post_weight(persona: Persona, importance: int, *, against: bool, features: frozenset[str]) -> float:
+    w = persona.credibility if "credibility" in features else 1.0
+    if "importance" in features:
+        w *= 0.5 + importance / 10
+    return w * (0.5 if against else 1.0)
+
+
+def reflection_weight(persona: Persona, features: frozenset[str]) -> float:
+    if "reflection" not in features:
+        return 0.0
+    return 0.5 * (persona.credibility if "credibility" in features else 1.0)
+
+
+def verdict_record(*, sim_id: str, question: str, round_: int, ts: int, weighted_sum: float, weight_sum: float,
+                   n: int, authors: int, stances: list[int], flips: int, backend: str) -> dict:
+    """The Verdict event: MiroFish's numbers, computed in one place."""
+    ratio = weighted_sum / weight_sum if weight_sum else 0.0
+    return {
+        "event_id": stable_id("verdict", sim_id, round_),
+        "sim_id": sim_id, "round": round_, "ts": ts, "question": question,
+        "support_ratio": round(ratio, 6), "direction": direction_of(ratio), "magnitude": round(abs(ratio), 6),
+        "confidence": round(min(1.0, abs(ratio) * (1 - math.exp(-n / 20))), 6),
+        "post_count": n, "author_count": authors,
+        "stance_positive": sum(1 for s in stances if s > 0),
+        "stance_negative": sum(1 for s in stances if s < 0),
+        "stance_neutral": sum(1 for s in stances if s == 0),
+        "flips": flips, "rationale": None, "backend": backend,
+    }
+
+
 @dataclass
 class Contribution:
     memory_id: str
@@ -153,11 +183,6 @@ class VerdictBook:
         if st.stance == 0:
             st.stance = sign(p.initial_stance, 0.15)
 
-    def _weight(self, agent_id: str, importance: int) -> float:
-        w = self.persona(agent_id).credibility if "credibility" in self.features else 1.0
-        if "importance" in self.features:
-            w *= 0.5 + importance / 10
-        return w
 
     def add_post(self, memory_id: str, agent_id: str, round_: int, v: float, importance: int) -> None:
         if memory_id in self.contributions:
@@ -167,14 +192,14 @@ class VerdictBook:
         against = st.apply(v, self.persona(agent_id).conviction, inertia="conviction" in self.features)
         if st.flips > before:
             self.flips_by_round[round_] = self.flips_by_round.get(round_, 0) + 1
-        w = self._weight(agent_id, importance) * (0.5 if against else 1.0)
+        w = post_weight(self.persona(agent_id), importance, against=against, features=self.features)
         self.contributions[memory_id] = Contribution(memory_id, agent_id, round_, v, w)
         self.stance_at_round.setdefault(round_, {})[agent_id] = st.stance
 
     def add_reflection(self, memory_id: str, agent_id: str, round_: int, v: float) -> None:
         if "reflection" not in self.features or memory_id in self.contributions:
             return
-        w = 0.5 * (self.persona(agent_id).credibility if "credibility" in self.features else 1.0)
+        w = reflection_weight(self.persona(agent_id), self.features)
         self.contributions[memory_id] = Contribution(memory_id, agent_id, round_, v, w)
 
     def add_conflict(self, old_memory_id: str) -> None:
@@ -184,20 +209,11 @@ class VerdictBook:
     def verdict(self, round_: int, ts: int) -> dict:
         counted = [c for c in self.contributions.values()
                    if c.round <= round_ and c.memory_id not in self.superseded and c.weight > 0]
-        den = sum(c.weight for c in counted)
-        ratio = sum(c.valence * c.weight for c in counted) / den if den else 0.0
-        n = len(counted)
         held: dict[str, int] = {}
         for r in sorted(k for k in self.stance_at_round if k <= round_):
             held.update(self.stance_at_round[r])
-        return {
-            "event_id": stable_id("verdict", self.sim_id, round_),
-            "sim_id": self.sim_id, "round": round_, "ts": ts, "question": self.question,
-            "support_ratio": round(ratio, 6), "direction": direction_of(ratio), "magnitude": round(abs(ratio), 6),
-            "confidence": round(min(1.0, abs(ratio) * (1 - math.exp(-n / 20))), 6),
-            "post_count": n, "author_count": len({c.agent_id for c in counted}),
-            "stance_positive": sum(1 for s in held.values() if s > 0),
-            "stance_negative": sum(1 for s in held.values() if s < 0),
-            "stance_neutral": sum(1 for s in held.values() if s == 0),
-            "flips": self.flips_by_round.get(round_, 0), "rationale": None, "backend": self.backend,
-        }
+        return verdict_record(
+            sim_id=self.sim_id, question=self.question, round_=round_, ts=ts,
+            weighted_sum=sum(c.valence * c.weight for c in counted), weight_sum=sum(c.weight for c in counted),
+            n=len(counted), authors=len({c.agent_id for c in counted}), stances=list(held.values()),
+            flips=self.flips_by_round.get(round_, 0), backend=self.backend)

@@ -188,7 +188,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
                     rt.emit(STAGE, REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r)
                 for m in memories:
                     rt.emit(STAGE, SCORED, agent_key(m["sim_id"], m["agent_id"]), m)
-                rt.remember(key, state, items[-1])
+                rt.remember(table, key, state, items[-1])
             await rt.flush()
             # State only after outputs landed: a crash in between re-applies
             # the inputs and re-emits the same (deterministic) outputs.

@@ -46,7 +46,9 @@ class Runtime:
         self.serde = serde or default_serde()
         self.producer = BatchProducer(make_producer(settings))
         self._llm = None
-        self._pending_state: list[tuple[bytes, dict, Incoming]] = []
+        # Per table: agents of one worker share this runtime and interleave at
+        # every await, so each table's pending writes are kept apart.
+        self._pending_state: dict[int, list[tuple[bytes, Any, Incoming]]] = {}
 
     # -- LLM -------------------------------------------------------------------
     @property
@@ -69,12 +71,12 @@ class Runtime:
         self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
 
     # -- per-agent state ---------------------------------------------------------
-    def remember(self, key: bytes, state: dict, last: Incoming) -> None:
+    def remember(self, table, key: bytes, state: Any, last: Incoming) -> None:
         """Queue a table write; :meth:`commit_state` applies it after the flush."""
-        self._pending_state.append((key, state, last))
+        self._pending_state.setdefault(id(table), []).append((key, state, last))
 
     def commit_state(self, table) -> None:
-        for key, state, last in self._pending_state:
+        for key, state, last in self._pending_state.pop(id(table), []):
             # Faust sends a table write to the changelog partition of the
             # *current event*; in a batch that is not the event that carried
             # this key, so we make it so. Changelog partition == source
@@ -86,7 +88,6 @@ class Runtime:
             finally:
                 if token is not None:
                     _current_event.reset(token)
-        self._pending_state.clear()
 
     def topic(self, spec: TopicSpec) -> str:
         return topic_name(spec, self.settings.namespace)

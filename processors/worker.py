@@ -22,6 +22,8 @@ PROCESSORS: dict[str, str] = {
     "importance": "processors.importance",
     "reflection": "processors.reflection",
     "contradiction": "processors.contradiction",
+    "stance": "processors.stance",
+    "verdict": "processors.verdict",
     "cassandra-sink": "sinks.cassandra_writer",
 }
 

@@ -40,6 +40,7 @@ ROUNDS = TopicSpec("sim.rounds.v1", "sim_id", "RoundMarker", doc="round boundari
 SCORED = TopicSpec("memory.scored.v1", "sim_id/agent_id", "ScoredMemory", derived=True, doc="importance + embedding")
 REFLECTIONS = TopicSpec("memory.reflections.v1", "sim_id/agent_id", "Reflection", derived=True, doc="beliefs with sources")
 CONFLICTS = TopicSpec("memory.conflicts.v1", "sim_id/agent_id", "Conflict", derived=True, doc="new -> old contradiction edges")
+STANCES = TopicSpec("sim.stances.v1", "sim_id", "Stance", derived=True, doc="per-post verdict contributions, by sim")
 VERDICTS = TopicSpec("sim.verdicts.v1", "sim_id", "Verdict", derived=True, doc="forecast per round")
 LLM_CALLS = TopicSpec("ops.llm-calls.v1", "role", "LlmCall", derived=True, retention_ms=30 * DAY_MS, doc="LLM cost and latency")
 CHECKPOINTS = TopicSpec("ops.checkpoints.v1", "checkpoint_id", "Checkpoint", cleanup="compact", doc="offset snapshots (zstd)")
@@ -54,6 +55,7 @@ ALL: tuple[TopicSpec, ...] = (
     SCORED,
     REFLECTIONS,
     CONFLICTS,
+    STANCES,
     VERDICTS,
     LLM_CALLS,
     CHECKPOINTS,
