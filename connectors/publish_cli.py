@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from connectors import jsonl, mirofish, synthetic as synth
+from connectors import jsonl, mirofish, profiles, synthetic as synth
 from connectors.events import Counts
 from connectors.publisher import Item, Publisher
 from streams.settings import Settings
@@ -16,11 +16,13 @@ PROGRESS_MIN_BYTES = 1 << 20
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """A MiroFish simulation folder stands for its per-platform actions.jsonl files."""
+    """A MiroFish simulation folder stands for its profile files (published
+    first, so personas precede posts) and its per-platform actions.jsonl."""
     out = []
     for p in paths:
         if p.is_dir():
-            found = sorted(p.glob("*/actions.jsonl")) + sorted(p.glob("actions.jsonl"))
+            found = [p / f for f in profiles.PROFILE_FILES if (p / f).is_file()]
+            found += sorted(p.glob("*/actions.jsonl")) + sorted(p.glob("actions.jsonl"))
             if not found:
                 raise FileNotFoundError(f"{p}: no */actions.jsonl inside (expected a MiroFish simulation folder)")
             out.extend(found)
@@ -32,6 +34,8 @@ def expand(paths: list[Path]) -> list[Path]:
 
 
 def sim_of(path: Path) -> str:
+    if path.name in profiles.PROFILE_FILES:
+        return path.parent.name
     if path.name == "actions.jsonl":
         return path.parent.parent.name if path.parent.name in mirofish.PLATFORMS else path.parent.name
     return path.stem
@@ -54,6 +58,8 @@ def detect(path: Path) -> str:
 
 
 def items_for(path: Path, *, sim: str | None, fmt: str, platform: str | None) -> Iterator[Item]:
+    if path.name in profiles.PROFILE_FILES:
+        return profiles.parse_file(path, sim_id=sim or sim_of(path))
     kind = detect(path) if fmt == "auto" else fmt
     if kind == "mirofish":
         return mirofish.parse_file(path, sim_id=sim or sim_of(path), platform=platform)

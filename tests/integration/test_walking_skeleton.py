@@ -64,6 +64,17 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
     assert again.published == counts.published
     wait_for(lambda: drained(worker.settings), timeout=120, what="the worker to drain", worker=worker)
     assert landed()
+    assert counts.published["Persona"] == 16
+
+    # The live verdict: one per round end, personas behind the weights.
+    with TestClient(create_app(worker.settings)) as client:
+        verdicts = client.get(f"/simulations/{sim_id}/verdicts").json()
+        assert [v["round"] for v in verdicts] == list(range(10))
+        assert all(-1 <= v["support_ratio"] <= 1 and v["post_count"] > 0 for v in verdicts)
+        assert verdicts[-1]["post_count"] == max(v["post_count"] for v in verdicts)
+        assert client.get(f"/simulations/{sim_id}/verdict").json() == verdicts[-1]
+        agents = client.get(f"/simulations/{sim_id}/agents").json()
+        assert {a["agent_id"]: a["persona"]["archetype"] for a in agents}["twitter-4"] == "media"
 
 
 def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id, capsys):
