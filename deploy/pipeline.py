@@ -91,7 +91,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     store = CassandraStore(settings)
     store.apply_schema()
 
-    echo("3/5 worker: importance + cassandra-sink")
+    echo("3/5 worker: importance, reflection, contradiction, stance, verdict, cassandra-sink")
     worker_pid = start_process(settings, "worker", ["worker", "--processors", "all"])
 
     def worker_dead() -> str | None:
@@ -153,6 +153,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     reflections = {a: httpx.get(f"{base}/simulations/{sim}/agents/{a}/reflections", params={"limit": 100}).json()
                    for a in agents}
     conflicts = httpx.get(f"{base}/simulations/{sim}/conflicts", params={"limit": 1000}).json()
+    verdicts = httpx.get(f"{base}/simulations/{sim}/verdicts").json()
     mem_count = store.count_memories(sim)
     store.close()
     reflective = max(agents, key=lambda a: len(reflections[a])) if agents else None
@@ -166,6 +167,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         "agents": len(agents),
         "reflections": sum(len(r) for r in reflections.values()),
         "conflicts": len(conflicts),
+        "verdict": verdicts[-1] if isinstance(verdicts, list) and verdicts else None,
         "publish_to_queryable_s": round(queryable_s, 2),
         "wait_after_publish_s": round(waited, 2),
         "total_s": round(time.monotonic() - t0, 2),
@@ -175,6 +177,12 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
          f"{summary['publish_to_queryable_s']}s after publishing began; {counts.dead_lettered} bad lines dead-lettered.")
     echo(f"{summary['reflections']} reflections by {sum(1 for r in reflections.values() if r)} agents, "
          f"{len(conflicts)} conflicts (older memory superseded, not deleted).")
+    if summary["verdict"]:
+        echo("Verdict by round (support ratio): " + " ".join(f"r{v['round']}:{v['support_ratio']:+.2f}" for v in verdicts))
+        fv = summary["verdict"]
+        echo(f"Final verdict: {fv['direction']} (support {fv['support_ratio']:+.3f}, confidence {fv['confidence']:.3f}, "
+             f"{fv['post_count']} posts by {fv['author_count']} authors, stances +{fv['stance_positive']} "
+             f"-{fv['stance_negative']} ={fv['stance_neutral']})")
     echo("Latest posts (importance in brackets):")
     for row in timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
@@ -192,6 +200,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/memories?limit=5'")
     echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/reflections'")
     echo(f"  curl -s '{base}/simulations/{sim}/conflicts'")
+    echo(f"  curl -s '{base}/simulations/{sim}/verdicts'")
     echo(f"  curl -s -XPOST '{base}/simulations/{sim}/agents/{flipper}/retrieve' -H 'content-type: application/json' "
          "-d '{\"query\": \"bike lane plan\", \"top_k\": 3, \"weights\": {\"relevance\": 2, \"recency\": 1, \"importance\": 1}}'")
     echo("  murmur tail scored --from-beginning --max 5")
