@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Reflection, RetrieveRequest, Retrieved,
                         TimelineEntry, Verdict)
+from api import auth
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
 from sinks.qdrant_store import QdrantStore
@@ -56,6 +57,16 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         description="Agent memory and forecasts of social simulations, materialised from Murmur's Kafka topics.",
         lifespan=lifespan,
     )
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        # A middleware, not a dependency, so docs and the OpenAPI spec are
+        # covered too; only /health stays open.
+        try:
+            auth.check(request, settings.api_key_sha256)
+        except HTTPException as exc:
+            return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
+        return await call_next(request)
     app.state.settings = settings
 
     def store(request: Request) -> CassandraStore:

@@ -133,7 +133,8 @@ def one_run(settings, server_url: str, concurrency: int, events: int) -> float:
 def llm_calls_per_1000(settings, server_url: str) -> dict:
     """The whole pipeline (all processors) on the bundled example, LLM over HTTP."""
     ns = f"benchcalls{uuid.uuid4().hex[:6]}"
-    name = start_worker(settings, ns, "importance,reflection,contradiction", "calls", worker_env(ns, server_url, 64))
+    name = start_worker(settings, ns, "importance,reflection,contradiction,stance,verdict", "calls",
+                        worker_env(ns, server_url, 64))
     sim = f"calls-{ns}"
     try:
         counts = run_publish(settings, expand([EXAMPLE]), sim=sim, show_progress=False)

@@ -206,6 +206,14 @@ def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Op
     uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
 
 
+@app.command("hash-key")
+def hash_key(key: str = typer.Argument(..., help="The API key to require")):
+    """Print the SHA-256 to put in MURMUR_API_KEY_SHA256 (the key itself is never stored)."""
+    from api.auth import hash_key as h
+
+    typer.echo(h(key))
+
+
 @app.command()
 def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"),
         group: Optional[str] = typer.Option(None, help="As given to `murmur worker`")):
