@@ -10,9 +10,13 @@ MAX_MS = 253402300799999  # 9999-12-31, the last instant Avro tools render
 
 def to_ms(value: str | int | float) -> int:
     """ISO 8601 (no zone means UTC, as MiroFish writes it) or epoch millis."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a timestamp, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a timestamp (ISO 8601 or epoch ms), got {type(value).__name__} {value!r:.40}")
+    if isinstance(value, float) and value != value:
+        raise ValueError("expected a timestamp, got NaN")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"timestamp out of range: {value!r}")
         ms = int(value)
     else:
         text = value.strip()
