@@ -35,11 +35,19 @@ def live(tmp_path_factory) -> Settings:
     return settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class Worker:
     settings: Settings  # namespaced: the worker's group, derived topics, keyspace
     pid: int
     name: str
+    args: list
+    env: dict
+
+    def restart(self, live: Settings) -> int:
+        """Start it again (after a kill): same namespace, same group."""
+        stop_process(live, self.name, timeout=5)
+        self.pid = start_process(live, self.name, self.args, env=self.env)
+        return self.pid
 
 
 def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
@@ -52,9 +60,10 @@ def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
     names = resolve(processors)
     start_group_at_end(settings, group_id(settings, processors), input_topics(settings, names))
     name = f"worker-{ns}"
-    pid = start_process(live, name, ["worker", "--processors", processors],
-                        env={**os.environ, "MURMUR_NAMESPACE": ns, **env})
-    return Worker(settings, pid, name)
+    args = ["worker", "--processors", processors]
+    full_env = {**os.environ, "MURMUR_NAMESPACE": ns, **env}
+    pid = start_process(live, name, args, env=full_env)
+    return Worker(settings, pid, name, args, full_env)
 
 
 @pytest.fixture(scope="session")

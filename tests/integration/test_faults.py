@@ -1,0 +1,126 @@
+"""Faults operators see, each with a verifier that every input event has
+exactly one effect in the read model (lost 0, duplicated 0), the way Kafka
+Streams' own system tests check delivery: a killed worker, a restarted
+broker, a database away for 30 s. At-least-once delivery plus idempotent,
+keyed writes must absorb all three."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from connectors import synthetic
+from connectors.publisher import Publisher
+from deploy import jvm, local
+from deploy.pipeline import stop_process
+from sinks.cassandra_store import CassandraStore
+from tests.integration.conftest import start_worker, wait_for
+
+pytestmark = pytest.mark.integration
+CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "uk_sugar_levy_2018"
+
+
+def workload(agents: int = 300, rounds: int = 8):
+    sim = f"fault-{uuid.uuid4().hex[:8]}"
+    run = synthetic.generate(CASE, sim_id=sim, seed=11, agents=agents, rounds=rounds)
+    memories = {e.record["event_id"] for e in run.events if e.type_name in ("Post", "Observation")}
+    return sim, run.events, memories
+
+
+def verify(store: CassandraStore, sim: str, expected: set[str]) -> dict:
+    rows = []
+    for agent in store.agents(sim):
+        rows += [m["memory_id"] for m in store.memories(sim, agent, limit=1_000_000) if m["kind"] in ("post", "observation")]
+    got = set(rows)
+    return {"expected": len(expected), "rows": len(rows), "lost": len(expected - got),
+            "duplicated": len(rows) - len(got), "unexpected": len(got - expected)}
+
+
+def landed(store, sim, n) -> bool:
+    return store.count_memories(sim, kinds=("post", "observation")) >= n
+
+
+def test_sigkill_worker_mid_stream(live):
+    w = start_worker(live, "importance,cassandra-sink")
+    store = CassandraStore(w.settings)
+    try:
+        sim, events, expected = workload()
+        Publisher(live).publish(events)
+        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
+                 what="the first memories", worker=w)
+        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
+        os.kill(w.pid, signal.SIGKILL)
+        jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
+        w.restart(live)
+        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the kill", worker=w)
+        result = verify(store, sim, expected)
+        print(f"\nSIGKILL worker: {in_flight} of {len(expected)} events in flight; verifier: {result}")
+        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+        assert in_flight > 0
+    finally:
+        store.close()
+        stop_process(live, w.name)
+
+
+def test_kafka_broker_restart_mid_stream(live):
+    w = start_worker(live, "importance,cassandra-sink")
+    store = CassandraStore(w.settings)
+    try:
+        sim, events, expected = workload()
+        half = len(events) // 2
+        Publisher(live).publish(events[:half])
+        restarted = threading.Event()
+
+        def restart():
+            local.restart(live, "kafka", log=lambda m: None)
+            restarted.set()
+
+        t = threading.Thread(target=restart)
+        t.start()
+        t.join(180)
+        assert restarted.is_set()
+        Publisher(live).publish(events[half:])  # the second half goes to the restarted broker
+        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the broker restart",
+                 worker=w)
+        result = verify(store, sim, expected)
+        print(f"\nKafka restart: {len(events) - half} events published after it; verifier: {result}")
+        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+    finally:
+        store.close()
+        stop_process(live, w.name)
+
+
+def test_cassandra_away_for_30s(live):
+    w = start_worker(live, "importance,cassandra-sink")
+    store = CassandraStore(w.settings)
+    try:
+        sim, events, expected = workload(agents=150)
+        local.down(live, ["cassandra"], log=lambda m: None)
+        try:
+            Publisher(live).publish(events)
+            with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
+                health = client.get("/health")
+                assert health.status_code == 503 and health.json()["status"] == "degraded"
+                assert health.json()["dependencies"]["cassandra"]["ok"] is False
+            time.sleep(30)
+            assert jvm.alive(w.pid)  # the worker waits, retrying; it does not die
+        finally:
+            local.up(live, ["cassandra"], log=lambda m: None)
+        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the outage", worker=w)
+        result = verify(store, sim, expected)
+        print(f"\nCassandra away 30 s: {len(expected)} events in flight; verifier: {result}")
+        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+        with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
+            assert client.get("/health").json()["dependencies"]["cassandra"]["ok"] is True
+    finally:
+        store.close()
+        stop_process(live, w.name)
