@@ -71,6 +71,7 @@ class CassandraStore:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
+        self._schema_ready = False
 
     # -- connection ---------------------------------------------------------
     def connect(self) -> Session:
@@ -107,6 +108,7 @@ class CassandraStore:
         session = self.connect()
         for stmt in ddl_statements(self.keyspace, self.settings.cassandra_replication):
             session.execute(stmt, timeout=60)
+        self._schema_ready = True
 
     def ping(self) -> str:
         row = self.connect().execute("SELECT release_version FROM system.local", timeout=5).one()
@@ -168,16 +170,21 @@ class CassandraStore:
         row = {**result, "case_name": result["case"], "result_id": result["event_id"]}
         self.connect().execute(self._insert("eval_results", EVAL_COLUMNS), tuple(row[c] for c in EVAL_COLUMNS))
 
-    async def execute_all(self, writes: list[tuple[PreparedStatement, tuple]], *, sink: str = "cassandra",
+    async def execute_all(self, writes, *, sink: str = "cassandra",
                           max_backoff: float = 5.0) -> None:
-        """Run every write concurrently; retry the whole set with backoff until
-        it lands. Upserts are idempotent, so re-running succeeded ones is safe,
+        """Run every write concurrently (``writes``: statements, or a function
+        returning them); retry the whole set with backoff until it lands. Upserts are idempotent, so re-running succeeded ones is safe,
         and the caller's batch stays unacked (lag grows) while we wait."""
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                self.connect()
+                if not self._schema_ready:
+                    # Here, inside the retry loop, rather than at start-up: a
+                    # worker started while the database is away waits for it.
+                    await asyncio.get_running_loop().run_in_executor(None, self.apply_schema)
+                if callable(writes):
+                    writes = writes()  # statements are prepared once the database answers
                 await asyncio.gather(*(self._execute(stmt, params) for stmt, params in writes))
                 SINK_WRITE_SECONDS.labels(sink).observe(time.perf_counter() - started)
                 return

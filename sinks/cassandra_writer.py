@@ -33,8 +33,7 @@ WRITERS = {
 def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None, batch_size: int = 2000,
              within: float = 0.25) -> None:
     if store is None:
-        store = CassandraStore(rt.settings)
-        store.apply_schema()
+        store = CassandraStore(rt.settings)  # connects and applies the schema at the first write
     source = app.topic(*(rt.topic(t) for t in INPUTS))
 
     @app.agent(source, name=STAGE)
@@ -42,13 +41,18 @@ def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
             batch = rt.decode_events(events, expected=tuple(WRITERS), stage=STAGE)
-            writes = []
-            for inc in batch:
-                try:
-                    writes += WRITERS[inc.type_name](store, [inc.record])
-                except Exception as exc:  # a record the tables cannot hold: keep it, move on
-                    rt.dead_letter_all(STAGE, [inc], exc)
-            if writes:
+
+            def writes():
+                # Built (and statements prepared) once the database answers.
+                out = []
+                for inc in batch:
+                    try:
+                        out += WRITERS[inc.type_name](store, [inc.record])
+                    except (KeyError, TypeError, ValueError) as exc:  # a record the tables cannot hold
+                        rt.dead_letter_all(STAGE, [inc], exc)
+                return out
+
+            if batch:
                 await store.execute_all(writes)
             # Dead letters produced while decoding must land before the ack.
             await rt.flush()
