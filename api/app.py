@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Reflection, RetrieveRequest, Retrieved,
-                        TimelineEntry, Verdict)
+from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Problem, Reflection, RetrieveRequest,
+                        Retrieved, TimelineEntry, Verdict)
 from api import auth
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
@@ -24,6 +25,14 @@ from streams.settings import Settings, get_settings
 SimId = Annotated[str, Path(min_length=1, max_length=200, description="Simulation id")]
 AgentId = Annotated[str, Path(min_length=1, max_length=200, description="Agent id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest first")]
+MAX_BODY_BYTES = 1 << 20
+MAX_TS = 253402300799999  # 9999-12-31: Cassandra's and Avro tools' last instant
+ERRORS = {
+    401: {"model": Problem, "description": "Missing or wrong API key (when one is configured)"},
+    404: {"model": Problem, "description": "Unknown simulation, agent or verdict"},
+    413: {"model": Problem, "description": "Request body over 1 MiB"},
+    503: {"model": Problem, "description": "A dependency (Cassandra, Kafka, Qdrant) does not answer"},
+}
 
 
 def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True) -> FastAPI:
@@ -31,32 +40,48 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from processors.llm import make_embedder
+        # Re-entrant: test clients may run the lifespan of one app more than
+        # once, and a local Qdrant folder must be opened only once.
+        app.state.users = getattr(app.state, "users", 0) + 1
+        if app.state.users == 1:
+            from processors.llm import make_embedder
 
-        app.state.store = CassandraStore(settings)
-        app.state.vectors = QdrantStore(settings)
-        app.state.embedder = make_embedder(settings.llm)
-        app.state.sink = None
-        if app.state.vectors.local and run_qdrant_sink:
-            # Local Qdrant admits one process: the one that serves retrieval
-            # also keeps the collection up to date (docs/adr/0001).
-            from sinks.qdrant_writer import QdrantSink
+            app.state.store = CassandraStore(settings)
+            app.state.vectors = QdrantStore(settings)
+            app.state.embedder = make_embedder(settings.llm)
+            app.state.sink = None
+            if app.state.vectors.local and run_qdrant_sink:
+                # Local Qdrant admits one process: the one that serves retrieval
+                # also keeps the collection up to date (docs/adr/0001).
+                from sinks.qdrant_writer import QdrantSink
 
-            app.state.sink = QdrantSink(settings, app.state.vectors)
-            app.state.sink.start_thread()
-        yield
-        if app.state.sink is not None:
-            app.state.sink.stop()
-        await app.state.embedder.aclose()
-        app.state.vectors.close()
-        app.state.store.close()
+                app.state.sink = QdrantSink(settings, app.state.vectors)
+                app.state.sink.start_thread()
+        try:
+            yield
+        finally:
+            app.state.users -= 1
+            if app.state.users == 0:
+                if app.state.sink is not None:
+                    app.state.sink.stop()
+                await app.state.embedder.aclose()
+                app.state.vectors.close()
+                app.state.store.close()
 
     app = FastAPI(
         title="Murmur read model",
         version="1",
         description="Agent memory and forecasts of social simulations, materialised from Murmur's Kafka topics.",
         lifespan=lifespan,
+        responses=ERRORS,
     )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(status_code=413, content={"detail": f"request body over {MAX_BODY_BYTES} bytes"})
+        return await call_next(request)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
@@ -71,6 +96,13 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
 
     def store(request: Request) -> CassandraStore:
         return request.app.state.store
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError):
+        # The default handler echoes the input back, which fails on values
+        # JSON cannot carry (1e999 parses to inf): say where and what, only.
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_request: Request, exc: ServiceUnavailable):
@@ -108,7 +140,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/simulations/{sim}/timeline", response_model=list[TimelineEntry])
-    def timeline(sim: SimId, limit: Limit = 50, before: Annotated[int | None, Query(ge=0, description="Only entries before this event time (epoch ms)")] = None,
+    def timeline(sim: SimId, limit: Limit = 50, before: Annotated[int | None, Query(ge=0, le=MAX_TS, description="Only entries before this event time (epoch ms)")] = None,
                  db: CassandraStore = Depends(store)):
         return db.timeline(sim, limit=limit, before_ms=before)
 

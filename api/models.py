@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Problem(BaseModel):
+    detail: str | list = Field(description="What was wrong, and where")
+
+
 class Dependency(BaseModel):
     ok: bool
     detail: str
@@ -95,7 +99,7 @@ class RetrieveRequest(BaseModel):
     top_k: int = Field(10, ge=1, le=100)
     weights: RetrieveWeights = RetrieveWeights()
     include_public: bool = Field(True, description="Also search the public timeline (never other agents' private memories)")
-    at_ts: int | None = Field(None, ge=0, description="Reference event time for recency (default: the agent's newest memory)")
+    at_ts: int | None = Field(None, ge=0, le=253402300799999, description="Reference event time for recency (default: the agent's newest memory)")
     half_life_s: float = Field(3600.0, gt=0, le=10 * 365 * 86400, description="Recency half-life in event-time seconds")
 
 
