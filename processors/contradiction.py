@@ -28,6 +28,7 @@ from streams.settings import Settings
 from streams.topics import CONFLICTS, SCORED, agent_key
 
 STAGE = "contradiction"
+TABLES = ('contradiction-window',)
 INPUTS = (SCORED,)
 NEIGHBOURS = 3
 TEXT_CHARS = 300
@@ -128,7 +129,7 @@ class Detector:
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table("contradiction-window", default=None, partitions=rt.settings.topic_partitions,
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions,
                       key_type=bytes)  # raw keys (sim/agent); values JSON
     detector = Detector(rt, rt.settings)
 

@@ -34,6 +34,7 @@ from streams.settings import Settings
 from streams.topics import REFLECTIONS, SCORED, agent_key
 
 STAGE = "reflection"
+TABLES = ('reflection-state',)
 INPUTS = (SCORED,)
 REFLECTION_IMPORTANCE = 7
 CONTENT_CHARS = 400
@@ -165,7 +166,7 @@ class Reflector:
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table("reflection-state", default=None, partitions=rt.settings.topic_partitions,
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions,
                       key_type=bytes)  # raw keys (sim/agent); values JSON
     reflector = Reflector(rt, rt.settings)
 

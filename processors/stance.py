@@ -32,6 +32,7 @@ from streams.metrics import BATCH_SECONDS
 from streams.topics import CONFLICTS, PERSONAS, SCORED, STANCES, sim_key
 
 STAGE = "stance"
+TABLES = ('stance-state',)
 INPUTS = (SCORED, PERSONAS, CONFLICTS)
 RECENT = 64  # contributions kept per agent, to retract superseded posts
 FEATURES = frozenset(ALL_FEATURES)
@@ -127,7 +128,7 @@ async def agent_events(rt: Runtime, state: dict, items: list[Incoming]) -> tuple
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table("stance-state", default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
 
     @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
     async def stance(stream):

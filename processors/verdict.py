@@ -27,6 +27,7 @@ from streams.metrics import BATCH_SECONDS
 from streams.topics import ROUNDS, STANCES, VERDICTS, sim_key
 
 STAGE = "verdict"
+TABLES = ('verdict-state', 'verdict-applied')
 INPUTS = (STANCES, ROUNDS)
 
 
@@ -88,8 +89,8 @@ def sim_events(state: dict, items: list[Incoming], seen) -> tuple[dict, list[dic
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25) -> None:
-    table = app.Table("verdict-state", default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
-    applied = app.Table("verdict-applied", default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    applied = app.Table(TABLES[1], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
 
     @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
     async def verdict(stream):

@@ -21,6 +21,8 @@ app = typer.Typer(help="Murmur: social-simulation memory and forecasts as an eve
 services_app = typer.Typer(help="Local Kafka and Cassandra (JVM, from Maven Central) on 127.0.0.1.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics, declared once in streams/topics.py.", no_args_is_help=True)
 db_app = typer.Typer(help="The Cassandra read model.", no_args_is_help=True)
+checkpoint_app = typer.Typer(help="Topic-offset snapshots (zstd-compressed Avro on the checkpoints topic).", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
 eval_app = typer.Typer(help="Eval by replay: score verdicts against truth, ablate features.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(services_app, name="services")
@@ -312,6 +314,58 @@ def eval_ablation(
     for r in rows:
         typer.echo(f"{r['variant']:28} {r['support_ratio']:+8.3f} {r['direction']:9} {r['confidence']:6.3f} "
                    f"{r['composite']:9.3f} {r['d_support_ratio']:+8.3f} {r['d_composite']:+8.3f}")
+
+
+# -- checkpoints ----------------------------------------------------------------
+@checkpoint_app.command("create")
+def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str] = typer.Option(None),
+                      note: str = typer.Option("")):
+    """Record the group's committed input offsets and its tables' changelog offsets."""
+    from connectors import checkpoint as ck
+
+    try:
+        record = ck.create(get_settings(), processors=processors, group=group, note=note)
+        ck.save(get_settings(), record)
+    except (MurmurError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(f"{record['event_id']}: {len(record['group_offsets'])} input partitions, "
+               f"{len(record['changelog_offsets'])} changelog partitions")
+
+
+@checkpoint_app.command("list")
+def checkpoint_list():
+    from connectors import checkpoint as ck
+
+    for cid, data in sorted(ck.load_all(get_settings()).items()):
+        try:
+            r = ck.decode(data)
+            typer.echo(f"{cid}  v{r['format_version']}  sim={r['sim_id'] or '-'} round={r['round']} "
+                       f"inputs={len(r['group_offsets'])} changelogs={len(r['changelog_offsets'])} {r['note']}")
+        except MurmurError as exc:
+            typer.echo(f"{cid}  unreadable: {exc}")
+
+
+@checkpoint_app.command("show")
+def checkpoint_show(checkpoint_id: str):
+    from connectors import checkpoint as ck
+
+    data = ck.load_all(get_settings()).get(checkpoint_id)
+    if data is None:
+        fail(f"no checkpoint {checkpoint_id!r}; see `murmur checkpoint list`")
+    try:
+        typer.echo(json.dumps(ck.decode(data), indent=2))
+    except MurmurError as exc:
+        fail(str(exc))
+
+
+@checkpoint_app.command("export")
+def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")):
+    from connectors import checkpoint as ck
+
+    try:
+        typer.echo(f"{ck.export(get_settings(), checkpoint_id, out)} bytes written to {out}")
+    except MurmurError as exc:
+        fail(str(exc))
 
 
 def main() -> None:
