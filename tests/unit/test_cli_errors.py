@@ -1,0 +1,44 @@
+"""Bad command lines end in a clear error and a non-zero exit, no traceback."""
+
+from typer.testing import CliRunner
+
+from streams.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_publish_needs_input():
+    res = run("publish")
+    assert res.exit_code == 2 and "give files to publish or --synthetic" in res.output
+
+
+def test_publish_missing_file_is_named(tmp_path):
+    res = run("publish", str(tmp_path / "nope.jsonl"))
+    assert res.exit_code == 1 and "nope.jsonl: no such file or folder" in res.output
+
+
+def test_unknown_processor():
+    res = run("worker", "--processors", "importance,telepathy")
+    assert res.exit_code == 2 and "unknown processor 'telepathy'" in res.output
+
+
+def test_eval_case_must_be_a_folder(tmp_path):
+    res = run("eval", "run", "--case", str(tmp_path / "missing"))
+    assert res.exit_code == 2 and "not a folder" in res.output
+    (tmp_path / "case").mkdir()
+    res = run("eval", "ablation", "--case", str(tmp_path / "case"))
+    assert res.exit_code == 1 and "truth.json: missing" in res.output
+
+
+def test_tail_format_is_checked():
+    res = run("tail", "posts", "--format", "xml")
+    assert res.exit_code == 2 and "--format must be pretty or json" in res.output
+
+
+def test_unknown_service():
+    res = run("services", "status", "redis")
+    assert res.exit_code == 2 and "unknown service(s) ['redis']" in res.output
