@@ -19,9 +19,7 @@ import json
 import math
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -87,7 +85,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm_concurrency.json")
     a = p.parse_args()
 
-    server = thread_server if a.in_process else subprocess_server
+    server = thread_server if a.in_process else spawn
     rows = []
     with server(a.latency_ms, a.capacity) as (url, stats, reset):
         for c in a.concurrency:

@@ -20,7 +20,7 @@ from pathlib import Path
 import zstandard
 from confluent_kafka import KafkaError, TopicPartition
 
-from processors.worker import PROCESSORS, input_topics, module, resolve
+from processors.worker import input_topics, module, resolve
 from streams.app import group_id
 from streams.errors import MurmurError
 from streams.kafka import BatchProducer, end_offsets, make_consumer, make_producer

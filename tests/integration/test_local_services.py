@@ -7,7 +7,6 @@ both JVMs (~10 s); later runs reuse the running services.
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 

@@ -8,7 +8,6 @@ Qdrant collection), so it is independent of the other tests' worker."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections import defaultdict
 
@@ -20,7 +19,6 @@ from connectors.publish_cli import run_publish
 from deploy.pipeline import stop_process
 from processors.llm.devserver import DevServer, DevServerConfig
 from sinks.cassandra_store import CassandraStore
-from sinks.qdrant_store import QdrantStore
 from tests.integration.conftest import start_worker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,6 @@ and the processors' decoder. Nothing raises; every input is accounted for
 (published, skipped or dead-lettered; processed or dead-lettered)."""
 
 import json
-import string
 from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings, strategies as st

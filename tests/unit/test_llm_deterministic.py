@@ -173,7 +173,7 @@ def test_backend_records_are_deterministic_and_complete():
 
         return run(go()), records
 
-    (r1, rec1), (r2, rec2) = calls(), calls()
+    (r1, rec1), (_r2, rec2) = calls(), calls()
     assert r1["_backend"] == "deterministic" and r1.backend == "deterministic"
     assert "_backend" not in r1.data and 1 <= r1["importance"] <= 10
     assert r1.as_dict()["_backend"] == "deterministic"
