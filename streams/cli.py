@@ -358,6 +358,18 @@ def checkpoint_show(checkpoint_id: str):
         fail(str(exc))
 
 
+@checkpoint_app.command("restore")
+def checkpoint_restore(checkpoint_id: str):
+    """Reset a stopped group to a checkpoint: tables cut back to its changelog
+    offsets, inputs to its committed offsets; start the workers to catch up."""
+    from connectors import checkpoint as ck
+
+    try:
+        typer.echo(json.dumps(ck.restore(get_settings(), checkpoint_id)))
+    except MurmurError as exc:
+        fail(str(exc))
+
+
 @checkpoint_app.command("export")
 def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")):
     from connectors import checkpoint as ck

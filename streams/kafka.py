@@ -184,7 +184,7 @@ def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) ->
             return consumer.get_watermark_offsets(tp, timeout=10, cached=False)
         except KafkaException as exc:
             retriable = exc.args and getattr(exc.args[0], "retriable", lambda: False)()
-            if not retriable and "LEADER" not in str(exc) or time.monotonic() > deadline:
+            if not retriable and "LEADER" not in str(exc) and "UNKNOWN" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

@@ -60,7 +60,7 @@ def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
     names = resolve(processors)
     start_group_at_end(settings, group_id(settings, processors), input_topics(settings, names))
     name = f"worker-{ns}"
-    args = ["worker", "--processors", processors]
+    args = ["worker", "--processors", processors, "--loglevel", "info"]  # info: the log tells what a stuck worker did
     full_env = {**os.environ, "MURMUR_NAMESPACE": ns, **env}
     pid = start_process(live, name, args, env=full_env)
     return Worker(settings, pid, name, args, full_env)

@@ -1,0 +1,86 @@
+"""A checkpoint restored and caught up gives the read model of an
+uninterrupted run, row by row (memories, reflections, conflicts, verdicts).
+
+Not in the default run yet (marker ``restore``, deselected in pyproject):
+it passed 4 times of 5 here, and in the 5th the worker restarted after the
+checkpoint consumed only one of four posts partitions for 180 s, cause not
+found. Run it with ``pytest -m restore``; see the open issue."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from connectors import checkpoint as ck
+from connectors import synthetic
+from connectors.publisher import Publisher
+from deploy import jvm
+from deploy.pipeline import stop_process
+from processors.worker import input_topics, resolve
+from sinks.cassandra_store import CassandraStore
+from streams.app import group_id
+from streams.kafka import group_lag
+from tests.integration.conftest import start_worker, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.restore]
+CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "ireland_smoking_ban_2004"
+
+
+def drained(settings) -> bool:
+    lag = group_lag(settings, group_id(settings, "all"), input_topics(settings, resolve("all")))
+    return bool(lag) and all(p.lag == 0 for p in lag)
+
+
+def snapshot(store: CassandraStore, sim: str) -> dict:
+    agents = sorted(store.agents(sim))
+    memories = sorted((m["memory_id"], m["kind"], m["importance"], m["valid_to"], m["superseded_by"])
+                      for a in agents for m in store.memories(sim, a, limit=100_000))
+    reflections = sorted((r["reflection_id"], tuple(r["source_ids"]), r["content"]) for a in agents
+                         for r in store.reflections(sim, a, limit=100_000))
+    conflicts = sorted((c["conflict_id"], c["old_memory_id"], c["new_memory_id"]) for c in store.conflicts(sim, limit=100_000))
+    verdicts = [(v["round"], v["support_ratio"], v["post_count"], v["author_count"], v["stance_positive"],
+                 v["stance_negative"], v["flips"]) for v in store.verdicts(sim)]
+    return {"memories": memories, "reflections": reflections, "conflicts": conflicts, "verdicts": verdicts}
+
+
+def stopped(live, w) -> None:
+    stop_process(live, w.name, timeout=30)  # SIGTERM: Faust commits on the way out
+    jvm.wait_for(lambda: not jvm.alive(w.pid), 30)
+
+
+def test_restore_then_catch_up_equals_uninterrupted(live):
+    w = start_worker(live)
+    store = CassandraStore(w.settings)
+    sim = f"ckpt-{uuid.uuid4().hex[:6]}"
+    run = synthetic.generate(CASE, sim_id=sim, seed=5, agents=30, rounds=8)
+    cut = next(i for i, e in enumerate(run.events) if e.type_name == "RoundMarker" and e.record["round"] == 4)
+    try:
+        Publisher(live).publish(run.events[:cut])
+        wait_for(lambda: drained(w.settings), timeout=180, what="the first half", worker=w)
+        stopped(live, w)
+        record = ck.create(w.settings, processors="all", sim_id=sim, round_=3, note="test")
+        ck.save(w.settings, record)
+        assert record["changelog_offsets"] and any(o["offset"] > 0 for o in record["group_offsets"])
+
+        w.restart(live)
+        Publisher(live).publish(run.events[cut:])
+        wait_for(lambda: drained(w.settings), timeout=180, what="the second half", worker=w)
+        wait_for(lambda: len(store.verdicts(sim)) == 8, timeout=60, what="8 verdicts", worker=w)
+        uninterrupted = snapshot(store, sim)
+        assert uninterrupted["reflections"] and uninterrupted["verdicts"]
+        stopped(live, w)
+
+        summary = ck.restore(w.settings, record["event_id"])
+        assert summary["table_keys"] > 0
+        w.restart(live)
+        wait_for(lambda: drained(w.settings), timeout=180, what="the catch-up", worker=w)
+        restored = snapshot(store, sim)
+        print(f"\ncheckpoint restore: {summary}; rows compared: "
+              + ", ".join(f"{k} {len(v)}" for k, v in restored.items()))
+        for part in uninterrupted:
+            assert restored[part] == uninterrupted[part], part
+    finally:
+        store.close()
+        stop_process(live, w.name)
