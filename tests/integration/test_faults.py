@@ -54,12 +54,15 @@ def test_sigkill_worker_mid_stream(live):
     store = CassandraStore(w.settings)
     try:
         sim, events, expected = workload()
-        Publisher(live).publish(events)
+        half = len(events) // 2
+        Publisher(live).publish(events[:half])
         wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
                  what="the first memories", worker=w)
-        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
         os.kill(w.pid, signal.SIGKILL)
         jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
+        # The stream goes on while the worker is dead.
+        Publisher(live).publish(events[half:])
+        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
         w.restart(live)
         wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the kill", worker=w)
         result = verify(store, sim, expected)
