@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import time
 
 import faust
 
 from processors.llm import LlmUnavailable, contradiction_prompt
-from processors.runtime import Incoming, Runtime, by_agent
+from processors.runtime import Incoming, Runtime, register_per_agent
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS
 from streams.settings import Settings
 from streams.topics import CONFLICTS, SCORED, agent_key
 
@@ -129,27 +127,11 @@ class Detector:
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions,
-                      key_type=bytes)  # raw keys (sim/agent); values JSON
     detector = Detector(rt, rt.settings)
 
-    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
-    async def contradiction(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
-            groups = by_agent(batch)
-            results = await asyncio.gather(*(
-                detector.agent_events(load_state(table.get(key)), items) for key, items in groups.items()
-            ), return_exceptions=True)
-            for (key, items), result in zip(groups.items(), results):
-                if isinstance(result, BaseException):
-                    rt.dead_letter_all(STAGE, items, result)  # state for that agent stays as it was
-                    continue
-                state, conflicts = result
-                for c in conflicts:
-                    rt.emit(STAGE, CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c)
-                rt.remember(table, key, state, items[-1])
-            await rt.flush()
-            rt.commit_state(table)
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+    async def handle(state: dict, items: list[Incoming]):
+        state, conflicts = await detector.agent_events(state, items)
+        return state, [(CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c) for c in conflicts]
+
+    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
+                       load_state=load_state, handle=handle, batch_size=batch_size, within=within)

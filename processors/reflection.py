@@ -20,16 +20,13 @@ last memory ids applied (a redelivered memory is recognised and skipped).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
 import faust
 
 from processors.llm import LlmUnavailable, reflection_prompt
-from processors.runtime import Incoming, Runtime, by_agent
+from processors.runtime import Incoming, Runtime, register_per_agent
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS
 from streams.settings import Settings
 from streams.topics import REFLECTIONS, SCORED, agent_key
 
@@ -166,32 +163,13 @@ class Reflector:
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions,
-                      key_type=bytes)  # raw keys (sim/agent); values JSON
     reflector = Reflector(rt, rt.settings)
 
-    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
-    async def reflection(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("ScoredMemory",), stage=STAGE)
-            groups = by_agent(batch)
-            # Agents in parallel (their LLM calls overlap); one agent's memories in order.
-            results = await asyncio.gather(*(
-                reflector.agent_events(load_state(table.get(key)), items) for key, items in groups.items()
-            ), return_exceptions=True)
-            for (key, items), result in zip(groups.items(), results):
-                if isinstance(result, BaseException):
-                    rt.dead_letter_all(STAGE, items, result)  # state for that agent stays as it was
-                    continue
-                state, reflections, memories = result
-                for r in reflections:
-                    rt.emit(STAGE, REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r)
-                for m in memories:
-                    rt.emit(STAGE, SCORED, agent_key(m["sim_id"], m["agent_id"]), m)
-                rt.remember(table, key, state, items[-1])
-            await rt.flush()
-            # State only after outputs landed: a crash in between re-applies
-            # the inputs and re-emits the same (deterministic) outputs.
-            rt.commit_state(table)
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+    async def handle(state: dict, items: list[Incoming]):
+        state, reflections, memories = await reflector.agent_events(state, items)
+        outputs = [(REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r) for r in reflections]
+        outputs += [(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories]
+        return state, outputs
+
+    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
+                       load_state=load_state, handle=handle, batch_size=batch_size, within=within)

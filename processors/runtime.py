@@ -140,3 +140,45 @@ def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
     for inc in batch:
         groups.setdefault(agent_key(inc.record["sim_id"], inc.record["agent_id"]), []).append(inc)
     return groups
+
+
+Output = tuple[TopicSpec, bytes, dict]  # (topic, key, record)
+
+
+def register_per_agent(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
+                       table_name: str, load_state, handle, batch_size: int = 1000, within: float = 0.25) -> None:
+    """A Faust agent whose state is per agent (reflection, contradiction,
+    stance): batches grouped by agent, agents handled concurrently (their
+    LLM calls overlap), one agent's events strictly in order.
+
+    ``handle(state, items) -> (state, outputs)`` is awaited per agent; an
+    agent whose handling raises is dead-lettered with the error and keeps its
+    state. Outputs are flushed before the state is written, and the state
+    before Faust acks the inputs (see the commit order above).
+    """
+    import asyncio
+    import time
+
+    from streams.metrics import BATCH_SECONDS
+
+    table = app.Table(table_name, default=None, partitions=rt.settings.topic_partitions,
+                      key_type=bytes)  # raw keys (sim/agent); values JSON
+
+    @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
+    async def per_agent(stream):
+        async for events in stream.take_events(batch_size, within=within):
+            started = time.perf_counter()
+            groups = by_agent(rt.decode_events(events, expected=expected, stage=stage))
+            results = await asyncio.gather(*(handle(load_state(table.get(key)), items)
+                                             for key, items in groups.items()), return_exceptions=True)
+            for (key, items), result in zip(groups.items(), results):
+                if isinstance(result, BaseException):
+                    rt.dead_letter_all(stage, items, result)
+                    continue
+                state, outputs = result
+                for spec, out_key, record in outputs:
+                    rt.emit(stage, spec, out_key, record)
+                rt.remember(table, key, state, items[-1])
+            await rt.flush()
+            rt.commit_state(table)
+            BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)

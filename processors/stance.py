@@ -19,16 +19,14 @@ it. Everything else is the same function as ``processors.opinion``.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import faust
 
 from processors.llm import LlmUnavailable, stance_prompt
 from processors.opinion import (ALL_FEATURES, LEXICON, AgentStance, Persona, post_weight, reflection_weight,
                                 valence)
-from processors.runtime import Incoming, Runtime, by_agent
+from processors.runtime import Incoming, Runtime, register_per_agent
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS
 from streams.topics import CONFLICTS, PERSONAS, SCORED, STANCES, sim_key
 
 STAGE = "stance"
@@ -128,24 +126,10 @@ async def agent_events(rt: Runtime, state: dict, items: list[Incoming]) -> tuple
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    async def handle(state: dict, items: list[Incoming]):
+        state, events = await agent_events(rt, state, items)
+        return state, [(STANCES, sim_key(e["sim_id"]), e) for e in events]
 
-    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
-    async def stance(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("ScoredMemory", "Persona", "Conflict"), stage=STAGE)
-            groups = by_agent(batch)
-            results = await asyncio.gather(*(agent_events(rt, load_state(table.get(k)), items)
-                                             for k, items in groups.items()), return_exceptions=True)
-            for (key, items), result in zip(groups.items(), results):
-                if isinstance(result, BaseException):
-                    rt.dead_letter_all(STAGE, items, result)
-                    continue
-                state, out = result
-                for e in out:
-                    rt.emit(STAGE, STANCES, sim_key(e["sim_id"]), e)
-                rt.remember(table, key, state, items[-1])
-            await rt.flush()
-            rt.commit_state(table)
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory", "Persona", "Conflict"),
+                       table_name=TABLES[0], load_state=load_state, handle=handle, batch_size=batch_size,
+                       within=within)
