@@ -20,7 +20,7 @@ import math
 import faust
 
 from processors.llm import LlmUnavailable, contradiction_prompt
-from processors.runtime import Incoming, Runtime, register_per_agent
+from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from streams.ids import stable_id
 from streams.settings import Settings
 from streams.topics import CONFLICTS, SCORED, agent_key
@@ -49,12 +49,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 def load_state(stored: dict | None) -> dict:
-    """Stored state with defaults for keys it lacks (state written by an
-    older version of this processor stays readable)."""
-    state = empty_state()
-    if isinstance(stored, dict):
-        state.update({k: v for k, v in stored.items() if k in state})
-    return state
+    return with_defaults(stored, empty_state())
 
 
 def empty_state() -> dict:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import faust
 
 from processors.llm import LlmUnavailable, reflection_prompt
-from processors.runtime import Incoming, Runtime, register_per_agent
+from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from streams.ids import stable_id
 from streams.settings import Settings
 from streams.topics import REFLECTIONS, SCORED, agent_key
@@ -50,12 +50,7 @@ SEEN = 64  # memory ids remembered for de-duplication
 
 
 def load_state(stored: dict | None) -> dict:
-    """Stored state with defaults for keys it lacks (state written by an
-    older version of this processor stays readable)."""
-    state = empty_state()
-    if isinstance(stored, dict):
-        state.update({k: v for k, v in stored.items() if k in state})
-    return state
+    return with_defaults(stored, empty_state())
 
 
 def empty_state() -> dict:

@@ -134,6 +134,14 @@ class Runtime:
         await self.producer.flush()
 
 
+def with_defaults(stored, empty: dict) -> dict:
+    """Stored per-key state over its defaults, unknown keys dropped: state
+    written by an older version of a processor stays readable."""
+    if isinstance(stored, dict):
+        empty.update({k: v for k, v in stored.items() if k in empty})
+    return empty
+
+
 def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
     """Group a batch by agent, keeping each agent's events in arrival order."""
     groups: dict[bytes, list[Incoming]] = {}

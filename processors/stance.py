@@ -25,7 +25,7 @@ import faust
 from processors.llm import LlmUnavailable, stance_prompt
 from processors.opinion import (ALL_FEATURES, LEXICON, AgentStance, Persona, post_weight, reflection_weight,
                                 valence)
-from processors.runtime import Incoming, Runtime, register_per_agent
+from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from streams.ids import stable_id
 from streams.topics import CONFLICTS, PERSONAS, SCORED, STANCES, sim_key
 
@@ -41,10 +41,7 @@ def empty_state() -> dict:
 
 
 def load_state(stored: dict | None) -> dict:
-    state = empty_state()
-    if isinstance(stored, dict):
-        state.update({k: v for k, v in stored.items() if k in state})
-    return state
+    return with_defaults(stored, empty_state())
 
 
 def persona_of(state: dict) -> Persona:

@@ -22,7 +22,7 @@ import time
 import faust
 
 from processors.opinion import LEXICON, verdict_record
-from processors.runtime import Incoming, Runtime
+from processors.runtime import Incoming, Runtime, with_defaults
 from streams.metrics import BATCH_SECONDS
 from streams.topics import ROUNDS, STANCES, VERDICTS, sim_key
 
@@ -36,10 +36,7 @@ def empty_state() -> dict:
 
 
 def load_state(stored: dict | None) -> dict:
-    state = empty_state()
-    if isinstance(stored, dict):
-        state.update({k: v for k, v in stored.items() if k in state})
-    return state
+    return with_defaults(stored, empty_state())
 
 
 def add(state: dict, s: dict) -> int:
