@@ -4,12 +4,14 @@ in its thread pool) because the Cassandra driver's reads are blocking."""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path as PathLib
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Problem, Reflection, RetrieveRequest,
@@ -26,6 +28,7 @@ SimId = Annotated[str, Path(min_length=1, max_length=200, description="Simulatio
 AgentId = Annotated[str, Path(min_length=1, max_length=200, description="Agent id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest first")]
 MAX_BODY_BYTES = 1 << 20
+MONITOR_PAGE = PathLib(__file__).with_name("static") / "monitor.html"
 MAX_TS = 253402300799999  # 9999-12-31: Cassandra's and Avro tools' last instant
 ERRORS = {
     401: {"model": Problem, "description": "Missing or wrong API key (when one is configured)"},
@@ -138,6 +141,22 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics():
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/simulations/{sim}/stream", response_class=EventSourceResponse,
+             responses={200: {"description": "Server-Sent Events: snapshot, counts, verdict, reflection, conflict, lag"}})
+    async def stream(sim: SimId, request: Request):
+        """Live events of one simulation (see api/monitor.py for the event
+        types); from now on, after a snapshot of the read model."""
+        from api.monitor import events
+
+        async for name, payload in events(settings, sim, request.app.state.store):
+            yield ServerSentEvent(event=name, data=payload)
+
+    @app.get("/simulations/{sim}/monitor", response_class=HTMLResponse)
+    def monitor(sim: SimId):
+        """The live monitor page of one simulation (no build step; it reads
+        the stream above)."""
+        return HTMLResponse(MONITOR_PAGE.read_text(encoding="utf-8"))
 
     @app.get("/simulations/{sim}/timeline", response_model=list[TimelineEntry])
     def timeline(sim: SimId, limit: Limit = 50, before: Annotated[int | None, Query(ge=0, le=MAX_TS, description="Only entries before this event time (epoch ms)")] = None,

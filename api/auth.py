@@ -1,5 +1,5 @@
 """Optional API key. When ``MURMUR_API_KEY_SHA256`` holds the SHA-256 (hex)
-of a key, every request but ``/health`` must carry the key in ``X-API-Key``
+of a key, every request but ``/health`` and the monitor page (static HTML) must carry the key in ``X-API-Key``
 (or ``Authorization: Bearer <key>``). Only the hash is stored; the comparison
 is constant-time."""
 
@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from fastapi import HTTPException, Request
 
 OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no secrets
+# The monitor page is static HTML; the stream it reads is what needs the key.
+OPEN_PATTERN = re.compile(r"^/simulations/[^/]+/monitor$")
 
 
 def hash_key(key: str) -> str:
@@ -26,7 +29,8 @@ def presented_key(request: Request) -> str | None:
 
 
 def check(request: Request, expected_sha256: str | None) -> None:
-    if not expected_sha256 or request.url.path in OPEN_PATHS:
+    path = request.url.path
+    if not expected_sha256 or path in OPEN_PATHS or OPEN_PATTERN.match(path):
         return
     key = presented_key(request)
     # Hash first, then compare digests of equal length in constant time.

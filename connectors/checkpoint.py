@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from processors.worker import input_topics, module, resolve
 from streams.app import group_id
-from streams.errors import MurmurError
+from streams.errors import DecodeError, MurmurError
 from streams.kafka import BatchProducer, end_offsets, make_consumer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
@@ -113,6 +113,19 @@ def load_all(settings: Settings) -> dict[str, bytes]:
     finally:
         consumer.close()
     return out
+
+
+def newest_ts(settings: Settings, group: str) -> int | None:
+    """Time (ms) of the newest checkpoint that covers ``group``, or None."""
+    newest = None
+    for data in load_all(settings).values():
+        try:
+            rec = decode(data)
+        except (CheckpointError, DecodeError):
+            continue
+        if any(o["group"] == group for o in rec["group_offsets"]):
+            newest = max(newest or 0, rec["ts"])
+    return newest
 
 
 def export(settings: Settings, checkpoint_id: str, path: Path) -> int:

@@ -25,7 +25,7 @@ import faust
 from processors.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from processors.runtime import Incoming, Runtime
 from streams.ids import stable_id
-from streams.metrics import BATCH_SECONDS, EMBED_FAILURES, IMPORTANCE_FALLBACKS
+from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS
 from streams.topics import OBSERVATIONS, POSTS, SCORED, agent_key
 
 STAGE = "importance"
@@ -129,4 +129,4 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
             for memory in memories:
                 rt.emit(STAGE, SCORED, agent_key(memory["sim_id"], memory["agent_id"]), memory)
             await rt.flush()
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+            rt.observe_batch(STAGE, started, batch)

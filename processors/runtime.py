@@ -12,6 +12,7 @@ second delivery writes the same rows.
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from connectors.publisher import dead_letter_record
 from streams.contract import check_ranges
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_producer
-from streams.metrics import DEAD_LETTERS, EVENTS_IN, EVENTS_OUT
+from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE_SECONDS, EVENTS_IN, EVENTS_OUT
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, LLM_CALLS, TopicSpec, agent_key, topic_name
@@ -133,6 +134,18 @@ class Runtime:
     async def flush(self) -> None:
         await self.producer.flush()
 
+    def observe_batch(self, stage: str, started: float, batch: list[Incoming]) -> None:
+        """Batch time, and each input's age at the end of its processing,
+        from its Kafka timestamp (when it was produced: records' own ``ts``
+        is simulation time)."""
+        now = time.time()
+        BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+        ages = EVENT_AGE_SECONDS.labels(stage)
+        for inc in batch:
+            ts = getattr(getattr(inc.event, "message", None), "timestamp", None)
+            if isinstance(ts, (int, float)) and ts > 0:
+                ages.observe(max(0.0, now - ts))
+
 
 def with_defaults(stored, empty: dict) -> dict:
     """Stored per-key state over its defaults, unknown keys dropped: state
@@ -165,9 +178,6 @@ def register_per_agent(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec,
     before Faust acks the inputs (see the commit order above).
     """
     import asyncio
-    import time
-
-    from streams.metrics import BATCH_SECONDS
 
     table = app.Table(table_name, default=None, partitions=rt.settings.topic_partitions,
                       key_type=bytes)  # raw keys (sim/agent); values JSON
@@ -189,4 +199,4 @@ def register_per_agent(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec,
                 rt.remember(table, key, state, items[-1])
             await rt.flush()
             rt.commit_state(table)
-            BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+            rt.observe_batch(stage, started, [i for items in groups.values() for i in items])

@@ -23,7 +23,6 @@ import faust
 
 from processors.opinion import LEXICON, verdict_record
 from processors.runtime import Incoming, Runtime, with_defaults
-from streams.metrics import BATCH_SECONDS
 from streams.topics import ROUNDS, STANCES, VERDICTS, sim_key
 
 STAGE = "verdict"
@@ -123,4 +122,4 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
             for k, inc in new_ids:
                 rt.remember(applied, k, True, inc)
             rt.commit_state(applied)
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+            rt.observe_batch(STAGE, started, batch)

@@ -8,6 +8,7 @@ process, which is what a laptop or the demo wants.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 import faust
@@ -25,6 +26,7 @@ PROCESSORS: dict[str, str] = {
     "stance": "processors.stance",
     "verdict": "processors.verdict",
     "cassandra-sink": "sinks.cassandra_writer",
+    "checkpointer": "processors.checkpointer",
 }
 
 
@@ -64,5 +66,14 @@ def build(settings: Settings, names: list[str], group: str | None = None) -> fau
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
     from faust.worker import Worker
 
+    from streams.app import group_id
+    from streams.metrics import GroupSampler, serve_metrics
+
     app = build(settings, names, group)
+    try:
+        serve_metrics(settings)
+    except OSError as exc:  # a taken port costs the metrics, not the processing
+        print(f"murmur worker: metrics not served on {settings.metrics_host}:{settings.metrics_port}: {exc}",
+              file=sys.stderr)
+    GroupSampler(settings, {group_id(settings, group or "-".join(names)): input_topics(settings, names)}).start()
     Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -16,7 +16,6 @@ import faust
 
 from processors.runtime import Runtime
 from sinks.cassandra_store import CassandraStore
-from streams.metrics import BATCH_SECONDS
 from streams.topics import CONFLICTS, PERSONAS, REFLECTIONS, SCORED, VERDICTS
 
 STAGE = "cassandra-sink"
@@ -56,4 +55,4 @@ def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None
                 await store.execute_all(writes)
             # Dead letters produced while decoding must land before the ack.
             await rt.flush()
-            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+            rt.observe_batch(STAGE, started, batch)

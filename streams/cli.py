@@ -28,6 +28,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(services_app, name="services")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args_is_help=True)
+app.add_typer(sink_app, name="sink")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -206,6 +208,27 @@ def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Op
 
     settings = get_settings()
     uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+
+
+@sink_app.command("qdrant")
+def sink_qdrant():
+    """ScoredMemory embeddings -> a Qdrant server (MURMUR_QDRANT_URL). In local
+    mode the API runs this loop itself (docs/adr/0001)."""
+    from sinks.qdrant_store import QdrantStore
+    from sinks.qdrant_writer import QdrantSink
+    from streams.metrics import serve_metrics
+
+    settings = get_settings()
+    if not settings.qdrant_url:
+        fail("murmur sink qdrant needs MURMUR_QDRANT_URL: with local Qdrant the API process runs the sink", 2)
+    serve_metrics(settings)
+    store = QdrantStore(settings)
+    try:
+        QdrantSink(settings, store).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
 
 
 @app.command("hash-key")

@@ -1,20 +1,93 @@
-"""Prometheus metrics shared by workers (names: units in names, _total for counters)."""
+"""Prometheus metrics shared by workers and the API.
+
+Names follow Prometheus conventions: the unit in the name, ``_total`` for
+counters. Every process keeps them in prometheus-client's default registry;
+workers serve it with :func:`serve_metrics`, the API at ``GET /metrics``.
+LLM call metrics live next to the client (processors/llm/metrics.py).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import logging
+import threading
+import time
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 EVENTS_IN = Counter("murmur_events_in_total", "Events read by a processor", ["processor", "topic"])
 EVENTS_OUT = Counter("murmur_events_out_total", "Events produced by a processor", ["processor", "topic"])
 DEAD_LETTERS = Counter("murmur_dead_letters_total", "Records sent to the dead-letter topic", ["stage", "reason"])
 BATCH_SECONDS = Histogram(
-    "murmur_batch_processing_seconds", "Time to process one batch, flush included", ["processor"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "murmur_batch_processing_seconds", "Time to process one batch, flush included", ["processor"], buckets=_SECONDS,
+)
+EVENT_AGE_SECONDS = Histogram(
+    "murmur_event_age_seconds", "Time from an input's Kafka timestamp (when it was produced) to the end of its processing",
+    ["processor"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 SINK_WRITE_SECONDS = Histogram(
-    "murmur_sink_write_seconds", "Time to write one batch to a sink", ["sink"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "murmur_sink_write_seconds", "Time to write one batch to a sink", ["sink"], buckets=_SECONDS,
 )
 SINK_RETRIES = Counter("murmur_sink_retries_total", "Sink write attempts that failed and were retried", ["sink"])
 IMPORTANCE_FALLBACKS = Counter("murmur_importance_fallbacks_total", "Memories scored with the fallback importance 5", [])
 EMBED_FAILURES = Counter("murmur_embed_failures_total", "Memories stored without an embedding because the embedder failed", [])
+CONSUMER_LAG = Gauge(
+    "murmur_consumer_lag_messages", "End offset minus committed offset, per input partition of a group",
+    ["group", "topic", "partition"],
+)
+CHECKPOINT_AGE = Gauge(
+    "murmur_checkpoint_age_seconds", "Seconds since the newest checkpoint of a group was taken (-1: none yet)",
+    ["group"],
+)
+CHECKPOINTS_TAKEN = Counter("murmur_checkpoints_total", "Checkpoints written, by trigger", ["trigger"])
+
+
+def serve_metrics(settings: Settings) -> int | None:
+    """Serve the default registry on ``metrics_host:metrics_port`` (0: off)."""
+    if not settings.metrics_port:
+        return None
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    return settings.metrics_port
+
+
+def sample_group(settings: Settings, group: str, topics: list[str]) -> None:
+    """One sample of a group's lag per partition and of its checkpoint age."""
+    from connectors.checkpoint import newest_ts
+    from streams.kafka import group_lag
+
+    for p in group_lag(settings, group, topics):
+        CONSUMER_LAG.labels(group, p.topic, str(p.partition)).set(p.lag)
+    ts = newest_ts(settings, group)
+    CHECKPOINT_AGE.labels(group).set(-1 if ts is None else max(0.0, time.time() - ts / 1000.0))
+
+
+class GroupSampler:
+    """Samples lag and checkpoint age of some groups in a daemon thread:
+    these are Kafka admin reads, kept off the event loop of the process."""
+
+    def __init__(self, settings: Settings, groups: dict[str, list[str]]) -> None:
+        self.settings = settings
+        self.groups = groups
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
+
+    def start(self) -> "GroupSampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for group, topics in self.groups.items():
+                try:
+                    sample_group(self.settings, group, topics)
+                except Exception as exc:  # a broker blip must not kill the sampler
+                    log.debug("metrics sample of %s failed: %s", group, exc)
+            self._stop.wait(self.settings.metrics_sample_s)

@@ -125,10 +125,23 @@ class Settings(BaseSettings):
     # 0.3-0.5 there); dense models such as MiniLM want about 0.5.
     contradiction_similarity: float = 0.3
 
+    # The processor groups of this deployment, as given to `murmur worker
+    # --processors` (the demo's one worker is "all"): the checkpointer
+    # snapshots them at each round end (empty: only `murmur checkpoint
+    # create`), the monitor page shows their lag.
+    processor_groups: tuple[str, ...] = ("all",)
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_key_sha256: str | None = None
+
+    # Prometheus: a worker serves /metrics on this port (0: off). The API
+    # serves /metrics on its own port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    # Seconds between samples of consumer lag and checkpoint age.
+    metrics_sample_s: float = 5.0
 
     # Local state: data and logs of the JVM services, Qdrant local files.
     state_dir: Path = PROJECT_ROOT / ".murmur"

@@ -1,0 +1,160 @@
+"""Live view of one simulation: what ``GET /simulations/{sim}/stream`` sends.
+
+The stream tails Murmur's topics from their end offsets at connection time
+with a plain consumer (no group: watching never moves a processor's
+offsets) and keeps the records of one simulation, told apart by key (every
+key starts with the sim id, see streams.topics) without decoding them. It
+sends, as Server-Sent Events:
+
+- ``snapshot``  once, first: the verdicts, reflections and conflicts the read
+  model already holds, so a page opened mid-run has its history (taken after
+  the consumer is positioned, so nothing falls between the two; a verdict in
+  both is the same round and replaces itself);
+- ``counts``    every ``tick_s``: events seen per topic since the start;
+- ``verdict``, ``reflection``, ``conflict``: each as it is produced;
+- ``lag``       every ``lag_s``: consumer lag of the deployment's processor
+  groups (``settings.processor_groups``).
+
+Private memories never leave: observations are only counted, and a conflict
+is sent without the two memories' texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from confluent_kafka import TopicPartition
+
+from streams.errors import DecodeError
+from streams.kafka import end_offsets, group_lag, make_consumer
+from streams.serde import AvroSerde, default_serde
+from streams.settings import Settings
+from streams.topics import (CONFLICTS, DEAD_LETTER, OBSERVATIONS, POSTS, REFLECTIONS, ROUNDS, SCORED, STANCES,
+                            VERDICTS, TopicSpec, topic_name)
+
+log = logging.getLogger(__name__)
+
+MONITORED: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, ROUNDS, SCORED, STANCES, REFLECTIONS, CONFLICTS, VERDICTS,
+                                    DEAD_LETTER)
+VERDICT_FIELDS = ("round", "ts", "support_ratio", "confidence", "direction", "magnitude", "post_count",
+                  "author_count", "flips")
+REFLECTION_FIELDS = ("event_id", "agent_id", "round", "ts", "content", "importance", "trigger")
+CONFLICT_FIELDS = ("event_id", "agent_id", "round", "ts", "reason", "similarity", "confidence")
+
+
+def pick(record: dict, names: tuple[str, ...]) -> dict:
+    return {n: record.get(n) for n in names}
+
+
+@dataclass
+class SimFilter:
+    """Turns raw records of the monitored topics into monitor events."""
+
+    settings: Settings
+    sim_id: str
+    serde: AvroSerde = field(default_factory=default_serde)
+    counts: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        ns = self.settings.namespace
+        self.by_topic = {topic_name(spec, ns): spec for spec in MONITORED}
+        self._sim = self.sim_id.encode()
+
+    def ours(self, spec: TopicSpec, key: bytes | None, value: bytes | None) -> dict | None | bool:
+        """True (count only), a decoded record, or False (another sim's)."""
+        if spec is DEAD_LETTER:
+            try:
+                _, rec = self.serde.decode(value, "DeadLetter")
+            except DecodeError:
+                return False
+            return rec if rec.get("sim_id") == self.sim_id else False
+        if key is None or not (key == self._sim or key.startswith(self._sim + b"/")):
+            return False
+        if spec in (VERDICTS, REFLECTIONS, CONFLICTS):
+            try:
+                return self.serde.decode(value, spec.value)[1]
+            except DecodeError:
+                return False
+        return True
+
+    def feed(self, topic: str, key: bytes | None, value: bytes | None) -> tuple[str, dict] | None:
+        spec = self.by_topic.get(topic)
+        if spec is None or value is None:
+            return None
+        got = self.ours(spec, key, value)
+        if got is False:
+            return None
+        self.counts[spec.name] += 1
+        if spec is VERDICTS:
+            return "verdict", pick(got, VERDICT_FIELDS)
+        if spec is REFLECTIONS:
+            return "reflection", pick(got, REFLECTION_FIELDS)
+        if spec is CONFLICTS:
+            return "conflict", pick(got, CONFLICT_FIELDS)
+        return None
+
+
+def snapshot(store, sim_id: str, *, limit: int = 20) -> dict:
+    """History from the read model (blocking: Cassandra reads)."""
+    verdicts = [pick(v, VERDICT_FIELDS) for v in store.verdicts(sim_id)][::-1]
+    conflicts = [pick(c, CONFLICT_FIELDS) for c in store.conflicts(sim_id, limit=limit)]
+    reflections = []
+    for agent in store.agents(sim_id)[:200]:
+        reflections += [pick(r, REFLECTION_FIELDS) for r in store.reflections(sim_id, agent, limit=3)]
+    reflections.sort(key=lambda r: r["ts"] or 0, reverse=True)
+    return {"verdicts": verdicts, "reflections": reflections[:limit], "conflicts": conflicts}
+
+
+def lag_report(settings: Settings) -> list[dict]:
+    from processors.worker import input_topics, resolve
+    from streams.app import group_id
+
+    out = []
+    for group in settings.processor_groups:
+        try:
+            topics = input_topics(settings, resolve(group))
+        except ValueError:
+            continue
+        parts = group_lag(settings, group_id(settings, group), topics)
+        out.append({"group": group, "lag": sum(p.lag for p in parts),
+                    "partitions": [{"topic": p.topic, "partition": p.partition, "lag": p.lag} for p in parts]})
+    return out
+
+
+async def events(settings: Settings, sim_id: str, store, *, tick_s: float = 1.0,
+                 lag_s: float = 5.0) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, payload) pairs until the client goes away."""
+    flt = SimFilter(settings, sim_id)
+    consumer = make_consumer(settings, **{"enable.partition.eof": False})
+    try:
+        # Positioned explicitly at today's end offsets (not OFFSET_END, which
+        # resolves lazily) so the snapshot below and the tail meet.
+        ends = await asyncio.to_thread(end_offsets, settings, list(flt.by_topic))
+        consumer.assign([TopicPartition(t, p, off) for (t, p), off in sorted(ends.items())])
+        yield "snapshot", await asyncio.to_thread(snapshot, store, sim_id)
+        next_tick = next_lag = 0.0
+        while True:
+            msgs = await asyncio.to_thread(consumer.consume, 500, 0.25)
+            for m in msgs:
+                if m.error():
+                    continue
+                out = flt.feed(m.topic(), m.key(), m.value())
+                if out is not None:
+                    yield out
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + tick_s
+                yield "counts", {"ts": int(time.time() * 1000), "topics": dict(flt.counts)}
+            if now >= next_lag and settings.processor_groups:
+                next_lag = now + lag_s
+                try:
+                    yield "lag", {"groups": await asyncio.to_thread(lag_report, settings)}
+                except Exception as exc:  # Kafka away: say so, keep streaming
+                    yield "lag", {"groups": [], "error": str(exc)}
+    finally:
+        await asyncio.to_thread(consumer.close)

@@ -1,0 +1,61 @@
+"""checkpointer: a checkpoint of every configured processor group at each
+round end (``settings.processor_groups``), the automatic counterpart of
+``murmur checkpoint create``.
+
+A checkpoint records *committed* offsets, so it is taken when the round-end
+marker reaches this agent, whatever the other groups have processed by then:
+restoring it replays from there, and the processors' redelivery handling
+(deterministic ids, per-agent dedupe) makes the replayed part land once.
+The id is derived from sim, round and group, so a redelivered marker
+rewrites the same entry of the compacted checkpoints topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from connectors import checkpoint
+from processors.runtime import Runtime
+from streams.metrics import CHECKPOINTS_TAKEN
+from streams.topics import ROUNDS
+
+log = logging.getLogger(__name__)
+
+STAGE = "checkpointer"
+INPUTS = (ROUNDS,)
+
+
+def checkpoint_id(sim_id: str, round_: int, group: str) -> str:
+    return f"ckpt-{sim_id}-r{round_:05d}-{group}"
+
+
+def take(rt: Runtime, sim_id: str, round_: int) -> list[str]:
+    """Blocking (Kafka admin reads): run in a thread."""
+    ids = []
+    for group in rt.settings.processor_groups:
+        rec = checkpoint.create(rt.settings, processors=group, sim_id=sim_id, round_=round_, note="round end")
+        rec["event_id"] = checkpoint_id(sim_id, round_, group)
+        checkpoint.save(rt.settings, rec)
+        CHECKPOINTS_TAKEN.labels("round_end").inc()
+        ids.append(rec["event_id"])
+    return ids
+
+
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: float = 0.5) -> None:
+    if not rt.settings.processor_groups:
+        return
+
+    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
+    async def checkpointer(stream):
+        async for events in stream.take_events(batch_size, within=within):
+            batch = rt.decode_events(events, expected=("RoundMarker",), stage=STAGE)
+            ends = sorted({(i.record["sim_id"], i.record["round"]) for i in batch if i.record["kind"] == "round_end"})
+            for sim_id, round_ in ends:
+                try:
+                    await asyncio.to_thread(take, rt, sim_id, round_)
+                except Exception as exc:  # a missed checkpoint must not stop the stream
+                    log.warning("checkpoint of %s round %s failed: %s", sim_id, round_, exc)
+            await rt.flush()  # dead letters of the batch
