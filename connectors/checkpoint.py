@@ -19,7 +19,7 @@ from pathlib import Path
 import zstandard
 from confluent_kafka import KafkaError, TopicPartition
 
-from processors.worker import input_topics, module, resolve
+from processors.worker import changelog_topics, input_topics, resolve
 from streams.app import group_id
 from streams.errors import DecodeError, MurmurError
 from streams.kafka import BatchProducer, end_offsets, make_consumer, make_producer
@@ -32,15 +32,6 @@ MAX_BYTES = 16 << 20
 
 
 class CheckpointError(MurmurError): ...
-
-
-def changelog_topics(settings: Settings, group: str, names: list[str]) -> dict[str, str]:
-    """Faust names a table's changelog ``<app id>-<table>-changelog``."""
-    tables = {}
-    for name in names:
-        for table in getattr(module(name), "TABLES", ()):
-            tables[table] = f"{group_id(settings, group)}-{table}-changelog"
-    return tables
 
 
 def create(settings: Settings, *, processors: str = "all", group: str | None = None, sim_id: str = "",
@@ -85,8 +76,13 @@ def decode(data: bytes, serde: AvroSerde | None = None) -> dict:
 
 
 def save(settings: Settings, record: dict) -> None:
+    save_all(settings, [record])
+
+
+def save_all(settings: Settings, records: list[dict]) -> None:
     producer = BatchProducer(make_producer(settings))
-    producer.send(topic_name(CHECKPOINTS), record["event_id"].encode(), encode(record))
+    for record in records:
+        producer.send(topic_name(CHECKPOINTS), record["event_id"].encode(), encode(record))
     producer.flush_blocking()
 
 

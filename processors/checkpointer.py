@@ -32,16 +32,19 @@ def checkpoint_id(sim_id: str, round_: int, group: str) -> str:
     return f"ckpt-{sim_id}-r{round_:05d}-{group}"
 
 
-def take(rt: Runtime, sim_id: str, round_: int) -> list[str]:
-    """Blocking (Kafka admin reads): run in a thread."""
-    ids = []
+def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
+    """One snapshot per group, saved once per round end of the batch (round
+    ends read together would record the same committed offsets anyway).
+    Blocking (Kafka admin reads): run in a thread."""
+    records = []
     for group in rt.settings.processor_groups:
-        rec = checkpoint.create(rt.settings, processors=group, sim_id=sim_id, round_=round_, note="round end")
-        rec["event_id"] = checkpoint_id(sim_id, round_, group)
-        checkpoint.save(rt.settings, rec)
-        CHECKPOINTS_TAKEN.labels("round_end").inc()
-        ids.append(rec["event_id"])
-    return ids
+        snap = checkpoint.create(rt.settings, processors=group, note="round end")
+        for sim_id, round_ in round_ends:
+            records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group), "sim_id": sim_id,
+                            "round": round_})
+    checkpoint.save_all(rt.settings, records)
+    CHECKPOINTS_TAKEN.labels("round_end").inc(len(records))
+    return [r["event_id"] for r in records]
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: float = 0.5) -> None:
@@ -53,9 +56,9 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: floa
         async for events in stream.take_events(batch_size, within=within):
             batch = rt.decode_events(events, expected=("RoundMarker",), stage=STAGE)
             ends = sorted({(i.record["sim_id"], i.record["round"]) for i in batch if i.record["kind"] == "round_end"})
-            for sim_id, round_ in ends:
+            if ends:
                 try:
-                    await asyncio.to_thread(take, rt, sim_id, round_)
+                    await asyncio.to_thread(take, rt, ends)
                 except Exception as exc:  # a missed checkpoint must not stop the stream
-                    log.warning("checkpoint of %s round %s failed: %s", sim_id, round_, exc)
+                    log.warning("checkpoints at round ends %s failed: %s", ends, exc)
             await rt.flush()  # dead letters of the batch

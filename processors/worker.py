@@ -63,6 +63,25 @@ def build(settings: Settings, names: list[str], group: str | None = None) -> fau
     return app
 
 
+def changelog_topics(settings: Settings, group: str, names: list[str]) -> dict[str, str]:
+    """Table -> changelog topic; Faust names it ``<app id>-<table>-changelog``."""
+    from streams.app import group_id
+
+    return {table: f"{group_id(settings, group)}-{table}-changelog"
+            for name in names for table in getattr(module(name), "TABLES", ())}
+
+
+def ensure_changelogs(settings: Settings, group: str, names: list[str]) -> None:
+    """Create the tables' changelog topics before Faust starts. Left to
+    Faust, a fresh broker's metadata can lag the creation, and the table
+    then fails its partition check ("changelog has 0 partitions") and its
+    agent stops."""
+    from streams.kafka import ensure_topics
+
+    ensure_topics(settings, {t: (settings.topic_partitions, {"cleanup.policy": "compact"})
+                             for t in changelog_topics(settings, group, names).values()})
+
+
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
     from faust.worker import Worker
 
@@ -70,6 +89,7 @@ def run(settings: Settings, names: list[str], group: str | None = None, loglevel
     from streams.metrics import GroupSampler, serve_metrics
 
     app = build(settings, names, group)
+    ensure_changelogs(settings, group or "-".join(names), names)
     try:
         serve_metrics(settings)
     except OSError as exc:  # a taken port costs the metrics, not the processing

@@ -32,16 +32,19 @@ def check_kafka(settings: Settings, timeout: float = 5.0) -> int:
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL, namespace: str = "") -> dict[str, str]:
     """Create missing topics; existing ones are left alone (idempotent)."""
+    return ensure_topics(settings, {topic_name(s, namespace): (s.partitions or settings.topic_partitions, s.config())
+                                    for s in specs})
+
+
+def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str]]]) -> dict[str, str]:
+    """Create the missing ones of ``{name: (partitions, config)}`` and wait
+    until every partition has a leader."""
     client = admin(settings)
     check_kafka(settings)
     existing = set(client.list_topics(timeout=10).topics)
-    wanted = {topic_name(s, namespace): s for s in specs}
     result = {name: "exists" for name in wanted if name in existing}
-    new = [
-        NewTopic(name, num_partitions=spec.partitions or settings.topic_partitions, replication_factor=1, config=spec.config())
-        for name, spec in wanted.items()
-        if name not in existing
-    ]
+    new = [NewTopic(name, num_partitions=parts, replication_factor=1, config=config)
+           for name, (parts, config) in wanted.items() if name not in existing]
     if new:
         for name, fut in client.create_topics(new, request_timeout=30).items():
             try:
@@ -53,7 +56,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL, namesp
                     result[name] = "exists"
                 else:
                     raise
-        _wait_for_leaders(client, [t.topic for t in new])
+    _wait_for_leaders(client, list(wanted))
     return dict(sorted(result.items()))
 
 

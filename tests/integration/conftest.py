@@ -61,7 +61,8 @@ def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
     start_group_at_end(settings, group_id(settings, processors), input_topics(settings, names))
     name = f"worker-{ns}"
     args = ["worker", "--processors", processors, "--loglevel", "info"]  # info: the log tells what a stuck worker did
-    full_env = {**os.environ, "MURMUR_NAMESPACE": ns, **env}
+    # Metrics off unless a test asks (workers of one session would race for the port).
+    full_env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_METRICS_PORT": "0", **env}
     pid = start_process(live, name, args, env=full_env)
     return Worker(settings, pid, name, args, full_env)
 
