@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup demo test bench down
+.PHONY: setup browser demo test bench down
 
 setup: $(VENV)/.installed
 
@@ -18,9 +18,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/murmur demo
 
+# The monitor page test drives Debian's chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # Schema compatibility, then unit and integration tests (the session starts
 # the real services itself).
-test: setup
+test: setup browser
 	$(BIN)/python -m schemas.compat
 	$(BIN)/pytest
 

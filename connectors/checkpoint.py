@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from processors.worker import changelog_topics, input_topics, resolve
 from streams.app import group_id
 from streams.errors import DecodeError, MurmurError
-from streams.kafka import BatchProducer, end_offsets, make_consumer, make_producer
+from streams.kafka import BatchProducer, committed_offsets, end_offsets, make_consumer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import CHECKPOINTS, topic_name
@@ -43,7 +43,7 @@ def create(settings: Settings, *, processors: str = "all", group: str | None = N
     try:
         md = consumer.list_topics(timeout=10)
         parts = [TopicPartition(t, p) for t in topics if t in md.topics for p in sorted(md.topics[t].partitions)]
-        committed = consumer.committed(parts, timeout=10) if parts else []
+        committed = committed_offsets(consumer, parts) if parts else []
     finally:
         consumer.close()
     logs = changelog_topics(settings, group or processors, names)
@@ -111,17 +111,41 @@ def load_all(settings: Settings) -> dict[str, bytes]:
     return out
 
 
-def newest_ts(settings: Settings, group: str) -> int | None:
-    """Time (ms) of the newest checkpoint that covers ``group``, or None."""
-    newest = None
-    for data in load_all(settings).values():
-        try:
-            rec = decode(data)
-        except (CheckpointError, DecodeError):
-            continue
-        if any(o["group"] == group for o in rec["group_offsets"]):
-            newest = max(newest or 0, rec["ts"])
-    return newest
+class NewestByGroup:
+    """Time (ms) of the newest checkpoint of each group, kept up to date by
+    reading only what was added to the checkpoints topic since the last call
+    (the metrics sampler asks every few seconds; the topic only grows)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.newest: dict[str, int] = {}
+        self._consumer = None
+
+    def refresh(self) -> dict[str, int]:
+        if self._consumer is None:
+            consumer = make_consumer(self.settings)
+            topic = topic_name(CHECKPOINTS)
+            md = consumer.list_topics(topic, timeout=10)
+            consumer.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+            self._consumer = consumer
+        while True:
+            msgs = self._consumer.consume(1000, 0.2)
+            if not msgs:
+                return self.newest
+            for m in msgs:
+                if m.error() or m.value() is None:
+                    continue
+                try:
+                    rec = decode(m.value())
+                except (CheckpointError, DecodeError):
+                    continue
+                for group in {o["group"] for o in rec["group_offsets"]}:
+                    self.newest[group] = max(self.newest.get(group, 0), rec["ts"])
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
 
 
 def export(settings: Settings, checkpoint_id: str, path: Path) -> int:

@@ -91,7 +91,9 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     store = CassandraStore(settings)
     store.apply_schema()
 
-    echo("3/5 worker: importance, reflection, contradiction, stance, verdict, cassandra-sink")
+    from processors.worker import PROCESSORS
+
+    echo(f"3/5 worker: {', '.join(PROCESSORS)}")
     worker_pid = start_process(settings, "worker", ["worker", "--processors", "all"])
 
     def worker_dead() -> str | None:
@@ -133,7 +135,8 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         return streak[0] >= 2
 
     wait_until(drained, timeout=timeout, what="the processors to drain", alive=worker_dead)
-    stop_process(settings, "worker")
+    # The worker keeps running: events published from now on are processed
+    # live (and its metrics stay up for Prometheus).
 
     api_pid = start_process(settings, "api", ["api"])
     base = f"http://{settings.api_host}:{settings.api_port}"
@@ -194,8 +197,11 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         echo(f"Conflict of {c['agent_id']}: \"{(c['new_content'] or '')[:60]}\" vs \"{(c['old_content'] or '')[:60]}\"")
         echo(f"  reason: {c['reason'][:100]}")
     echo("")
+    echo(f"The worker keeps processing what is published (metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics).")
+    echo(f"Live monitor: {base}/simulations/{sim}/monitor")
     echo(f"The API is running at {base} (docs: {base}/docs). Try:")
     echo(f"  curl -s {base}/health")
+    echo(f"  curl -sN {base}/simulations/{sim}/stream")
     echo(f"  curl -s '{base}/simulations/{sim}/timeline?limit=5'")
     echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/memories?limit=5'")
     echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/reflections'")
@@ -205,5 +211,5 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
          "-d '{\"query\": \"bike lane plan\", \"top_k\": 3, \"weights\": {\"relevance\": 2, \"recency\": 1, \"importance\": 1}}'")
     echo("  murmur tail scored --from-beginning --max 5")
     echo("  murmur tail dead-letter --from-beginning")
-    echo("Stop everything: murmur services down")
+    echo("Stop everything (services, worker, API): murmur services down")
     return summary

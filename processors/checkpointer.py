@@ -19,6 +19,7 @@ import faust
 
 from connectors import checkpoint
 from processors.runtime import Runtime
+from streams.app import group_id
 from streams.metrics import CHECKPOINTS_TAKEN
 from streams.topics import ROUNDS
 
@@ -28,8 +29,10 @@ STAGE = "checkpointer"
 INPUTS = (ROUNDS,)
 
 
-def checkpoint_id(sim_id: str, round_: int, group: str) -> str:
-    return f"ckpt-{sim_id}-r{round_:05d}-{group}"
+def checkpoint_id(sim_id: str, round_: int, group_id: str) -> str:
+    # The consumer group id (namespace included): the checkpoints topic is
+    # shared, and a replay's groups must not overwrite the live ones' entries.
+    return f"ckpt-{sim_id}-r{round_:05d}-{group_id}"
 
 
 def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
@@ -40,7 +43,8 @@ def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
     for group in rt.settings.processor_groups:
         snap = checkpoint.create(rt.settings, processors=group, note="round end")
         for sim_id, round_ in round_ends:
-            records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group), "sim_id": sim_id,
+            records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group_id(rt.settings, group)),
+                            "sim_id": sim_id,
                             "round": round_})
     checkpoint.save_all(rt.settings, records)
     CHECKPOINTS_TAKEN.labels("round_end").inc(len(records))

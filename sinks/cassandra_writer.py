@@ -52,7 +52,7 @@ def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None
                 return out
 
             if batch:
-                await store.execute_all(writes)
+                await store.execute_all(writes, sink=STAGE)
             # Dead letters produced while decoding must land before the ack.
             await rt.flush()
             rt.observe_batch(STAGE, started, batch)

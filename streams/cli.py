@@ -249,7 +249,8 @@ def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"
 
     settings = get_settings()
     for p in group_lag(settings, group_id(settings, group or processors), input_topics(settings, resolve(processors))):
-        typer.echo(f"{p.topic} p{p.partition}: committed={p.committed} end={p.end} lag={p.lag}")
+        committed = p.committed if p.committed >= 0 else "none"  # librdkafka's -1001: nothing committed yet
+        typer.echo(f"{p.topic} p{p.partition}: committed={committed} end={p.end} lag={p.lag}")
 
 
 @app.command()

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.errors import ServiceUnavailable
@@ -166,7 +166,7 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> list[Partiti
             if t in md.topics
             for p in sorted(md.topics[t].partitions)
         ]
-        committed = consumer.committed(parts, timeout=10) if parts else []
+        committed = committed_offsets(consumer, parts) if parts else []
         out = []
         for tp in committed:
             _low, high = watermarks(consumer, tp)
@@ -174,6 +174,25 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> list[Partiti
         return out
     finally:
         consumer.close()
+
+
+def committed_offsets(consumer: Consumer, parts: list[TopicPartition], timeout: float = 30.0) -> list[TopicPartition]:
+    """A group's committed offsets; retried while the group coordinator is
+    being elected or loaded (a fresh broker answers NOT_COORDINATOR or
+    COORDINATOR_LOAD_IN_PROGRESS for a while)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.committed(parts, timeout=10)
+        except KafkaException as exc:
+            retriable = exc.args and exc.args[0].code() in (
+                KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT)
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:

@@ -55,15 +55,16 @@ def serve_metrics(settings: Settings) -> int | None:
     return settings.metrics_port
 
 
-def sample_group(settings: Settings, group: str, topics: list[str]) -> None:
-    """One sample of a group's lag per partition and of its checkpoint age."""
-    from connectors.checkpoint import newest_ts
+def sample_group(settings: Settings, group: str, topics: list[str], checkpoints=None) -> None:
+    """One sample of a group's lag per partition and of its checkpoint age
+    (``checkpoints``: a connectors.checkpoint.NewestByGroup)."""
     from streams.kafka import group_lag
 
     for p in group_lag(settings, group, topics):
         CONSUMER_LAG.labels(group, p.topic, str(p.partition)).set(p.lag)
-    ts = newest_ts(settings, group)
-    CHECKPOINT_AGE.labels(group).set(-1 if ts is None else max(0.0, time.time() - ts / 1000.0))
+    if checkpoints is not None:
+        ts = checkpoints.refresh().get(group)
+        CHECKPOINT_AGE.labels(group).set(-1 if ts is None else max(0.0, time.time() - ts / 1000.0))
 
 
 class GroupSampler:
@@ -84,10 +85,14 @@ class GroupSampler:
         self._stop.set()
 
     def _run(self) -> None:
+        from connectors.checkpoint import NewestByGroup
+
+        checkpoints = NewestByGroup(self.settings)
         while not self._stop.is_set():
             for group, topics in self.groups.items():
                 try:
-                    sample_group(self.settings, group, topics)
+                    sample_group(self.settings, group, topics, checkpoints)
                 except Exception as exc:  # a broker blip must not kill the sampler
-                    log.debug("metrics sample of %s failed: %s", group, exc)
+                    log.warning("metrics sample of %s failed: %s", group, exc)
             self._stop.wait(self.settings.metrics_sample_s)
+        checkpoints.close()

@@ -37,15 +37,23 @@ class LlmRole(BaseModel):
     timeout_s: float = 30.0
 
 
+ROLE_MODELS = {
+    "fast": "Qwen/Qwen2.5-1.5B-Instruct",
+    "balanced": "Qwen/Qwen2.5-7B-Instruct",
+    "heavy": "Qwen/Qwen2.5-32B-Instruct",
+    "embed": "BAAI/bge-small-en-v1.5",
+}
+
+
 class LlmSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     backend: LlmBackend = "deterministic"
     embed_backend: EmbedBackend = "deterministic"
-    fast: LlmRole = LlmRole(model="Qwen/Qwen2.5-1.5B-Instruct")
-    balanced: LlmRole = LlmRole(model="Qwen/Qwen2.5-7B-Instruct")
-    heavy: LlmRole = LlmRole(model="Qwen/Qwen2.5-32B-Instruct")
-    embed: LlmRole = LlmRole(model="BAAI/bge-small-en-v1.5")
+    fast: LlmRole = LlmRole(model=ROLE_MODELS["fast"])
+    balanced: LlmRole = LlmRole(model=ROLE_MODELS["balanced"])
+    heavy: LlmRole = LlmRole(model=ROLE_MODELS["heavy"])
+    embed: LlmRole = LlmRole(model=ROLE_MODELS["embed"])
     # Roles tried, in order, when a role's own calls keep failing.
     fallback: dict[str, list[str]] = Field(
         default_factory=lambda: {"heavy": ["balanced", "fast"], "balanced": ["fast"], "fast": []}
@@ -55,6 +63,19 @@ class LlmSettings(BaseModel):
     backoff_base_s: float = 0.2
     embed_dim: int = 384
     seed: int = 7
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_models(cls, data):
+        # A role given in part (MURMUR_LLM__FAST__URL alone) is built from
+        # LlmRole's own defaults, which would silently make every role the
+        # balanced model: keep each role's own model unless it is given.
+        if isinstance(data, dict):
+            data = dict(data)
+            for role, model in ROLE_MODELS.items():
+                if isinstance(data.get(role), dict) and "model" not in data[role]:
+                    data[role] = {**data[role], "model": model}
+        return data
 
 
 class ServiceSettings(BaseModel):

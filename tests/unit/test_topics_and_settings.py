@@ -55,3 +55,15 @@ def test_settings_from_env_are_frozen_and_derive_local_ports(monkeypatch):
 def test_settings_reject_unknown_keys():
     with pytest.raises(ValidationError):
         Settings(kafka_bootstrapp="typo")
+
+
+def test_a_role_given_in_part_keeps_its_own_model(monkeypatch):
+    # Found by the monitoring test: MURMUR_LLM__FAST__URL alone used to make
+    # the fast role the balanced model (LlmRole's own default).
+    from streams.settings import ROLE_MODELS
+
+    monkeypatch.setenv("MURMUR_LLM__FAST__URL", "http://gpu-1:8000/v1")
+    monkeypatch.setenv("MURMUR_LLM__HEAVY__MODEL", "big-model")
+    llm = Settings().llm
+    assert (llm.fast.url, llm.fast.model) == ("http://gpu-1:8000/v1", ROLE_MODELS["fast"])
+    assert llm.heavy.model == "big-model" and llm.balanced.model == ROLE_MODELS["balanced"]
