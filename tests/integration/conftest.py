@@ -87,6 +87,27 @@ def sim_id() -> str:
     return f"it-{uuid.uuid4().hex[:10]}"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(url: str) -> dict[str, list]:
+    """Prometheus metric family -> its samples (the parser strips _total)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name: f.samples for f in text_string_to_metric_families(httpx.get(url, timeout=10).text)}
+
+
+def metric_sum(samples, suffix: str = "", **labels) -> float:
+    return sum(s.value for s in samples
+               if s.name.endswith(suffix) and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker: Worker | None = None) -> float:
     started = time.monotonic()
     while True:

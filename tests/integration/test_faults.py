@@ -23,7 +23,8 @@ from connectors.publisher import Publisher
 from deploy import jvm, local
 from deploy.pipeline import stop_process
 from sinks.cassandra_store import CassandraStore
-from tests.integration.conftest import start_worker, wait_for
+from streams.topics import SCORED, topic_name
+from tests.integration.conftest import free_port, metric_sum, scrape, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "uk_sugar_levy_2018"
@@ -107,7 +108,9 @@ def test_kafka_broker_restart_mid_stream(live):
 
 
 def test_cassandra_away_for_30s(live):
-    w = start_worker(live, "importance,cassandra-sink")
+    port = free_port()
+    w = start_worker(live, "importance,cassandra-sink", MURMUR_METRICS_PORT=str(port), MURMUR_METRICS_SAMPLE_S="1")
+    metrics = f"http://127.0.0.1:{port}/metrics"
     store = CassandraStore(w.settings)
     try:
         sim, events, expected = workload(agents=150)
@@ -126,11 +129,16 @@ def test_cassandra_away_for_30s(live):
                 assert health.json()["dependencies"]["cassandra"]["ok"] is False
             time.sleep(30)
             assert jvm.alive(w.pid)  # the worker waits, retrying; it does not die
+            seen = scrape(metrics)  # retried with backoff, and the lag shows it
+            retries = metric_sum(seen["murmur_sink_retries"], sink="cassandra-sink")
+            lag = metric_sum(seen["murmur_consumer_lag_messages"], topic=topic_name(SCORED, w.settings.namespace))
+            assert retries > 0 and lag > 0, (retries, lag)
         finally:
             local.up(live, ["cassandra"], log=lambda m: None)
         wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the outage", worker=w)
         result = verify(store, sim, expected)
-        print(f"\nCassandra away 30 s: {in_flight} of {len(expected)} events in flight; verifier: {result}")
+        print(f"\nCassandra away 30 s: {in_flight} of {len(expected)} events in flight, {retries:.0f} sink retries, "
+              f"scored lag {lag:.0f} during the outage; verifier: {result}")
         assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
         with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
             assert client.get("/health").json()["dependencies"]["cassandra"]["ok"] is True

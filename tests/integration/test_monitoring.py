@@ -10,7 +10,6 @@ process reading that namespace."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import synthetic
 from connectors.publisher import Publisher
@@ -28,19 +26,13 @@ from processors.worker import input_topics, resolve
 from sinks.cassandra_store import CassandraStore
 from streams.kafka import BatchProducer, make_producer
 from streams.topics import POSTS, topic_name
-from tests.integration.conftest import start_worker, wait_for
+from tests.integration.conftest import free_port, metric_sum, scrape, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / "eval" / "cases" / "uk_sugar_levy_2018"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +72,6 @@ def publish(settings, events) -> None:
     Publisher(settings).publish(events)
 
 
-def families(url: str) -> dict[str, list]:
-    """Metric family -> its samples (the exposition parser strips _total)."""
-    text = httpx.get(url, timeout=10).text
-    return {f.name: f.samples for f in text_string_to_metric_families(text)}
-
-
-def total(samples, suffix: str = "", **labels) -> float:
-    return sum(s.value for s in samples
-               if s.name.endswith(suffix) and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
 def test_metrics_of_a_real_run_are_non_zero(pipeline):
     worker, base, metrics_url = pipeline
     settings = worker.settings
@@ -107,12 +88,12 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
         store.close()
 
     def sampled() -> bool:
-        got = families(metrics_url)  # reflections fell back; the sampler saw the round-end checkpoints
-        return (total(got["murmur_llm_fallbacks"]) > 0
+        got = scrape(metrics_url)  # reflections fell back; the sampler saw the round-end checkpoints
+        return (metric_sum(got["murmur_llm_fallbacks"]) > 0
                 and all(s.value >= 0 for s in got["murmur_checkpoint_age_seconds"]))
 
     wait_for(sampled, timeout=60, what="a fallback and a checkpoint age in the metrics")
-    got = families(metrics_url)
+    got = scrape(metrics_url)
     # (family, label filter) that must be > 0 after this run, per issue 6.
     must = {
         "murmur_events_in": {"processor": "importance"},
@@ -132,7 +113,7 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     for name, labels in must.items():
         assert name in got, f"{name} not served; families: {sorted(got)}"
         suffix = "_count" if name.endswith("_seconds") else ""
-        report[name] = total(got[name], suffix, **labels)
+        report[name] = metric_sum(got[name], suffix, **labels)
     zero = sorted(k for k, v in report.items() if v <= 0)
     assert not zero, (zero, report)
 
@@ -145,8 +126,8 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     ages = [s.value for s in got["murmur_checkpoint_age_seconds"]]
     assert ages and all(0 <= a < 600 for a in ages), ages
 
-    api = families(f"{base}/metrics")
-    assert total(api["murmur_sink_write_seconds"], "_count", sink="qdrant-sink") > 0  # the API's Qdrant sink
+    api = scrape(f"{base}/metrics")
+    assert metric_sum(api["murmur_sink_write_seconds"], "_count", sink="qdrant-sink") > 0  # the API's Qdrant sink
     print(json.dumps(report, indent=1))
 
 

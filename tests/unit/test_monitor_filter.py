@@ -1,0 +1,57 @@
+"""The live stream's filter: one simulation's records only, told apart by
+key; private texts never sent."""
+
+from __future__ import annotations
+
+from api.monitor import SimFilter
+from connectors.publisher import dead_letter_record
+from streams.serde import default_serde
+from streams.settings import Settings
+from streams.topics import CONFLICTS, DEAD_LETTER, OBSERVATIONS, POSTS, VERDICTS, agent_key, sim_key, topic_name
+
+SERDE = default_serde()
+
+
+def verdict(sim: str, rnd: int) -> bytes:
+    return SERDE.encode("Verdict", {
+        "event_id": f"v{rnd}", "sim_id": sim, "round": rnd, "ts": 1000 * rnd, "question": "", "support_ratio": -0.25,
+        "direction": "against", "magnitude": 0.25, "confidence": 0.5, "post_count": 4, "author_count": 3,
+        "stance_positive": 1, "stance_negative": 2, "stance_neutral": 0, "flips": 0, "rationale": None,
+        "backend": "deterministic"})
+
+
+def conflict(sim: str) -> bytes:
+    return SERDE.encode("Conflict", {
+        "event_id": "c1", "sim_id": sim, "round": 2, "ts": 2000, "agent_id": "a", "new_memory_id": "m2",
+        "old_memory_id": "m1", "old_ts": 1000, "new_content": "private new", "old_content": "private old",
+        "similarity": 0.8, "reason": "flip", "confidence": 0.9, "backend": "deterministic",
+        "source_topic": "memory.scored.v1", "source_partition": 0, "source_offset": 5})
+
+
+def test_only_one_sim_counted_and_sent_without_private_text():
+    settings = Settings(namespace="ns")
+    f = SimFilter(settings, "s1")
+    posts, obs = topic_name(POSTS, "ns"), topic_name(OBSERVATIONS, "ns")
+    verdicts, conflicts = topic_name(VERDICTS, "ns"), topic_name(CONFLICTS, "ns")
+    assert verdicts == "ns.sim.verdicts.v1"  # derived topics are namespaced, sources are not
+    assert f.feed(posts, agent_key("s1", "a"), b"x") is None
+    assert f.feed(posts, agent_key("s10", "a"), b"x") is None  # a sim whose id extends ours
+    assert f.feed(obs, agent_key("s1", "a"), b"x") is None
+    assert f.feed(verdicts, sim_key("s10"), verdict("s10", 1)) is None
+    name, v = f.feed(verdicts, sim_key("s1"), verdict("s1", 3))
+    assert name == "verdict" and v["round"] == 3 and v["support_ratio"] == -0.25
+    name, c = f.feed(conflicts, agent_key("s1", "a"), conflict("s1"))
+    assert name == "conflict" and "private" not in repr(c) and c["reason"] == "flip"
+    assert f.feed("some.other.topic", sim_key("s1"), b"x") is None
+    assert dict(f.counts) == {POSTS.name: 1, OBSERVATIONS.name: 1, VERDICTS.name: 1, CONFLICTS.name: 1}
+
+
+def test_dead_letters_are_matched_by_their_sim_field():
+    f = SimFilter(Settings(), "s1")
+    dl = lambda sim: SERDE.encode("DeadLetter", dead_letter_record(stage="importance", reason="bad", raw=b"\x00",  # noqa: E731
+                                                                   sim_id=sim))
+    dead = topic_name(DEAD_LETTER)
+    f.feed(dead, b"sim.posts.v1", dl("s1"))
+    f.feed(dead, b"sim.posts.v1", dl("s2"))
+    f.feed(dead, b"sim.posts.v1", b"not avro")
+    assert f.counts[DEAD_LETTER.name] == 1
