@@ -44,7 +44,7 @@ STANCES = TopicSpec("sim.stances.v1", "sim_id", "Stance", derived=True, doc="per
 VERDICTS = TopicSpec("sim.verdicts.v1", "sim_id", "Verdict", derived=True, doc="forecast per round")
 LLM_CALLS = TopicSpec("ops.llm-calls.v1", "role", "LlmCall", derived=True, retention_ms=30 * DAY_MS, doc="LLM cost and latency")
 CHECKPOINTS = TopicSpec("ops.checkpoints.v1", "checkpoint_id", "Checkpoint", cleanup="compact", doc="offset snapshots (zstd)")
-DEAD_LETTER = TopicSpec("ops.dead-letter.v1", "source topic", "DeadLetter", doc="bad input with its reason")
+DEAD_LETTER = TopicSpec("ops.dead-letter.v1", "source topic (publisher: \"publisher\")", "DeadLetter", doc="bad input with its reason")
 EVAL_RESULTS = TopicSpec("eval.results.v1", "case", "EvalResult", doc="scores of eval replays")
 
 ALL: tuple[TopicSpec, ...] = (
