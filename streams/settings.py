@@ -35,6 +35,8 @@ class LlmRole(BaseModel):
     url: str = "http://127.0.0.1:8000/v1"
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     timeout_s: float = 30.0
+    # The key of a vLLM server started with --api-key (any value otherwise).
+    api_key: str = "EMPTY"
 
 
 ROLE_MODELS = {

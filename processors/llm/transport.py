@@ -104,7 +104,7 @@ class ShardedPool:
 
     SHARD_SIZE = 8
 
-    def __init__(self, base_url: str, concurrency: int):
+    def __init__(self, base_url: str, concurrency: int, api_key: str = "EMPTY"):
         shards = max(1, math.ceil(concurrency / self.SHARD_SIZE))
         per_shard = math.ceil(concurrency / shards)
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
@@ -112,7 +112,7 @@ class ShardedPool:
             httpx.AsyncClient(
                 base_url=base_url.rstrip("/") + "/",
                 limits=limits,
-                headers={"Authorization": "Bearer EMPTY"},  # vLLM accepts any key unless --api-key
+                headers={"Authorization": f"Bearer {api_key}"},  # vLLM checks it only when started with --api-key
             )
             for _ in range(shards)
         ]
@@ -138,12 +138,12 @@ class HttpCaller:
         self.max_retry_after_s = max_retry_after_s
         self.semaphore = asyncio.Semaphore(llm.max_concurrency)
         self._rng = random.Random(llm.seed)  # seeded jitter: reproducible schedules
-        self._pools: dict[str, ShardedPool] = {}
+        self._pools: dict[tuple[str, str], ShardedPool] = {}
 
-    def pool(self, base_url: str) -> "ShardedPool":
-        pool = self._pools.get(base_url)
+    def pool(self, base_url: str, api_key: str = "EMPTY") -> "ShardedPool":
+        pool = self._pools.get((base_url, api_key))
         if pool is None:
-            pool = self._pools[base_url] = ShardedPool(base_url, self.llm.max_concurrency)
+            pool = self._pools[(base_url, api_key)] = ShardedPool(base_url, self.llm.max_concurrency, api_key)
         return pool
 
     def backoff(self, retry_index: int, retry_after: float | None) -> float:
@@ -189,7 +189,7 @@ class HttpCaller:
                 try:
                     # Held per attempt, not across backoff sleeps, so a
                     # retrying call does not block others from the server.
-                    async with self.semaphore, self.pool(cfg.url).lease() as http:
+                    async with self.semaphore, self.pool(cfg.url, cfg.api_key).lease() as http:
                         started = started or time.perf_counter()
                         value, usage = await send(http, cfg, retry)
                 except AttemptFailed as exc:

