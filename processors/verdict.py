@@ -35,7 +35,15 @@ def empty_state() -> dict:
 
 
 def load_state(stored: dict | None) -> dict:
-    return with_defaults(stored, empty_state())
+    state = with_defaults(stored, empty_state())
+    # Older states held one stance per agent (the latest): read it as of round 0.
+    state["stances"] = {a: (v if isinstance(v, dict) else {"0": v}) for a, v in state["stances"].items()}
+    return state
+
+
+def stance_as_of(by_round: dict[str, int], round_: int) -> int | None:
+    rounds = [int(k) for k in by_round if int(k) <= round_]
+    return by_round[str(max(rounds))] if rounds else None
 
 
 def add(state: dict, s: dict) -> int:
@@ -45,7 +53,12 @@ def add(state: dict, s: dict) -> int:
     sign = -1 if s["kind"] == "retract" else 1
     state["sums"][r] = [svw + sign * s["valence"] * s["weight"], sw + sign * s["weight"], n + sign]
     if s["kind"] == "post":
-        state["stances"][s["agent_id"]] = s["agent_stance"]
+        # Held stance per agent as of each round (kept only where it changes):
+        # a verdict re-emitted later for an earlier round must count the
+        # stances of that round, not today's, or it depends on arrival order.
+        by_round = state["stances"].setdefault(s["agent_id"], {})
+        if stance_as_of(by_round, s["round"]) != s["agent_stance"] or r in by_round:
+            by_round[r] = s["agent_stance"]
         state["authors"][s["agent_id"]] = min(state["authors"].get(s["agent_id"], s["round"]), s["round"])
         if s["flipped"]:
             state["flips"][r] = state["flips"].get(r, 0) + 1
@@ -60,7 +73,7 @@ def verdict_at(state: dict, sim_id: str, round_: int) -> dict:
         sim_id=sim_id, question="", round_=round_, ts=state["closed"][str(round_)],
         weighted_sum=sum(v[0] for v in rows), weight_sum=sum(v[1] for v in rows), n=sum(v[2] for v in rows),
         authors=sum(1 for first in state["authors"].values() if first <= round_),
-        stances=list(state["stances"].values()), flips=state["flips"].get(str(round_), 0), backend=state["backend"])
+        stances=[h for h in (stance_as_of(b, round_) for b in state["stances"].values()) if h is not None], flips=state["flips"].get(str(round_), 0), backend=state["backend"])
 
 
 def sim_events(state: dict, items: list[Incoming], seen) -> tuple[dict, list[dict]]:

@@ -80,7 +80,8 @@ def test_restore_then_catch_up_equals_uninterrupted(live):
         print(f"\ncheckpoint restore: {summary}; rows compared: "
               + ", ".join(f"{k} {len(v)}" for k, v in restored.items()))
         for part in uninterrupted:
-            assert restored[part] == uninterrupted[part], part
+            diff = sorted(set(restored[part]) ^ set(uninterrupted[part]))
+            assert restored[part] == uninterrupted[part], (part, diff[:6])
     finally:
         store.close()
         stop_process(live, w.name)

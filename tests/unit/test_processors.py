@@ -200,6 +200,27 @@ def test_verdict_emits_at_round_end_and_again_for_late_contributions():
     assert out[-1]["support_ratio"] == -0.4 and out[-1]["post_count"] == 1
 
 
+def test_a_verdict_re_emitted_later_counts_the_stances_of_its_own_round():
+    # Found by the checkpoint-restore comparison: a catch-up that reads
+    # rounds 0-2 in one batch must give round 0 the same verdict as a run
+    # that closed round 0 before round 2's posts existed.
+    def run(batches):
+        state, last = vrd.empty_state(), {}
+        for batch in batches:
+            state, out = vrd.sim_events(state, batch, never_seen)
+            last.update({v["round"]: v for v in out})
+        return last
+
+    a0 = inc(stance_rec("p1", "a", 0, 0.8, 1.0, agent_stance=1), 0, "Stance")
+    a2 = inc(stance_rec("p2", "a", 2, -0.8, 1.0, flipped=True, agent_stance=-1), 1, "Stance")
+    late = inc(stance_rec("p3", "b", 0, 0.2, 1.0, agent_stance=1), 2, "Stance")  # re-emits rounds 0..2
+    live = run([[a0, marker(0)], [marker(1)], [a2, marker(2)], [late]])
+    catch_up = run([[a0, marker(0), marker(1), a2, marker(2), late]])
+    assert live == catch_up
+    assert (live[0]["stance_positive"], live[0]["stance_negative"]) == (2, 0)
+    assert (live[2]["stance_positive"], live[2]["stance_negative"]) == (1, 1)
+
+
 def test_stance_stage_applies_persona_inertia_and_retracts():
     state = stn.empty_state()
     persona = {"event_id": "pe", "sim_id": "s", "agent_id": "a", "credibility": 0.8, "conviction": 0.2,
