@@ -28,5 +28,10 @@ test: setup browser
 	$(BIN)/python -m schemas.compat
 	$(BIN)/pytest
 
+# Every benchmark (B1..B7) on the real local services; figures in
+# bench/results/full.json and docs/performance.md. About 25 min on 2 cores.
+bench: setup
+	$(BIN)/python -m bench.run
+
 down: setup
 	$(BIN)/murmur services down

@@ -103,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                "settings": {"quick": a.quick, "repeats": ctx.repeats, "partitions": settings.topic_partitions,
                             "only": only},
                "benchmarks": {}}
+    out_file = ROOT / "bench" / "results" / f"{name}.json"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every benchmark: an interrupted run keeps what it measured
+        results["seconds"] = round(ctx.elapsed(), 1)
+        out_file.write_text(json.dumps(results, indent=2) + "\n")
+
     try:
         for key in only:
             mod = importlib.import_module(BENCHMARKS[key])
@@ -115,16 +122,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(out["error"], file=sys.stderr, flush=True)
             out["seconds"] = round(time.monotonic() - t0, 1)
             results["benchmarks"][key] = out
+            save()
             print(f"{key}: done in {out['seconds']:.0f}s", flush=True)
     finally:
         from deploy.pipeline import stop_process
 
         for w in list(ctx.workers):  # a failed benchmark's workers
             stop_process(settings, w)
-    results["seconds"] = round(ctx.elapsed(), 1)
-    out_file = ROOT / "bench" / "results" / f"{name}.json"
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(json.dumps(results, indent=2) + "\n")
+    save()
     print()
     print(table(results))
     print(f"\n{len(only)} benchmark(s) in {results['seconds']:.0f}s; written to {out_file.relative_to(ROOT)}")
