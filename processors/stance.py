@@ -72,8 +72,11 @@ def apply(state: dict, inc: Incoming, v: float | None, backend: str) -> dict | N
         if old is None:
             return None  # not a public contribution (or too old to retract)
         state["recent"] = [c for c in state["recent"] if c[0] != r["old_memory_id"]]
-        return stance_event(r, kind="retract", memory_id=old[0], round_=old[1], v=old[2], w=old[3], state=state,
-                            flipped=False, backend=backend)
+        # Retracted from the conflict's round on: a verdict of an earlier
+        # round counts the post as it was believed then (as the batch path
+        # does), so no closed round is rewritten retroactively.
+        return stance_event(r, kind="retract", memory_id=old[0], round_=max(r["round"], old[1]), v=old[2], w=old[3],
+                            state=state, flipped=False, backend=backend)
     persona = persona_of(state)
     if r["kind"] == "reflection":
         w = reflection_weight(persona, FEATURES)

@@ -20,8 +20,6 @@ Making the comparison honest:
 * Floats. Embeddings travel as Avro ``float`` (32-bit); the live processors
   downstream of importance see them rounded so, the batch path compares
   them after the same rounding.
-* Retractions. Verdicts of rounds between a superseded post and the
-  conflict that supersedes it differ by design (see the last assertion).
 No timing is asserted here: speed figures come from bench/ (B5).
 """
 
@@ -149,18 +147,6 @@ def test_batch_path_equals_faust_path(live):
     assert by_id(out.reflections, sim) == live_reflections
     assert by_id(out.conflicts, sim) == live_conflicts
     assert [v["round"] for v in batch_verdicts] == list(range(6))
-    # A conflict retracts the superseded post. Live (stance -> verdict), the
-    # retraction is applied to the post's own round and every closed round
-    # from there is re-emitted, so the stored verdicts of rounds between the
-    # post and the conflict change afterwards; the batch path counts the post
-    # until the conflict's round. Those rounds differ by design (an open
-    # question, not arrival order); every other round, the final one
-    # included, must be identical.
-    round_of = {m["memory_id"]: m["round"] for m in out.memories + out.reflection_memories}
-    retro = {r for c in out.conflicts for r in range(round_of[c["old_memory_id"]], c["round"])}
-    batch_by_round = {v["round"]: comparable(v) for v in batch_verdicts}
-    live_by_round = {v["round"]: v for v in live_verdicts.values()}
-    assert set(live_by_round) == set(batch_by_round)
-    for rnd in sorted(set(batch_by_round) - retro):
-        assert live_by_round[rnd] == batch_by_round[rnd], f"round {rnd}"
-    assert 5 not in retro and live_by_round[5] == batch_by_round[5]  # the final verdict, which eval scores
+    # Every round, not only the final one: a conflict retracts the
+    # superseded post from the conflict's round on, in both paths.
+    assert by_id(batch_verdicts, sim) == live_verdicts

@@ -235,4 +235,4 @@ def test_stance_stage_applies_persona_inertia_and_retracts():
     assert stn.apply(state, inc(p1), -0.6, "lexicon-v1") is None  # redelivered
     conflict = {"event_id": "c1", "sim_id": "s", "agent_id": "a", "old_memory_id": "m1", "ts": 5, "round": 2}
     r = stn.apply(state, Incoming("Conflict", conflict, "t", 0, 9, b"s/a"), None, "x")
-    assert r["kind"] == "retract" and r["memory_id"] == "m1" and r["valence"] == -0.6 and r["round"] == 1
+    assert r["kind"] == "retract" and r["memory_id"] == "m1" and r["valence"] == -0.6 and r["round"] == 2  # retracted from the conflict's round on
