@@ -1,10 +1,16 @@
 """A checkpoint restored and caught up gives the read model of an
 uninterrupted run, row by row (memories, reflections, conflicts, verdicts).
 
-Not in the default run yet (marker ``restore``, deselected in pyproject):
-it passed 4 times of 5 here, and in the 5th the worker restarted after the
-checkpoint consumed only one of four posts partitions for 180 s, cause not
-found. Run it with ``pytest -m restore``; see the open issue."""
+Not in the default run (marker ``restore``, deselected in pyproject); run it
+with ``pytest -m restore``. It found two real bugs, both fixed (a fresh
+broker's lagging metadata failing Faust's changelog partition check; a
+re-emitted verdict counting today's held stances), and passed 20 of the last
+22 runs. Of the two failures: once the restarted worker never consumed the
+reflections partitions from the restored offsets (committed offsets stayed at
+the checkpoint, every other partition caught up, the worker otherwise idle);
+once, under two CPU burners, one post memory row differed. Until both are
+understood it stays out of CI, which must not be flaky.
+"""
 
 from __future__ import annotations
 
@@ -80,8 +86,9 @@ def test_restore_then_catch_up_equals_uninterrupted(live):
         print(f"\ncheckpoint restore: {summary}; rows compared: "
               + ", ".join(f"{k} {len(v)}" for k, v in restored.items()))
         for part in uninterrupted:
-            diff = sorted(set(restored[part]) ^ set(uninterrupted[part]))
-            assert restored[part] == uninterrupted[part], (part, diff[:6])
+            extra = sorted(set(restored[part]) - set(uninterrupted[part]))[:5]
+            missing = sorted(set(uninterrupted[part]) - set(restored[part]))[:5]
+            assert restored[part] == uninterrupted[part], f"{part}: only after restore {extra}, only uninterrupted {missing}"
     finally:
         store.close()
         stop_process(live, w.name)
