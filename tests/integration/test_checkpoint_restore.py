@@ -4,12 +4,13 @@ uninterrupted run, row by row (memories, reflections, conflicts, verdicts).
 Not in the default run (marker ``restore``, deselected in pyproject); run it
 with ``pytest -m restore``. It found two real bugs, both fixed (a fresh
 broker's lagging metadata failing Faust's changelog partition check; a
-re-emitted verdict counting today's held stances), and passed 20 of the last
-22 runs. Of the two failures: once the restarted worker never consumed the
-reflections partitions from the restored offsets (committed offsets stayed at
-the checkpoint, every other partition caught up, the worker otherwise idle);
-once, under two CPU burners, one post memory row differed. Until both are
-understood it stays out of CI, which must not be flaky.
+re-emitted verdict counting today's held stances), and passed 19 of the last
+22 runs. Of the three failures: twice (while a heavy benchmark shared the
+machine) the restarted worker never consumed the reflections partitions from
+the restored offsets: their committed offsets stayed at the checkpoint while
+every other partition caught up and the worker sat idle; once, under two CPU
+burners, one post memory row differed. Until both are understood it stays
+out of CI, which must not be flaky.
 """
 
 from __future__ import annotations
