@@ -12,7 +12,7 @@ changelog on every update, so 32 memories x 384 bytes is the cost per write.
 
 Similarities to the window are one matrix product (numpy) per memory, and
 quantising is vectorised too: done in pure Python they took about three
-quarters of the whole pipeline's CPU (bench B2/B5 profile). ``MURMUR_CONTRADICTION_COSINE=python`` keeps the old loop, so
+quarters of the whole pipeline's CPU (bench B2/B5 profile). ``MURMUR_CONTRADICTION_COSINE=python`` (settings.contradiction_cosine) keeps the old loop, so
 the benchmark can run both side by side.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import os
 
 import faust
 import numpy as np
@@ -39,15 +38,10 @@ NEIGHBOURS = 3
 TEXT_CHARS = 300
 
 
-COSINE_MODES = ("numpy", "python")
-COSINE = os.environ.get("MURMUR_CONTRADICTION_COSINE", "numpy")
-if COSINE not in COSINE_MODES:
-    raise ValueError(f"MURMUR_CONTRADICTION_COSINE={COSINE!r}: choose one of {', '.join(COSINE_MODES)}")
-
-
-def quantise(vec: list[float]) -> str:
-    """int8 per dimension (the vectors are unit length), base64 for JSON state."""
-    if COSINE == "python":
+def quantise(vec: list[float], mode: str = "numpy") -> str:
+    """int8 per dimension (the vectors are unit length), base64 for JSON state.
+    ``mode`` is settings.contradiction_cosine (python: the old loop)."""
+    if mode == "python":
         return base64.b64encode(bytes((max(-127, min(127, round(v * 127))) & 0xFF) for v in vec)).decode()
     # np.rint rounds half to even, as round() does: the same bytes.
     codes = np.clip(np.rint(np.asarray(vec, dtype=np.float64) * 127), -127, 127).astype(np.int8)
@@ -94,10 +88,11 @@ def similarities(window: list[dict], vec: list[float]) -> list[float]:
     return [float(d / n) if n else 0.0 for d, n in zip(dots, norms)]
 
 
-def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIGHBOURS) -> list[tuple[float, dict]]:
+def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIGHBOURS,
+               mode: str = "numpy") -> list[tuple[float, dict]]:
     """The k most similar remembered memories at or above the threshold,
     most similar first (ties: the newer one)."""
-    if COSINE == "python":
+    if mode == "python":
         scored = [(cosine(vec, dequantise(m["v"])), m) for m in state["window"]]
     else:
         scored = list(zip(similarities(state["window"], vec), state["window"]))
@@ -106,9 +101,9 @@ def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIG
     return scored[:k]
 
 
-def remember(state: dict, memory: dict, window: int) -> None:
+def remember(state: dict, memory: dict, window: int, mode: str = "numpy") -> None:
     state["window"].append({"id": memory["memory_id"], "ts": memory["ts"], "t": memory["content"][:TEXT_CHARS],
-                            "v": quantise(memory["embedding"])})
+                            "v": quantise(memory["embedding"], mode)})
     del state["window"][:-window]
 
 
@@ -128,6 +123,7 @@ class Detector:
         self.rt = rt
         self.threshold = settings.contradiction_similarity
         self.window = settings.contradiction_window
+        self.mode = settings.contradiction_cosine
 
     async def agent_events(self, state: dict, items: list[Incoming]) -> tuple[dict, list[dict]]:
         conflicts: list[dict] = []
@@ -135,7 +131,7 @@ class Detector:
             m = inc.record
             if not m["embedding"] or already_seen(state, m):
                 continue
-            near = neighbours(state, m["embedding"], threshold=self.threshold)
+            near = neighbours(state, m["embedding"], threshold=self.threshold, mode=self.mode)
             # One memory's comparisons are independent of each other: overlap them.
             answers = await asyncio.gather(*(
                 self.rt.llm.complete_json("fast", contradiction_prompt(old["t"], m["content"]),
@@ -150,7 +146,7 @@ class Detector:
                 if ans.data["contradicts"]:
                     backend = "deterministic" if ans.backend == "deterministic" else f"vllm:{ans.model}"
                     conflicts.append(conflict(m, old, sim, ans.data["reason"], backend, inc))
-            remember(state, m, self.window)
+            remember(state, m, self.window, self.mode)
         return state, conflicts
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,13 +55,6 @@ WRITE_MODES = ("batched", "single")
 BATCHED_TABLES = frozenset({"memories_by_agent", "timeline_by_sim", "agents_by_sim"})
 BATCH_ROWS = 16
 BATCH_BYTES = 4096  # under Cassandra's 5 KiB batch warning threshold
-
-
-def write_mode() -> str:
-    mode = os.environ.get("MURMUR_CASSANDRA_WRITES", "batched")
-    if mode not in WRITE_MODES:
-        raise ValueError(f"MURMUR_CASSANDRA_WRITES={mode!r}: choose one of {', '.join(WRITE_MODES)}")
-    return mode
 
 
 def _size(params: tuple) -> int:
@@ -123,7 +115,7 @@ class CassandraStore:
     def __init__(self, settings: Settings, *, writes: str | None = None) -> None:
         self.settings = settings
         self.keyspace = keyspace_for(settings)
-        self.write_mode = writes or write_mode()
+        self.write_mode = writes or settings.cassandra_writes
         if self.write_mode not in WRITE_MODES:
             raise ValueError(f"writes={self.write_mode!r}: choose one of {', '.join(WRITE_MODES)}")
         self._cluster: Cluster | None = None

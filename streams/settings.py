@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     cassandra_port: int = 0
     cassandra_keyspace: str = "murmur"
     cassandra_replication: int = 1
+    # Hot tables written in per-partition unlogged batches; "single" is the
+    # one-request-per-row path, kept for benchmarks (bench B1 before/after).
+    cassandra_writes: Literal["batched", "single"] = "batched"
 
     # Qdrant: in-process local mode under state_dir unless a URL is given.
     qdrant_url: str | None = None
@@ -147,6 +150,9 @@ class Settings(BaseSettings):
     # the offline hashed bag-of-words embedder (related statements score
     # 0.3-0.5 there); dense models such as MiniLM want about 0.5.
     contradiction_similarity: float = 0.3
+    # Similarities as one numpy product; "python" is the old per-pair loop,
+    # kept for benchmarks (bench B5 before/after).
+    contradiction_cosine: Literal["numpy", "python"] = "numpy"
 
     # The processor groups of this deployment, as given to `murmur worker
     # --processors` (the demo's one worker is "all"): the checkpointer

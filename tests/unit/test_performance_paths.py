@@ -48,7 +48,7 @@ def test_numpy_similarities_equal_python_cosine():
     assert con.similarities([{"v": con.quantise([0.0] * 384)}], unit(rng)) == [0.0]
 
 
-def test_neighbours_are_the_same_in_both_modes(monkeypatch):
+def test_neighbours_are_the_same_in_both_modes():
     rng = random.Random(3)
     base = unit(rng)
     state = con.empty_state()
@@ -56,8 +56,7 @@ def test_neighbours_are_the_same_in_both_modes(monkeypatch):
         near = [b + 0.05 * x for b, x in zip(base, unit(rng))]
         con.remember(state, {"memory_id": f"m{i}", "ts": i, "content": f"text {i}", "embedding": near}, 32)
     fast = con.neighbours(state, base, threshold=0.3)
-    monkeypatch.setattr(con, "COSINE", "python")
-    slow = con.neighbours(state, base, threshold=0.3)
+    slow = con.neighbours(state, base, threshold=0.3, mode="python")
     assert [m["id"] for _, m in fast] == [m["id"] for _, m in slow] and len(fast) == con.NEIGHBOURS
     assert [s for s, _ in fast] == pytest.approx([s for s, _ in slow], abs=1e-12)
 
@@ -118,9 +117,14 @@ def test_partition_batches_stay_under_the_byte_budget():
     assert [len(b.rows) for b, _ in out] == [2, 2, 2, 2, 2]
 
 
-def test_write_mode_is_checked(monkeypatch):
+def test_write_and_cosine_modes_are_settings(monkeypatch):
+    from pydantic import ValidationError
+
+    from streams.settings import Settings
+
     monkeypatch.setenv("MURMUR_CASSANDRA_WRITES", "fast")
-    with pytest.raises(ValueError, match="MURMUR_CASSANDRA_WRITES"):
-        cs.write_mode()
+    with pytest.raises(ValidationError, match="cassandra_writes"):
+        Settings()
     monkeypatch.setenv("MURMUR_CASSANDRA_WRITES", "single")
-    assert cs.write_mode() == "single"
+    monkeypatch.setenv("MURMUR_CONTRADICTION_COSINE", "python")
+    assert (Settings().cassandra_writes, Settings().contradiction_cosine) == ("single", "python")
