@@ -16,7 +16,7 @@ One synthetic simulation (``connectors/synthetic.py``) is replayed:
 
 The performance pass (contradiction's similarities as one numpy product per
 memory) is shown before/after here: the batch compute with
-``processors.contradiction.COSINE`` = "python" (before) and "numpy" (after),
+``settings.contradiction_cosine`` = "python" (before) and "numpy" (after),
 same events, outputs compared; and the Faust path with
 ``MURMUR_CONTRADICTION_COSINE`` = python and numpy.
 """
@@ -52,18 +52,14 @@ def faust_path(ctx: Ctx, run: synthetic.SyntheticRun, cosine: str) -> float:
 
 def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: str) -> tuple[float, list[dict]]:
     from processors import batch
-    from processors import contradiction as con
     from processors.llm import DeterministicLlm
 
-    old, con.COSINE = con.COSINE, cosine
-    try:
-        rt = batch.BatchRuntime(ctx.settings, DeterministicLlm(ctx.settings))
-        t0 = time.perf_counter()
-        out = asyncio.run(batch.derive(rt, events))
-        verdicts = batch.verdicts(out, sim_id=sim, question="")
-        return len(events) / (time.perf_counter() - t0), [out.memories, out.reflections, out.conflicts, verdicts]
-    finally:
-        con.COSINE = old
+    settings = ctx.settings.model_copy(update={"contradiction_cosine": cosine})
+    rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
+    t0 = time.perf_counter()
+    out = asyncio.run(batch.derive(rt, events))
+    verdicts = batch.verdicts(out, sim_id=sim, question="")
+    return len(events) / (time.perf_counter() - t0), [out.memories, out.reflections, out.conflicts, verdicts]
 
 
 def batch_end_to_end(ctx: Ctx, sim: str) -> tuple[float, dict]:

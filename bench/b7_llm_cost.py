@@ -19,7 +19,7 @@ from bench.b3_llm_bound import llm_env
 from bench.common import ROOT, Ctx, figure, publish, start_workers, stop_workers, wait_drained, wait_members
 from connectors import synthetic
 from processors.llm.devserver import spawn
-from streams.kafka import make_consumer
+from streams.kafka import read_to_end
 from streams.serde import default_serde
 from streams.topics import LLM_CALLS, topic_name
 
@@ -29,30 +29,14 @@ CASE = ROOT / "eval" / "cases" / "uk_sugar_levy_2018"
 
 
 def read_calls(settings, topic: str) -> tuple[Counter, Counter]:
-    from confluent_kafka import TopicPartition
-
-    from streams.kafka import end_offsets
-
     serde = default_serde()
-    ends = {tp: e for tp, e in end_offsets(settings, [topic]).items() if e > 0}
     calls, tokens = Counter(), Counter()
-    consumer = make_consumer(settings, **{"enable.partition.eof": False})
-    try:
-        consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
-        while ends:
-            for m in consumer.consume(2000, 1.0):
-                if m.error():
-                    continue
-                tp = (m.topic(), m.partition())
-                _, r = serde.decode(m.value())
-                # The namespace's topic holds this run's calls only (a batch's
-                # embedding call carries no simulation id).
-                calls[r["role"]] += 1
-                tokens[r["role"]] += r["prompt_tokens"] + r["completion_tokens"]
-                if tp in ends and m.offset() + 1 >= ends[tp]:
-                    del ends[tp]
-    finally:
-        consumer.close()
+    # The namespace's topic holds this run's calls only (a batch's embedding
+    # call carries no simulation id).
+    for m in read_to_end(settings, topic):
+        _, r = serde.decode(m.value())
+        calls[r["role"]] += 1
+        tokens[r["role"]] += r["prompt_tokens"] + r["completion_tokens"]
     return calls, tokens
 
 

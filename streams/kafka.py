@@ -241,3 +241,24 @@ def start_group_at_end(settings: Settings, group: str, topics: list[str]) -> dic
     finally:
         consumer.close()
     return ends
+
+
+def read_to_end(settings: Settings, topic: str):
+    """Every record of ``topic``, partition by partition in offset order,
+    up to its end offsets at the call (a snapshot of the log, not a tail)."""
+    ends = {tp: e for tp, e in end_offsets(settings, [topic]).items() if e > 0}
+    out = []
+    consumer = make_consumer(settings, **{"enable.partition.eof": False})
+    try:
+        consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
+        while ends:
+            for m in consumer.consume(1000, 1.0):
+                if m.error():
+                    continue
+                out.append(m)
+                if m.offset() + 1 >= ends.get((m.topic(), m.partition()), 0):
+                    ends.pop((m.topic(), m.partition()), None)
+    finally:
+        consumer.close()
+    return sorted(out, key=lambda m: (m.partition(), m.offset()))
+

@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
 
 from connectors import synthetic
 from connectors.publisher import Publisher
@@ -41,7 +40,7 @@ from processors.batch import BatchRuntime, derive, verdicts
 from processors.llm import DeterministicLlm
 from processors.worker import input_topics, resolve
 from streams.app import group_id
-from streams.kafka import end_offsets, group_lag, make_consumer
+from streams.kafka import group_lag, read_to_end
 from streams.serde import default_serde
 from streams.settings import get_settings
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, topic_name
@@ -65,21 +64,7 @@ def comparable(record: dict) -> dict:
 
 def read_topic(settings, topic: str) -> list[dict]:
     serde = default_serde()
-    ends = {tp: e for tp, e in end_offsets(settings, [topic]).items() if e > 0}
-    out: list[tuple[int, int, dict]] = []
-    consumer = make_consumer(settings, **{"enable.partition.eof": False})
-    try:
-        consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
-        while ends:
-            for m in consumer.consume(1000, 1.0):
-                if m.error():
-                    continue
-                out.append((m.partition(), m.offset(), serde.decode(m.value())[1]))
-                if m.offset() + 1 >= ends.get((m.topic(), m.partition()), 0):
-                    ends.pop((m.topic(), m.partition()), None)
-    finally:
-        consumer.close()
-    return [r for _, _, r in sorted(out, key=lambda x: (x[0], x[1]))]
+    return [serde.decode(m.value())[1] for m in read_to_end(settings, topic)]
 
 
 def by_id(records: list[dict], sim: str) -> dict[str, dict]:
