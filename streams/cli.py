@@ -184,7 +184,9 @@ def tail(
 # -- processing -------------------------------------------------------------
 @app.command()
 def worker(
-    processors: str = typer.Option("all", help="Comma-separated: importance, reflection, contradiction, cassandra-sink; or all"),
+    processors: str = typer.Option("all", help="Comma-separated names from processors/worker.py PROCESSORS "
+                                               "(importance, reflection, contradiction, stance, verdict, "
+                                               "cassandra-sink, checkpointer), or all"),
     group: Optional[str] = typer.Option(None, help="Consumer group suffix (default: the processor names)"),
     loglevel: str = typer.Option("warning"),
 ):

@@ -42,3 +42,14 @@ def test_tail_format_is_checked():
 def test_unknown_service():
     res = run("services", "status", "redis")
     assert res.exit_code == 2 and "unknown service(s) ['redis']" in res.output
+
+
+def test_worker_help_names_every_processor():
+    from typer.testing import CliRunner
+
+    from processors.worker import PROCESSORS
+    from streams.cli import app
+
+    out = CliRunner().invoke(app, ["worker", "--help"], terminal_width=200).output
+    missing = [name for name in PROCESSORS if name not in out]
+    assert not missing, missing
