@@ -55,6 +55,7 @@ def test_api_matches_its_openapi_spec(api):
     ("get", "/simulations/x'; DROP TABLE murmur.memories_by_agent; --/timeline", {}, 200),
     ("get", "/simulations/" + "x" * 500 + "/timeline", {}, 422),
     ("get", "/simulations/" + "x" * 500 + "/stream", {}, 422),
+    ("get", "/simulations/" + "x" * 500 + "/monitor", {}, 422),
     ("post", "/simulations/x/agents/a/retrieve", {"json": {"query": "q", "top_k": 10**6}}, 422),
     ("post", "/simulations/x/agents/a/retrieve", {"content": b'{"query": "q", "weights": {"relevance": 1e999}}',
                                                    "headers": {"content-type": "application/json"}}, 422),

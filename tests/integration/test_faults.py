@@ -7,6 +7,8 @@ keyed writes must absorb all three."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 import signal
 import threading
 import time
@@ -24,7 +26,7 @@ from deploy import jvm, local
 from deploy.pipeline import stop_process
 from sinks.cassandra_store import CassandraStore
 from streams.topics import SCORED, topic_name
-from tests.integration.conftest import free_port, metric_sum, scrape, start_worker, wait_for
+from tests.integration.conftest import Worker, free_port, metric_sum, scrape, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "uk_sugar_levy_2018"
@@ -50,19 +52,40 @@ def landed(store, sim, n) -> bool:
     return store.count_memories(sim, kinds=("post", "observation")) >= n
 
 
-def test_sigkill_worker_mid_stream(live):
-    w = start_worker(live, "importance,cassandra-sink")
+@dataclass
+class Stream:
+    worker: Worker
+    store: CassandraStore
+    sim: str
+    second_half: list
+    expected: set[str]
+
+
+@contextmanager
+def mid_stream(live, agents: int = 200, **env: str):
+    """A worker (importance + cassandra-sink) with the first half of a
+    workload published and landing: the moment each fault is injected."""
+    w = start_worker(live, "importance,cassandra-sink", **env)
     store = CassandraStore(w.settings)
     try:
-        sim, events, expected = workload()
+        sim, events, expected = workload(agents=agents)
         half = len(events) // 2
         Publisher(live).publish(events[:half])
         wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
                  what="the first memories", worker=w)
+        yield Stream(w, store, sim, events[half:], expected)
+    finally:
+        store.close()
+        stop_process(live, w.name)
+
+
+def test_sigkill_worker_mid_stream(live):
+    with mid_stream(live) as m:
+        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
         os.kill(w.pid, signal.SIGKILL)
         jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
         # The stream goes on while the worker is dead.
-        Publisher(live).publish(events[half:])
+        Publisher(live).publish(m.second_half)
         in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
         w.restart(live)
         wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the kill", worker=w)
@@ -70,21 +93,12 @@ def test_sigkill_worker_mid_stream(live):
         print(f"\nSIGKILL worker: {in_flight} of {len(expected)} events in flight; verifier: {result}")
         assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
         assert in_flight > 0
-    finally:
-        store.close()
-        stop_process(live, w.name)
 
 
 def test_kafka_broker_restart_mid_stream(live):
-    w = start_worker(live, "importance,cassandra-sink")
-    store = CassandraStore(w.settings)
-    try:
-        sim, events, expected = workload()
-        half = len(events) // 2
-        Publisher(live).publish(events[:half])
-        # Mid-stream: the worker is consuming when the broker goes away.
-        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
-                 what="the first memories", worker=w)
+    # Mid-stream: the worker is consuming when the broker goes away.
+    with mid_stream(live) as m:
+        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
         restarted = threading.Event()
 
         def restart():
@@ -96,33 +110,24 @@ def test_kafka_broker_restart_mid_stream(live):
         t.join(180)
         assert restarted.is_set()
         in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
-        Publisher(live).publish(events[half:])  # the second half goes to the restarted broker
+        Publisher(live).publish(m.second_half)  # the second half goes to the restarted broker
         wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the broker restart",
                  worker=w)
         result = verify(store, sim, expected)
         print(f"\nKafka restart: {in_flight} of {len(expected)} events not yet landed at the restart; verifier: {result}")
         assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
-    finally:
-        store.close()
-        stop_process(live, w.name)
 
 
 def test_cassandra_away_for_30s(live):
     port = free_port()
-    w = start_worker(live, "importance,cassandra-sink", MURMUR_METRICS_PORT=str(port), MURMUR_METRICS_SAMPLE_S="1")
     metrics = f"http://127.0.0.1:{port}/metrics"
-    store = CassandraStore(w.settings)
-    try:
-        sim, events, expected = workload(agents=150)
-        half = len(events) // 2
-        Publisher(live).publish(events[:half])
-        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
-                 what="the first memories", worker=w)
+    with mid_stream(live, agents=150, MURMUR_METRICS_PORT=str(port), MURMUR_METRICS_SAMPLE_S="1") as m:
+        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
         in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
         store.close()
         local.down(live, ["cassandra"], log=lambda m: None)
         try:
-            Publisher(live).publish(events[half:])
+            Publisher(live).publish(m.second_half)
             with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
                 health = client.get("/health")
                 assert health.status_code == 503 and health.json()["status"] == "degraded"
@@ -142,9 +147,6 @@ def test_cassandra_away_for_30s(live):
         assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
         with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
             assert client.get("/health").json()["dependencies"]["cassandra"]["ok"] is True
-    finally:
-        store.close()
-        stop_process(live, w.name)
 
 
 def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):

@@ -44,6 +44,14 @@ def test_unknown_service():
     assert res.exit_code == 2 and "unknown service(s) ['redis']" in res.output
 
 
+def test_qdrant_sink_process_needs_a_server_url(monkeypatch):
+    # In local mode the API process runs the sink (docs/adr/0001): a second
+    # process would fight it for the folder's lock.
+    monkeypatch.delenv("MURMUR_QDRANT_URL", raising=False)
+    res = run("sink", "qdrant")
+    assert res.exit_code == 2 and "needs MURMUR_QDRANT_URL" in res.output
+
+
 def test_worker_help_names_every_processor():
     from typer.testing import CliRunner
 
