@@ -28,6 +28,9 @@ def live(tmp_path_factory) -> Settings:
     # their own, so a `murmur demo` API left running does not block them.
     settings = get_settings().model_copy(update={"qdrant_path": tmp_path_factory.mktemp("qdrant")})
     local.up(settings, log=lambda m: print(m, flush=True))
+    # A `make demo` worker left running consumes the shared source topics into
+    # the live read model, which tests check stays untouched: stop it.
+    stop_process(settings, "worker")
     create_topics(settings)
     store = CassandraStore(settings)
     store.apply_schema()
