@@ -56,10 +56,13 @@ def input_topics(settings: Settings, names: list[str]) -> list[str]:
 
 
 def build(settings: Settings, names: list[str], group: str | None = None) -> faust.App:
+    from processors import stall_guard
+
     app = create_app(settings, group or "-".join(names))
     rt = Runtime(settings)
     for name in names:
         module(name).register(app, rt)
+    stall_guard.register(app, interval_s=settings.stall_check_s, stall_after_s=settings.stall_after_s)
     return app
 
 

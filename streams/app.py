@@ -19,8 +19,18 @@ def group_id(settings: Settings, group: str) -> str:
     return f"{prefix}{settings.app_id}-{group}"
 
 
+class App(faust.App):
+    """faust.App on Faust's Kafka transport with the commit rule fixed
+    (see streams/faust_consumer.py)."""
+
+    def _new_transport(self):
+        from streams.faust_consumer import Transport
+
+        return Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: Settings, group: str, *, web_port: int | None = None) -> faust.App:
-    return faust.App(
+    return App(
         group_id(settings, group),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.faust_store,

@@ -44,6 +44,10 @@ CHECKPOINT_AGE = Gauge(
     "murmur_checkpoint_age_seconds", "Seconds since the newest checkpoint of a group was taken (-1: none yet)",
     ["group"],
 )
+PARTITION_RESEEKS = Counter(
+    "murmur_partition_reseeks_total",
+    "Input partitions sought back to their committed offset by the stall guard (processors/stall_guard.py)", ["topic"],
+)
 CHECKPOINTS_TAKEN = Counter("murmur_checkpoints_total", "Checkpoints written, by trigger", ["trigger"])
 
 

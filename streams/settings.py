@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     # snapshots them at each round end (empty: only `murmur checkpoint
     # create`), the monitor page shows their lag.
     processor_groups: tuple[str, ...] = ("all",)
+    # Stall guard (processors/stall_guard.py): every stall_check_s a worker
+    # looks for input partitions whose commit has not moved for
+    # stall_after_s with nothing of them in flight, and re-reads them from
+    # the committed offset (0: off).
+    stall_check_s: float = 5.0
+    stall_after_s: float = 20.0
 
     # API
     api_host: str = "127.0.0.1"

@@ -1,0 +1,117 @@
+"""stall guard: a worker re-reads an input partition whose commit stopped.
+
+A partition is stalled when its committed offset is behind the end of the
+partition, neither the committed nor the read offset has moved for
+``stall_after_s`` seconds, and none of its messages is in the worker (not
+queued for a stream, not taken by one and waiting for its ack). Faust then
+lost track of a message: it was skipped while the worker resumed its
+streams, and since the corrected commit rule (:mod:`streams.faust_consumer`)
+refuses to jump over it, the commit waits forever. Seeking the partition
+back to its committed offset reads the message again; the messages after it
+are read twice, which the processors absorb (deterministic ids, per-agent
+dedupe, keyed upserts).
+
+A partition that stays stalled after ``max_reseeks`` seeks crashes the
+worker with a message naming it: a process supervisor restarts it, and a
+fresh consumer starts from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import faust
+from faust.types import TP
+
+from streams.metrics import PARTITION_RESEEKS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Watch:
+    key: tuple
+    since: float
+    reseeks: int = 0
+
+
+@dataclass
+class StallDetector:
+    """The decision, kept apart from Faust so it can be tested alone."""
+
+    stall_after_s: float
+    max_reseeks: int = 3
+    _watch: dict = field(default_factory=dict)
+
+    def check(self, tp, now: float, *, committed: int | None, end: int | None, read: int | None,
+              busy: bool) -> str:
+        """``ok``, ``reseek`` or ``give_up`` for one partition at ``now``."""
+        if committed is None or end is None or committed >= end or busy:
+            self._watch.pop(tp, None)
+            return "ok"
+        key = (committed, read)
+        w = self._watch.get(tp)
+        if w is None or w.key != key:
+            # progress (or a first sighting) restarts the clock; a partition
+            # that moves after a seek has recovered, so its count starts over
+            self._watch[tp] = _Watch(key, now, 0 if w is None or w.key[0] != committed else w.reseeks)
+            return "ok"
+        if now - w.since < self.stall_after_s:
+            return "ok"
+        if w.reseeks >= self.max_reseeks:
+            return "give_up"
+        w.reseeks += 1
+        w.since = now
+        return "reseek"
+
+
+def queued(app: faust.App, tp: TP) -> bool:
+    """Whether an event of ``tp`` waits in a stream's queue (not yet taken)."""
+    for channel in app.topics._tp_index.get(tp, ()):
+        queue = channel.queue
+        if any(getattr(e, "message", None) is not None and e.message.tp == tp for e in list(queue._queue)):
+            return True
+    return False
+
+
+def in_flight(consumer, tp: TP) -> bool:
+    """Whether a stream took a message of ``tp`` and has not acked it yet."""
+    return any(m.tp == tp and not m.acked for m in list(consumer._unacked_messages))
+
+
+def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_reseeks: int = 3) -> StallDetector:
+    detector = StallDetector(stall_after_s, max_reseeks)
+    if interval_s <= 0:
+        return detector
+
+    @app.timer(interval_s, on_leader=False)
+    async def stall_guard() -> None:
+        consumer = app.consumer
+        if app.rebalancing or not consumer.flow_active or not app.tables.recovery.completed.is_set():
+            return
+        tps = [tp for tp in consumer.assignment()
+               if app.topics.acks_enabled_for(tp.topic) and not consumer._is_changelog_tp(tp)]
+        unknown = [tp for tp in tps if consumer.highwater(tp) is None]
+        ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
+        now = app.loop.time()
+        for tp in tps:
+            committed = consumer._committed_offset.get(tp)
+            end = consumer.highwater(tp)
+            end = ends.get(tp) if end is None else end
+            busy = in_flight(consumer, tp) or queued(app, tp)
+            verdict = detector.check(tp, now, committed=committed, end=end,
+                                     read=consumer._read_offset.get(tp), busy=busy)
+            if verdict == "reseek":
+                log.warning("stall guard: %s[%d] committed %s, end %s, acked ahead %s, nothing in flight "
+                            "for %.0fs: seeking back to %s", tp.topic, tp.partition, committed, end,
+                            sorted(consumer._acked.get(tp) or [])[:5], stall_after_s, committed)
+                PARTITION_RESEEKS.labels(tp.topic).inc()
+                await consumer.seek(tp, committed)
+            elif verdict == "give_up":
+                await app.crash(RuntimeError(
+                    f"input partition {tp.topic}[{tp.partition}] stays at committed offset {committed} "
+                    f"(end {end}) after {max_reseeks} seeks; restarting the worker re-reads it"))
+                return
+
+    return detector
