@@ -29,8 +29,9 @@ class App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
 
-def create_app(settings: Settings, group: str, *, web_port: int | None = None) -> faust.App:
-    return App(
+def create_app(settings: Settings, group: str, *, web_port: int | None = None,
+               app_class: type[faust.App] = App) -> faust.App:
+    return app_class(
         group_id(settings, group),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.faust_store,

@@ -1,0 +1,53 @@
+"""A one-agent Faust worker that loses one message the way Faust itself
+does after a restart under load: the stream is handed the message while the
+worker is still resuming, skips it, and never acks it. For
+test_commit_guard; run as ``python -m tests.integration.faust_drop_app``.
+
+Every message the agent processes is appended to ``--out`` as
+``partition offset`` (a line each).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import faust
+
+from processors import stall_guard
+from streams.app import App, create_app
+from streams.settings import get_settings
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--topic", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--drop-offset", type=int, required=True, help="the offset of partition 0 lost once")
+    p.add_argument("--out", required=True)
+    p.add_argument("--faust-commit-rule", action="store_true", help="plain faust.App: Faust's own commit rule")
+    p.add_argument("--stall-after", type=float, default=3.0)
+    a = p.parse_args()
+
+    settings = get_settings()
+    app = create_app(settings, a.group, app_class=faust.App if a.faust_commit_rule else App)
+    stall_guard.register(app, interval_s=0.5, stall_after_s=a.stall_after)
+    dropped: list[int] = []
+
+    @app.agent(app.topic(a.topic, key_serializer="raw", value_serializer="raw"))
+    async def consume(stream):
+        async for event in stream.events():
+            message = event.message
+            if message.partition == 0 and message.offset == a.drop_offset and not dropped:
+                dropped.append(message.offset)
+                message.acked = True  # gone from Faust's books: never acked, never in flight
+                continue
+            with open(a.out, "a") as f:
+                f.write(f"{message.partition} {message.offset}\n")
+
+    from faust.worker import Worker
+
+    Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
