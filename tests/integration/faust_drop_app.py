@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--drop-offset", type=int, required=True, help="the offset of partition 0 lost once")
     p.add_argument("--out", required=True)
     p.add_argument("--faust-commit-rule", action="store_true", help="plain faust.App: Faust's own commit rule")
+    p.add_argument("--drop-always", action="store_true", help="lose it on every delivery, not just the first")
     p.add_argument("--stall-after", type=float, default=3.0)
     a = p.parse_args()
 
@@ -37,7 +38,7 @@ def main() -> None:
     async def consume(stream):
         async for event in stream.events():
             message = event.message
-            if message.partition == 0 and message.offset == a.drop_offset and not dropped:
+            if message.partition == 0 and message.offset == a.drop_offset and (a.drop_always or not dropped):
                 dropped.append(message.offset)
                 message.acked = True  # gone from Faust's books: never acked, never in flight
                 continue
