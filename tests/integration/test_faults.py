@@ -95,6 +95,24 @@ def test_sigkill_worker_mid_stream(live):
         assert in_flight > 0
 
 
+def test_sigterm_worker_mid_stream(live):
+    """A graceful stop (a rolling deploy's SIGTERM) while batches are in
+    flight: the worker finishes them, commits and leaves; the restarted one
+    goes on from there."""
+    with mid_stream(live) as m:
+        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
+        Publisher(live).publish(m.second_half)
+        os.kill(w.pid, signal.SIGTERM)
+        assert jvm.wait_for(lambda: not jvm.alive(w.pid), 60)
+        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
+        w.restart(live)
+        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the stop", worker=w)
+        result = verify(store, sim, expected)
+        print(f"\nSIGTERM worker: {in_flight} of {len(expected)} events in flight; verifier: {result}")
+        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+        assert in_flight > 0
+
+
 def test_kafka_broker_restart_mid_stream(live):
     # Mid-stream: the worker is consuming when the broker goes away.
     with mid_stream(live) as m:
@@ -147,6 +165,36 @@ def test_cassandra_away_for_30s(live):
         assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
         with TestClient(create_app(w.settings, run_qdrant_sink=False)) as client:
             assert client.get("/health").json()["dependencies"]["cassandra"]["ok"] is True
+
+
+def test_sigterm_worker_while_cassandra_is_away(live):
+    """The worst moment for a graceful stop: the sink's batch is stuck
+    retrying when SIGTERM comes. The worker must not ack that batch to get
+    out; it keeps retrying until its supervisor's grace period ends in
+    SIGKILL (Kubernetes: 30 s), and the batch lands once after the restart."""
+    with mid_stream(live, agents=150) as m:
+        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
+        store.close()
+        local.down(live, ["cassandra"], log=lambda m: None)
+        try:
+            Publisher(live).publish(m.second_half)
+            time.sleep(8)  # the sink is now retrying a batch
+            os.kill(w.pid, signal.SIGTERM)
+            time.sleep(15)
+            assert jvm.alive(w.pid), "the worker left with a batch it could not write"
+            os.kill(w.pid, signal.SIGKILL)  # the grace period is over
+            assert jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
+        finally:
+            local.up(live, ["cassandra"], log=lambda m: None)
+        store = m.store = CassandraStore(w.settings)
+        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
+        w.restart(live)
+        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the stop", worker=w)
+        result = verify(store, sim, expected)
+        print(f"\nSIGTERM during a Cassandra outage, SIGKILL 15 s later: {in_flight} of {len(expected)} events "
+              f"not landed at the kill; verifier: {result}")
+        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+        assert in_flight > 0
 
 
 def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):
