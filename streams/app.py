@@ -35,6 +35,9 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
         group_id(settings, group),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.faust_store,
+        # Faust's own files (its table stores keep none in memory:// mode)
+        # under the state dir, never in the working directory.
+        datadir=str(settings.state_dir / "faust" / "{conf.name}-data"),
         # Topics are declared once by `murmur topics create`; Faust only
         # creates its own changelog topics.
         topic_partitions=settings.topic_partitions,
