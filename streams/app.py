@@ -31,6 +31,7 @@ class App(faust.App):
 
 def create_app(settings: Settings, group: str, *, web_port: int | None = None,
                app_class: type[faust.App] = App) -> faust.App:
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     return app_class(
         group_id(settings, group),
         broker=f"kafka://{settings.kafka_bootstrap}",
