@@ -2,11 +2,14 @@
 
 A partition is stalled when its committed offset is behind the end of the
 partition, neither the committed nor the read offset has moved for
-``stall_after_s`` seconds, and none of its messages is in the worker (not
-queued for a stream, not taken by one and waiting for its ack). Faust then
-lost track of a message: it was skipped while the worker resumed its
-streams, and since the corrected commit rule (:mod:`streams.faust_consumer`)
-refuses to jump over it, the commit waits forever. Seeking the partition
+``stall_after_s`` seconds, none of its messages is in the worker (not
+queued for a stream, not taken by one and waiting for its ack), and either
+offsets after the committed one were acked (the message at the committed
+offset is lost to Faust: skipped while the worker resumed its streams, and
+the corrected commit rule of :mod:`streams.faust_consumer` refuses to jump
+over it) or the whole worker is idle (so nothing holds the partition back:
+its fetching stopped). A partition merely waiting behind other partitions'
+backlog is neither. Seeking the partition
 back to its committed offset reads the message again; the messages after it
 are read twice, which the processors absorb (deterministic ids, per-agent
 dedupe, keyed upserts).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 import faust
 from faust.types import TP
 
+from streams.faust_consumer import unacked_head
 from streams.metrics import PARTITION_RESEEKS
 
 log = logging.getLogger(__name__)
@@ -45,9 +49,9 @@ class StallDetector:
     _watch: dict = field(default_factory=dict)
 
     def check(self, tp, now: float, *, committed: int | None, end: int | None, read: int | None,
-              busy: bool) -> str:
+              busy: bool, acked_ahead: bool, worker_idle: bool) -> str:
         """``ok``, ``reseek`` or ``give_up`` for one partition at ``now``."""
-        if committed is None or end is None or committed >= end or busy:
+        if committed is None or end is None or committed >= end or busy or not (acked_ahead or worker_idle):
             self._watch.pop(tp, None)
             return "ok"
         key = (committed, read)
@@ -80,6 +84,13 @@ def in_flight(consumer, tp: TP) -> bool:
     return any(m.tp == tp and not m.acked for m in list(consumer._unacked_messages))
 
 
+def worker_idle(app: faust.App) -> bool:
+    """No message taken and unacked, none queued for any stream."""
+    if any(not m.acked for m in list(app.consumer._unacked_messages)):
+        return False
+    return not any(channel.queue.qsize() for channels in list(app.topics._tp_index.values()) for channel in channels)
+
+
 def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_reseeks: int = 3) -> StallDetector:
     detector = StallDetector(stall_after_s, max_reseeks)
     if interval_s <= 0:
@@ -95,17 +106,19 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         unknown = [tp for tp in tps if consumer.highwater(tp) is None]
         ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
         now = app.loop.time()
+        idle = worker_idle(app)
         for tp in tps:
             committed = consumer._committed_offset.get(tp)
             end = consumer.highwater(tp)
             end = ends.get(tp) if end is None else end
             busy = in_flight(consumer, tp) or queued(app, tp)
-            verdict = detector.check(tp, now, committed=committed, end=end,
-                                     read=consumer._read_offset.get(tp), busy=busy)
+            verdict = detector.check(tp, now, committed=committed, end=end, read=consumer._read_offset.get(tp),
+                                     busy=busy, acked_ahead=unacked_head(consumer, tp) is not None, worker_idle=idle)
             if verdict == "reseek":
-                log.warning("stall guard: %s[%d] committed %s, end %s, acked ahead %s, nothing in flight "
-                            "for %.0fs: seeking back to %s", tp.topic, tp.partition, committed, end,
-                            sorted(consumer._acked.get(tp) or [])[:5], stall_after_s, committed)
+                log.warning("stall guard: %s[%d] committed %s, end %s, acked ahead %s, %s for %.0fs: "
+                            "seeking back to %s", tp.topic, tp.partition, committed, end,
+                            sorted(consumer._acked.get(tp) or [])[:5],
+                            "nothing of it in flight" if not idle else "the worker idle", stall_after_s, committed)
                 PARTITION_RESEEKS.labels(tp.topic).inc()
                 await consumer.seek(tp, committed)
             elif verdict == "give_up":

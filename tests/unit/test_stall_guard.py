@@ -60,7 +60,7 @@ def test_first_commit_of_a_new_group_has_no_head_to_check():
 
 def test_detector_waits_for_the_stall_window_then_reseeks_then_gives_up():
     d = StallDetector(stall_after_s=20, max_reseeks=2)
-    args = dict(committed=100, end=120, read=99, busy=False)
+    args = dict(committed=100, end=120, read=99, busy=False, acked_ahead=True, worker_idle=False)
     assert d.check(T, 0, **args) == "ok"  # first sighting starts the clock
     assert d.check(T, 19, **args) == "ok"
     assert d.check(T, 20, **args) == "reseek"
@@ -73,19 +73,31 @@ def test_detector_waits_for_the_stall_window_then_reseeks_then_gives_up():
 
 def test_progress_busy_or_caught_up_partitions_are_never_touched():
     d = StallDetector(stall_after_s=10)
-    assert d.check(T, 0, committed=100, end=120, read=110, busy=False) == "ok"
-    assert d.check(T, 30, committed=105, end=120, read=110, busy=False) == "ok"  # the commit moved
-    assert d.check(T, 60, committed=105, end=120, read=110, busy=True) == "ok"  # a batch in flight
-    assert d.check(T, 200, committed=105, end=120, read=110, busy=False) == "ok"  # the clock restarted
-    assert d.check(T, 300, committed=120, end=120, read=119, busy=False) == "ok"  # caught up
-    assert d.check(T, 900, committed=120, end=120, read=119, busy=False) == "ok"
-    assert d.check(T, 0, committed=None, end=120, read=None, busy=False) == "ok"  # nothing committed yet
+    lost = dict(acked_ahead=True, worker_idle=False)
+    assert d.check(T, 0, committed=100, end=120, read=110, busy=False, **lost) == "ok"
+    assert d.check(T, 30, committed=105, end=120, read=110, busy=False, **lost) == "ok"  # the commit moved
+    assert d.check(T, 60, committed=105, end=120, read=110, busy=True, **lost) == "ok"  # a batch in flight
+    assert d.check(T, 200, committed=105, end=120, read=110, busy=False, **lost) == "ok"  # the clock restarted
+    assert d.check(T, 300, committed=120, end=120, read=119, busy=False, **lost) == "ok"  # caught up
+    assert d.check(T, 900, committed=120, end=120, read=119, busy=False, **lost) == "ok"
+    assert d.check(T, 0, committed=None, end=120, read=None, busy=False, **lost) == "ok"  # nothing committed yet
+
+
+def test_a_partition_waiting_behind_other_backlog_is_left_alone():
+    # Nothing acked ahead, and the worker busy elsewhere: it is waiting its turn.
+    d = StallDetector(stall_after_s=10)
+    waiting = dict(committed=100, end=500, read=99, busy=False, acked_ahead=False, worker_idle=False)
+    assert [d.check(T, t, **waiting) for t in (0, 10, 100, 1000)] == ["ok"] * 4
+    # The same partition with the worker idle has stopped fetching.
+    idle = {**waiting, "worker_idle": True}
+    assert [d.check(T, t, **idle) for t in (1000, 1010)] == ["ok", "reseek"]
 
 
 def test_recovery_after_a_reseek_resets_the_count():
     d = StallDetector(stall_after_s=10, max_reseeks=1)
-    d.check(T, 0, committed=100, end=120, read=99, busy=False)
-    assert d.check(T, 10, committed=100, end=120, read=99, busy=False) == "reseek"
-    assert d.check(T, 12, committed=120, end=130, read=125, busy=False) == "ok"  # it moved on
-    d.check(T, 13, committed=120, end=130, read=125, busy=False)
-    assert d.check(T, 23, committed=120, end=130, read=125, busy=False) == "reseek"  # a new stall, a fresh count
+    lost = dict(busy=False, acked_ahead=True, worker_idle=False)
+    d.check(T, 0, committed=100, end=120, read=99, **lost)
+    assert d.check(T, 10, committed=100, end=120, read=99, **lost) == "reseek"
+    assert d.check(T, 12, committed=120, end=130, read=125, **lost) == "ok"  # it moved on
+    d.check(T, 13, committed=120, end=130, read=125, **lost)
+    assert d.check(T, 23, committed=120, end=130, read=125, **lost) == "reseek"  # a new stall, a fresh count
