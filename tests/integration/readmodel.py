@@ -1,0 +1,54 @@
+"""Helpers for tests that compare whole read models: wait until a worker's
+group has committed everything, then take every row of a simulation."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy import jvm
+from deploy.pipeline import stop_process
+from processors.worker import input_topics, resolve
+from sinks.cassandra_store import CassandraStore
+from streams.app import group_id
+from streams.kafka import group_lag
+from tests.integration.conftest import wait_for
+
+LAGGING: list = []  # the partitions still behind at the last check, for the failure message
+
+
+def drained(settings, processors: str = "all") -> bool:
+    lag = group_lag(settings, group_id(settings, processors), input_topics(settings, resolve(processors)))
+    LAGGING[:] = [p for p in lag if p.lag]
+    return bool(lag) and all(p.lag == 0 for p in lag)
+
+
+def wait_drained(settings, w, what: str, timeout: float = 180) -> None:
+    try:
+        wait_for(lambda: drained(settings), timeout=timeout, what=what, worker=w)
+    except pytest.fail.Exception:
+        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; still lagging: {LAGGING}")
+
+
+def snapshot(store: CassandraStore, sim: str) -> dict:
+    """Every row of a simulation: memories, reflections, conflicts, verdicts."""
+    agents = sorted(store.agents(sim))
+    memories = sorted((m["memory_id"], m["kind"], m["importance"], m["valid_to"], m["superseded_by"])
+                      for a in agents for m in store.memories(sim, a, limit=100_000))
+    reflections = sorted((r["reflection_id"], tuple(r["source_ids"]), r["content"]) for a in agents
+                         for r in store.reflections(sim, a, limit=100_000))
+    conflicts = sorted((c["conflict_id"], c["old_memory_id"], c["new_memory_id"]) for c in store.conflicts(sim, limit=100_000))
+    verdicts = [(v["round"], v["support_ratio"], v["post_count"], v["author_count"], v["stance_positive"],
+                 v["stance_negative"], v["flips"]) for v in store.verdicts(sim)]
+    return {"memories": memories, "reflections": reflections, "conflicts": conflicts, "verdicts": verdicts}
+
+
+def assert_same(got: dict, want: dict, what: str) -> None:
+    for part in want:
+        extra = sorted(set(got[part]) - set(want[part]))[:5]
+        missing = sorted(set(want[part]) - set(got[part]))[:5]
+        assert got[part] == want[part], f"{part}: only {what} {extra}, only in the reference {missing}"
+
+
+def stopped(live, w) -> None:
+    stop_process(live, w.name, timeout=30)  # SIGTERM: Faust commits on the way out
+    jvm.wait_for(lambda: not jvm.alive(w.pid), 30)
