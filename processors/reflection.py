@@ -10,7 +10,11 @@ When to reflect (the pure function :func:`step` decides):
   or more rounds after the window began, and the window holds memories:
   the agent reflects on that window before the new memory opens the next.
 Both are driven by the agent's own memories (event time and rounds, never
-wall clock), so a replay reflects at the same points with the same sources.
+wall clock), so the same memories in the same order reflect at the same
+points with the same sources. The order is the one thing a live run does
+not fix: an agent's posts and observations come from two topics, and
+Kafka orders nothing across topics; eval replays use the batch path, which
+sorts (processors/batch.py).
 An agent's reflections are not sources of its later reflections (no echo).
 
 State per agent (a Faust table, changelogged): the importance sum, the round
