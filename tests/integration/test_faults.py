@@ -66,33 +66,39 @@ def mid_stream(live, agents: int = 200, **env: str):
     """A worker (importance + cassandra-sink) with the first half of a
     workload published and landing: the moment each fault is injected."""
     w = start_worker(live, "importance,cassandra-sink", **env)
-    store = CassandraStore(w.settings)
+    sim, events, expected = workload(agents=agents)
+    half = len(events) // 2
+    m = Stream(w, CassandraStore(w.settings), sim, events[half:], expected)
     try:
-        sim, events, expected = workload(agents=agents)
-        half = len(events) // 2
         Publisher(live).publish(events[:half])
-        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
+        wait_for(lambda: m.store.count_memories(sim, kinds=("post", "observation")) > 0, timeout=120,
                  what="the first memories", worker=w)
-        yield Stream(w, store, sim, events[half:], expected)
+        yield m
     finally:
-        store.close()
+        m.store.close()  # a test may have replaced it (after a Cassandra restart)
         stop_process(live, w.name)
+
+
+def recovered(live, m: Stream, what: str) -> None:
+    """Restart the worker, wait for every memory, run the verifier."""
+    in_flight = len(m.expected) - m.store.count_memories(m.sim, kinds=("post", "observation"))
+    m.worker.restart(live)
+    wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240, what=f"all memories after {what}",
+             worker=m.worker)
+    result = verify(m.store, m.sim, m.expected)
+    print(f"\n{what}: {in_flight} of {len(m.expected)} events not landed before the restart; verifier: {result}")
+    assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
+    assert in_flight > 0
 
 
 def test_sigkill_worker_mid_stream(live):
     with mid_stream(live) as m:
-        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
+        w = m.worker
         os.kill(w.pid, signal.SIGKILL)
         jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
         # The stream goes on while the worker is dead.
         Publisher(live).publish(m.second_half)
-        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
-        w.restart(live)
-        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the kill", worker=w)
-        result = verify(store, sim, expected)
-        print(f"\nSIGKILL worker: {in_flight} of {len(expected)} events in flight; verifier: {result}")
-        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
-        assert in_flight > 0
+        recovered(live, m, "SIGKILL worker")
 
 
 def test_sigterm_worker_mid_stream(live):
@@ -100,17 +106,11 @@ def test_sigterm_worker_mid_stream(live):
     flight: the worker finishes them, commits and leaves; the restarted one
     goes on from there."""
     with mid_stream(live) as m:
-        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
+        w = m.worker
         Publisher(live).publish(m.second_half)
         os.kill(w.pid, signal.SIGTERM)
         assert jvm.wait_for(lambda: not jvm.alive(w.pid), 60)
-        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
-        w.restart(live)
-        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the stop", worker=w)
-        result = verify(store, sim, expected)
-        print(f"\nSIGTERM worker: {in_flight} of {len(expected)} events in flight; verifier: {result}")
-        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
-        assert in_flight > 0
+        recovered(live, m, "SIGTERM worker")
 
 
 def test_kafka_broker_restart_mid_stream(live):
@@ -173,9 +173,9 @@ def test_sigterm_worker_while_cassandra_is_away(live):
     out; it keeps retrying until its supervisor's grace period ends in
     SIGKILL (Kubernetes: 30 s), and the batch lands once after the restart."""
     with mid_stream(live, agents=150) as m:
-        w, store, sim, expected = m.worker, m.store, m.sim, m.expected
-        store.close()
-        local.down(live, ["cassandra"], log=lambda m: None)
+        w = m.worker
+        m.store.close()
+        local.down(live, ["cassandra"], log=lambda _: None)
         try:
             Publisher(live).publish(m.second_half)
             time.sleep(8)  # the sink is now retrying a batch
@@ -185,16 +185,9 @@ def test_sigterm_worker_while_cassandra_is_away(live):
             os.kill(w.pid, signal.SIGKILL)  # the grace period is over
             assert jvm.wait_for(lambda: not jvm.alive(w.pid), 10)
         finally:
-            local.up(live, ["cassandra"], log=lambda m: None)
-        store = m.store = CassandraStore(w.settings)
-        in_flight = len(expected) - store.count_memories(sim, kinds=("post", "observation"))
-        w.restart(live)
-        wait_for(lambda: landed(store, sim, len(expected)), timeout=240, what="all memories after the stop", worker=w)
-        result = verify(store, sim, expected)
-        print(f"\nSIGTERM during a Cassandra outage, SIGKILL 15 s later: {in_flight} of {len(expected)} events "
-              f"not landed at the kill; verifier: {result}")
-        assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)
-        assert in_flight > 0
+            local.up(live, ["cassandra"], log=lambda _: None)
+        m.store = CassandraStore(w.settings)
+        recovered(live, m, "SIGTERM during a Cassandra outage, SIGKILL 15 s later")
 
 
 def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):
