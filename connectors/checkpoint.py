@@ -224,7 +224,8 @@ def restore(settings: Settings, checkpoint_id: str) -> dict:
             if time.monotonic() > deadline:
                 raise CheckpointError(f"changelog topics not deleted after 60 s: {sorted(by_topic)}")
             time.sleep(0.3)
-        new = [NewTopic(t, num_partitions=len(p), replication_factor=1, config={"cleanup.policy": "compact"})
+        new = [NewTopic(t, num_partitions=len(p), replication_factor=settings.topic_replication,
+                        config={"cleanup.policy": "compact"})
                for t, p in by_topic.items()]
         while True:
             futures = client.create_topics(new, request_timeout=30)

@@ -42,7 +42,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
         # Topics are declared once by `murmur topics create`; Faust only
         # creates its own changelog topics.
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication,
         topic_disable_leader=True,
         consumer_auto_offset_reset=settings.consumer_offset_reset,
         # At-least-once: inputs are acked only after outputs are flushed (see

@@ -43,7 +43,7 @@ def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str
     check_kafka(settings)
     existing = set(client.list_topics(timeout=10).topics)
     result = {name: "exists" for name in wanted if name in existing}
-    new = [NewTopic(name, num_partitions=parts, replication_factor=1, config=config)
+    new = [NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication, config=config)
            for name, (parts, config) in wanted.items() if name not in existing]
     if new:
         for name, fut in client.create_topics(new, request_timeout=30).items():

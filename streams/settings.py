@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # Kafka; empty means the local broker that `murmur services up` starts.
     kafka_bootstrap: str = ""
     topic_partitions: int = 4
+    # Replication factor of every topic Murmur creates: declared topics,
+    # Faust's changelogs, changelogs recreated by a restore. 1 suits one
+    # broker; a production cluster wants 3.
+    topic_replication: int = 1
     # Confluent framing (magic byte + schema id) when set; Avro single-object
     # encoding otherwise.
     schema_registry_url: str | None = None
