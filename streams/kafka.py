@@ -176,39 +176,42 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> list[Partiti
         consumer.close()
 
 
-def committed_offsets(consumer: Consumer, parts: list[TopicPartition], timeout: float = 30.0) -> list[TopicPartition]:
-    """A group's committed offsets; retried while the group coordinator is
-    being elected or loaded (a fresh broker answers NOT_COORDINATOR or
-    COORDINATOR_LOAD_IN_PROGRESS for a while)."""
+def _retrying(call, *, retriable, timeout: float, pause: float):
+    """``call()``, again after ``pause`` while it raises a KafkaException that
+    ``retriable`` accepts, until ``timeout`` seconds have passed."""
     import time
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return consumer.committed(parts, timeout=10)
+            return call()
         except KafkaException as exc:
-            retriable = exc.args and exc.args[0].code() in (
-                KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT)
-            if not retriable or time.monotonic() > deadline:
+            if not retriable(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(pause)
+
+
+_COORDINATOR_SETTLING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                         KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT)
+
+
+def committed_offsets(consumer: Consumer, parts: list[TopicPartition], timeout: float = 30.0) -> list[TopicPartition]:
+    """A group's committed offsets; retried while the group coordinator is
+    being elected or loaded (a fresh broker answers NOT_COORDINATOR or
+    COORDINATOR_LOAD_IN_PROGRESS for a while)."""
+    return _retrying(lambda: consumer.committed(parts, timeout=10), timeout=timeout, pause=0.5,
+                     retriable=lambda exc: bool(exc.args) and exc.args[0].code() in _COORDINATOR_SETTLING)
 
 
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
     """Low and high offsets; retried while a new topic's leader settles (a
     fresh broker answers NOT_LEADER for a moment after creation)."""
-    import time
+    def retriable(exc: KafkaException) -> bool:
+        flagged = bool(exc.args) and getattr(exc.args[0], "retriable", lambda: False)()
+        return flagged or "LEADER" in str(exc) or "UNKNOWN" in str(exc)
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-        except KafkaException as exc:
-            retriable = exc.args and getattr(exc.args[0], "retriable", lambda: False)()
-            if not retriable and "LEADER" not in str(exc) and "UNKNOWN" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return _retrying(lambda: consumer.get_watermark_offsets(tp, timeout=10, cached=False), timeout=timeout,
+                     pause=0.2, retriable=retriable)
 
 
 def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
