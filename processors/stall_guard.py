@@ -70,25 +70,18 @@ class StallDetector:
         return "reseek"
 
 
-def queued(app: faust.App, tp: TP) -> bool:
-    """Whether an event of ``tp`` waits in a stream's queue (not yet taken)."""
-    for channel in app.topics._tp_index.get(tp, ()):
-        queue = channel.queue
-        if any(getattr(e, "message", None) is not None and e.message.tp == tp for e in list(queue._queue)):
-            return True
-    return False
-
-
-def in_flight(consumer, tp: TP) -> bool:
-    """Whether a stream took a message of ``tp`` and has not acked it yet."""
-    return any(m.tp == tp and not m.acked for m in list(consumer._unacked_messages))
-
-
-def worker_idle(app: faust.App) -> bool:
-    """No message taken and unacked, none queued for any stream."""
-    if any(not m.acked for m in list(app.consumer._unacked_messages)):
-        return False
-    return not any(channel.queue.qsize() for channels in list(app.topics._tp_index.values()) for channel in channels)
+def busy_partitions(app: faust.App) -> set:
+    """Partitions with a message in the worker: queued for a stream (not yet
+    taken), or taken by one and not acked. One pass over the queues and the
+    unacked set per tick, however many partitions there are."""
+    busy = {m.tp for m in list(app.consumer._unacked_messages) if not m.acked}
+    channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in cs}
+    for channel in channels.values():
+        for event in list(channel.queue._queue):
+            message = getattr(event, "message", None)
+            if message is not None:
+                busy.add(message.tp)
+    return busy
 
 
 def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_reseeks: int = 3) -> StallDetector:
@@ -106,14 +99,15 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         unknown = [tp for tp in tps if consumer.highwater(tp) is None]
         ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
         now = app.loop.time()
-        idle = worker_idle(app)
+        busy = busy_partitions(app)
+        idle = not busy
         for tp in tps:
             committed = consumer._committed_offset.get(tp)
             end = consumer.highwater(tp)
             end = ends.get(tp) if end is None else end
-            busy = in_flight(consumer, tp) or queued(app, tp)
             verdict = detector.check(tp, now, committed=committed, end=end, read=consumer._read_offset.get(tp),
-                                     busy=busy, acked_ahead=unacked_head(consumer, tp) is not None, worker_idle=idle)
+                                     busy=tp in busy, acked_ahead=unacked_head(consumer, tp) is not None,
+                                     worker_idle=idle)
             if verdict == "reseek":
                 log.warning("stall guard: %s[%d] committed %s, end %s, acked ahead %s, %s for %.0fs: "
                             "seeking back to %s", tp.topic, tp.partition, committed, end,
