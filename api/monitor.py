@@ -13,7 +13,7 @@ sends, as Server-Sent Events:
 - ``counts``    every ``tick_s``: events seen per topic since the start;
 - ``verdict``, ``reflection``, ``conflict``: each as it is produced;
 - ``lag``       every ``lag_s``: consumer lag of the deployment's processor
-  groups (``settings.processor_groups``).
+  groups (``settings.processor_groups``), one query shared by all viewers.
 
 Private memories never leave: observations are only counted, and a conflict
 is sent without the two memories' texts.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -126,6 +127,32 @@ def lag_report(settings: Settings) -> list[dict]:
     return out
 
 
+class SharedLag:
+    """One lag report per ``max_age_s`` for all open streams of a settings
+    (namespace, groups): each viewer would otherwise query every group's
+    offsets on its own. The lock makes concurrent viewers wait for one query
+    instead of each starting theirs."""
+
+    def __init__(self, max_age_s: float, report=lag_report, clock=time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._report = report
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: dict[tuple, tuple[float, list[dict]]] = {}
+
+    def get(self, settings: Settings) -> list[dict]:
+        key = (settings.kafka_bootstrap, settings.namespace, tuple(settings.processor_groups))
+        with self._lock:
+            at, value = self._cached.get(key, (None, None))
+            if at is None or self._clock() - at >= self.max_age_s:
+                value = self._report(settings)
+                self._cached[key] = (self._clock(), value)
+            return value
+
+
+SHARED_LAG = SharedLag(max_age_s=4.0)
+
+
 async def events(settings: Settings, sim_id: str, store, *, tick_s: float = 1.0,
                  lag_s: float = 5.0) -> AsyncIterator[tuple[str, Any]]:
     """(event name, payload) pairs until the client goes away."""
@@ -153,7 +180,7 @@ async def events(settings: Settings, sim_id: str, store, *, tick_s: float = 1.0,
             if now >= next_lag and settings.processor_groups:
                 next_lag = now + lag_s
                 try:
-                    yield "lag", {"groups": await asyncio.to_thread(lag_report, settings)}
+                    yield "lag", {"groups": await asyncio.to_thread(SHARED_LAG.get, settings)}
                 except Exception as exc:  # Kafka away: say so, keep streaming
                     yield "lag", {"groups": [], "error": str(exc)}
     finally:

@@ -55,3 +55,31 @@ def test_dead_letters_are_matched_by_their_sim_field():
     f.feed(dead, b"sim.posts.v1", dl("s2"))
     f.feed(dead, b"sim.posts.v1", b"not avro")
     assert f.counts[DEAD_LETTER.name] == 1
+
+
+def test_viewers_share_one_lag_query_per_period():
+    import threading
+
+    from api import monitor
+    from streams.settings import Settings
+
+    calls = []
+
+    def report(settings):
+        calls.append(settings.namespace)
+        return [{"group": "all", "lag": len(calls), "partitions": []}]
+
+    clock = [100.0]
+    shared = monitor.SharedLag(max_age_s=4.0, report=report, clock=lambda: clock[0])
+    live, replay = Settings(), Settings(namespace="replay1")
+    threads = [threading.Thread(target=shared.get, args=(live,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [""]  # eight viewers, one query
+    clock[0] += 3.9
+    assert shared.get(live)[0]["lag"] == 1 and calls == [""]
+    assert shared.get(replay)[0]["lag"] == 2  # another namespace has its own
+    clock[0] += 0.2
+    assert shared.get(live)[0]["lag"] == 3  # stale: asked again
