@@ -112,15 +112,12 @@ def snapshot(store, sim_id: str, *, limit: int = 20) -> dict:
 
 
 def lag_report(settings: Settings) -> list[dict]:
-    from processors.worker import input_topics, resolve
+    from processors.worker import configured_groups, input_topics, resolve
     from streams.app import group_id
 
     out = []
-    for group in settings.processor_groups:
-        try:
-            topics = input_topics(settings, resolve(group))
-        except ValueError:
-            continue
+    for group, processors in configured_groups(settings):
+        topics = input_topics(settings, resolve(processors))
         parts = group_lag(settings, group_id(settings, group), topics)
         out.append({"group": group, "lag": sum(p.lag for p in parts),
                     "partitions": [{"topic": p.topic, "partition": p.partition, "lag": p.lag} for p in parts]})

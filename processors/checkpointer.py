@@ -19,6 +19,7 @@ import faust
 
 from connectors import checkpoint
 from processors.runtime import Runtime
+from processors.worker import configured_groups
 from streams.app import group_id
 from streams.metrics import CHECKPOINTS_TAKEN
 from streams.topics import ROUNDS
@@ -40,8 +41,8 @@ def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
     ends read together would record the same committed offsets anyway).
     Blocking (Kafka admin reads): run in a thread."""
     records = []
-    for group in rt.settings.processor_groups:
-        snap = checkpoint.create(rt.settings, processors=group, note="round end")
+    for group, processors in configured_groups(rt.settings):
+        snap = checkpoint.create(rt.settings, processors=processors, group=group, note="round end")
         for sim_id, round_ in round_ends:
             records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group_id(rt.settings, group)),
                             "sim_id": sim_id,

@@ -44,6 +44,21 @@ def resolve(processors: str) -> list[str]:
     return names
 
 
+def configured_groups(settings: Settings) -> list[tuple[str, str]]:
+    """``settings.processor_groups`` as (group suffix, processors) pairs. An
+    entry is a ``--processors`` value, or ``NAME=PROCESSORS`` for workers
+    started with ``--group NAME``."""
+    out = []
+    for entry in settings.processor_groups:
+        name, sep, processors = entry.partition("=")
+        name, processors = (name.strip(), processors.strip()) if sep else (entry, entry)
+        if not name or not processors:
+            raise ValueError(f"processor group {entry!r}: expected PROCESSORS or NAME=PROCESSORS")
+        resolve(processors)  # unknown processors are an error here, not at the first round end
+        out.append((name, processors))
+    return out
+
+
 def input_topics(settings: Settings, names: list[str]) -> list[str]:
     """Physical input topics of some processors (for lag and checkpoints)."""
     out: list[str] = []

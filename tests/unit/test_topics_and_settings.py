@@ -67,3 +67,14 @@ def test_a_role_given_in_part_keeps_its_own_model(monkeypatch):
     llm = Settings().llm
     assert (llm.fast.url, llm.fast.model) == ("http://gpu-1:8000/v1", ROLE_MODELS["fast"])
     assert llm.heavy.model == "big-model" and llm.balanced.model == ROLE_MODELS["balanced"]
+
+
+def test_processor_groups_name_workers_by_processors_or_by_group_name():
+    from processors.worker import configured_groups
+
+    s = Settings(processor_groups=("all", "scoring=importance,cassandra-sink", " judge = stance,verdict "))
+    assert configured_groups(s) == [("all", "all"), ("scoring", "importance,cassandra-sink"),
+                                    ("judge", "stance,verdict")]
+    for bad in ("scoring=", "=importance", "scoring=importance,nonsense", "nonsense"):
+        with pytest.raises(ValueError, match="nonsense|expected PROCESSORS"):
+            configured_groups(Settings(processor_groups=(bad,)))
