@@ -1,18 +1,21 @@
 """stall guard: a worker re-reads an input partition whose commit stopped.
 
 A partition is stalled when its committed offset is behind the end of the
-partition, neither the committed nor the read offset has moved for
-``stall_after_s`` seconds, none of its messages is in the worker (not
-queued for a stream, not taken by one and waiting for its ack), and either
-offsets after the committed one were acked (the message at the committed
-offset is lost to Faust: skipped while the worker resumed its streams, and
-the corrected commit rule of :mod:`streams.faust_consumer` refuses to jump
-over it) or the whole worker is idle (so nothing holds the partition back:
-its fetching stopped). A partition merely waiting behind other partitions'
-backlog is neither. Seeking the partition
-back to its committed offset reads the message again; the messages after it
-are read twice, which the processors absorb (deterministic ids, per-agent
-dedupe, keyed upserts).
+partition, none of its messages is in the worker (not queued for a stream,
+not taken by one and waiting for its ack), and either
+
+* offsets after the committed one were acked: the message at the committed
+  offset is lost to Faust (skipped while the worker resumed its streams),
+  and the corrected commit rule of :mod:`streams.faust_consumer` refuses to
+  jump over it. A partition's messages reach its streams in order, so this
+  is never a transient state; the guard acts at the next check; or
+* the whole worker is idle and neither the committed nor the read offset
+  has moved for ``stall_after_s``: its fetching stopped.
+
+A partition merely waiting behind other partitions' backlog is neither.
+Seeking the partition back to its committed offset reads the message
+again; the messages after it are read twice, which the processors absorb
+(deterministic ids, per-agent dedupe, keyed upserts).
 
 A partition that stays stalled after ``max_reseeks`` seeks crashes the
 worker with a message naming it: a process supervisor restarts it, and a
@@ -34,58 +37,72 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Watch:
-    key: tuple
-    since: float
-    reseeks: int = 0
-
-
-@dataclass
 class StallDetector:
     """The decision, kept apart from Faust so it can be tested alone."""
 
     stall_after_s: float
     max_reseeks: int = 3
-    _watch: dict = field(default_factory=dict)
+    lost_after_s: float = 0.0  # how long a lost head message is watched before the seek
+    _watch: dict = field(default_factory=dict)  # tp -> (what was seen, since when)
+    _seeks: dict = field(default_factory=dict)  # tp -> (committed offset, seeks made at it)
 
     def check(self, tp, now: float, *, committed: int | None, end: int | None, read: int | None,
-              busy: bool, acked_ahead: bool, worker_idle: bool) -> str:
-        """``ok``, ``reseek`` or ``give_up`` for one partition at ``now``."""
-        if committed is None or end is None or committed >= end or busy or not (acked_ahead or worker_idle):
+              lost: bool, idle: bool) -> str:
+        """``ok``, ``reseek`` or ``give_up`` for one partition at ``now``.
+        ``lost``: offsets after the committed one are acked and the message
+        at it is nowhere in the worker; ``idle``: no message of any partition
+        is in the worker."""
+        seeks = self._seeks.get(tp)
+        if seeks is not None and seeks[0] != committed:
+            del self._seeks[tp]  # the commit moved on: recovered
+            seeks = None
+        if committed is None or end is None or committed >= end or not (lost or idle):
             self._watch.pop(tp, None)
             return "ok"
-        key = (committed, read)
-        w = self._watch.get(tp)
-        if w is None or w.key != key:
-            # progress (or a first sighting) restarts the clock; a partition
-            # that moves after a seek has recovered, so its count starts over
-            self._watch[tp] = _Watch(key, now, 0 if w is None or w.key[0] != committed else w.reseeks)
+        # an idle partition must also not move for the window; a lost message
+        # is lost however much the partition reads after it
+        seen = ("lost", committed) if lost else ("idle", committed, read)
+        watch = self._watch.get(tp)
+        if watch is None or watch[0] != seen:
+            self._watch[tp] = (seen, now)
             return "ok"
-        if now - w.since < self.stall_after_s:
+        count = seeks[1] if seeks else 0
+        # a first seek for a lost message is quick; after a seek the partition
+        # gets the full window to read the message again
+        if now - watch[1] < (self.lost_after_s if lost and not count else self.stall_after_s):
             return "ok"
-        if w.reseeks >= self.max_reseeks:
+        if count >= self.max_reseeks:
             return "give_up"
-        w.reseeks += 1
-        w.since = now
+        self._seeks[tp] = (committed, count + 1)
+        self._watch[tp] = (seen, now)
         return "reseek"
 
 
-def busy_partitions(app: faust.App) -> set:
-    """Partitions with a message in the worker: queued for a stream (not yet
-    taken), or taken by one and not acked. One pass over the queues and the
-    unacked set per tick, however many partitions there are."""
-    busy = {m.tp for m in list(app.consumer._unacked_messages) if not m.acked}
+def in_worker(app: faust.App) -> dict:
+    """The lowest offset of each partition with a message in the worker:
+    queued for a stream (not yet taken), or taken by one and not acked. One
+    pass over the queues and the unacked set per check."""
+    lowest: dict = {}
+
+    def add(message) -> None:
+        if message.offset < lowest.get(message.tp, message.offset + 1):
+            lowest[message.tp] = message.offset
+
+    for m in list(app.consumer._unacked_messages):
+        if not m.acked:
+            add(m)
     channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in cs}
     for channel in channels.values():
         for event in list(channel.queue._queue):
             message = getattr(event, "message", None)
             if message is not None:
-                busy.add(message.tp)
-    return busy
+                add(message)
+    return lowest
 
 
 def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_reseeks: int = 3) -> StallDetector:
-    detector = StallDetector(stall_after_s, max_reseeks)
+    # a lost message is acted on at the check after the one that saw it
+    detector = StallDetector(stall_after_s, max_reseeks, lost_after_s=min(interval_s, stall_after_s))
     if interval_s <= 0:
         return detector
 
@@ -99,20 +116,22 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         unknown = [tp for tp in tps if consumer.highwater(tp) is None]
         ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
         now = app.loop.time()
-        busy = busy_partitions(app)
-        idle = not busy
+        lowest = in_worker(app)
         for tp in tps:
             committed = consumer._committed_offset.get(tp)
             end = consumer.highwater(tp)
             end = ends.get(tp) if end is None else end
+            # messages reach the streams in offset order, so acks after the
+            # committed offset with that message nowhere in the worker mean it was lost
+            lost = unacked_head(consumer, tp) is not None and lowest.get(tp, end or 0) > committed
             verdict = detector.check(tp, now, committed=committed, end=end, read=consumer._read_offset.get(tp),
-                                     busy=tp in busy, acked_ahead=unacked_head(consumer, tp) is not None,
-                                     worker_idle=idle)
+                                     lost=lost, idle=not lowest)
             if verdict == "reseek":
-                log.warning("stall guard: %s[%d] committed %s, end %s, acked ahead %s, %s for %.0fs: "
-                            "seeking back to %s", tp.topic, tp.partition, committed, end,
-                            sorted(consumer._acked.get(tp) or [])[:5],
-                            "nothing of it in flight" if not idle else "the worker idle", stall_after_s, committed)
+                ahead = sorted(consumer._acked.get(tp) or [])[:5]
+                log.warning("stall guard: %s[%d] committed %s, end %s, %s: seeking back to %s",
+                            tp.topic, tp.partition, committed, end,
+                            f"acked ahead {ahead}, the message at {committed} lost" if lost
+                            else f"the worker idle for {stall_after_s:.0f}s", committed)
                 PARTITION_RESEEKS.labels(tp.topic).inc()
                 await consumer.seek(tp, committed)
             elif verdict == "give_up":

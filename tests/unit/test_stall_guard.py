@@ -58,46 +58,44 @@ def test_first_commit_of_a_new_group_has_no_head_to_check():
     assert new_offset(consumer_state(5, [])) is None
 
 
-def test_detector_waits_for_the_stall_window_then_reseeks_then_gives_up():
-    d = StallDetector(stall_after_s=20, max_reseeks=2)
-    args = dict(committed=100, end=120, read=99, busy=False, acked_ahead=True, worker_idle=False)
-    assert d.check(T, 0, **args) == "ok"  # first sighting starts the clock
-    assert d.check(T, 19, **args) == "ok"
-    assert d.check(T, 20, **args) == "reseek"
-    # the seek moves the read offset back to the committed one: a new key, same commit
-    args["read"] = 100
-    assert d.check(T, 21, **args) == "ok"
-    assert d.check(T, 41, **args) == "reseek"
-    assert d.check(T, 61, **args) == "give_up"
+def test_a_lost_message_is_sought_back_at_the_next_check_however_the_partition_reads_on():
+    d = StallDetector(stall_after_s=20, max_reseeks=2, lost_after_s=5)
+    assert d.check(T, 0, committed=100, end=120, read=110, lost=True, idle=False) == "ok"  # first sighting
+    assert d.check(T, 4, committed=100, end=130, read=125, lost=True, idle=False) == "ok"  # reading on
+    assert d.check(T, 5, committed=100, end=140, read=135, lost=True, idle=False) == "reseek"
+    # after a seek the partition gets the full window to read it again
+    assert d.check(T, 10, committed=100, end=140, read=100, lost=True, idle=False) == "ok"
+    assert d.check(T, 24.9, committed=100, end=140, read=110, lost=True, idle=False) == "ok"
+    assert d.check(T, 25, committed=100, end=140, read=110, lost=True, idle=False) == "reseek"
+    # back in the worker (not lost), then lost again: still the same commit, so the count goes on
+    assert d.check(T, 26, committed=100, end=140, read=100, lost=False, idle=False) == "ok"
+    assert d.check(T, 27, committed=100, end=140, read=105, lost=True, idle=False) == "ok"
+    assert d.check(T, 47, committed=100, end=140, read=110, lost=True, idle=False) == "give_up"
+
+
+def test_an_idle_worker_partition_with_lag_waits_the_stall_window():
+    d = StallDetector(stall_after_s=20, max_reseeks=1, lost_after_s=5)
+    idle = dict(committed=100, end=500, read=99, lost=False, idle=True)
+    assert [d.check(T, t, **idle) for t in (0, 10, 19.9, 20)] == ["ok", "ok", "ok", "reseek"]
+    assert d.check(T, 21, **{**idle, "read": 100}) == "ok"  # the seek moved the read offset: a new window
+    assert d.check(T, 41, **{**idle, "read": 100}) == "give_up"  # same commit, one seek already made
 
 
 def test_progress_busy_or_caught_up_partitions_are_never_touched():
-    d = StallDetector(stall_after_s=10)
-    lost = dict(acked_ahead=True, worker_idle=False)
-    assert d.check(T, 0, committed=100, end=120, read=110, busy=False, **lost) == "ok"
-    assert d.check(T, 30, committed=105, end=120, read=110, busy=False, **lost) == "ok"  # the commit moved
-    assert d.check(T, 60, committed=105, end=120, read=110, busy=True, **lost) == "ok"  # a batch in flight
-    assert d.check(T, 200, committed=105, end=120, read=110, busy=False, **lost) == "ok"  # the clock restarted
-    assert d.check(T, 300, committed=120, end=120, read=119, busy=False, **lost) == "ok"  # caught up
-    assert d.check(T, 900, committed=120, end=120, read=119, busy=False, **lost) == "ok"
-    assert d.check(T, 0, committed=None, end=120, read=None, busy=False, **lost) == "ok"  # nothing committed yet
-
-
-def test_a_partition_waiting_behind_other_backlog_is_left_alone():
-    # Nothing acked ahead, and the worker busy elsewhere: it is waiting its turn.
-    d = StallDetector(stall_after_s=10)
-    waiting = dict(committed=100, end=500, read=99, busy=False, acked_ahead=False, worker_idle=False)
-    assert [d.check(T, t, **waiting) for t in (0, 10, 100, 1000)] == ["ok"] * 4
-    # The same partition with the worker idle has stopped fetching.
-    idle = {**waiting, "worker_idle": True}
-    assert [d.check(T, t, **idle) for t in (1000, 1010)] == ["ok", "reseek"]
+    d = StallDetector(stall_after_s=10, lost_after_s=5)
+    assert d.check(T, 0, committed=100, end=120, read=110, lost=False, idle=False) == "ok"  # in the worker
+    assert d.check(T, 100, committed=100, end=120, read=110, lost=False, idle=False) == "ok"
+    # waiting behind other partitions' backlog: nothing lost, the worker busy
+    assert [d.check(T, t, committed=100, end=900, read=99, lost=False, idle=False) for t in (0, 50, 500)] == ["ok"] * 3
+    assert d.check(T, 300, committed=120, end=120, read=119, lost=False, idle=True) == "ok"  # caught up
+    assert d.check(T, 900, committed=120, end=120, read=119, lost=False, idle=True) == "ok"
+    assert d.check(T, 0, committed=None, end=120, read=None, lost=False, idle=True) == "ok"  # nothing committed yet
 
 
 def test_recovery_after_a_reseek_resets_the_count():
-    d = StallDetector(stall_after_s=10, max_reseeks=1)
-    lost = dict(busy=False, acked_ahead=True, worker_idle=False)
-    d.check(T, 0, committed=100, end=120, read=99, **lost)
-    assert d.check(T, 10, committed=100, end=120, read=99, **lost) == "reseek"
-    assert d.check(T, 12, committed=120, end=130, read=125, **lost) == "ok"  # it moved on
-    d.check(T, 13, committed=120, end=130, read=125, **lost)
-    assert d.check(T, 23, committed=120, end=130, read=125, **lost) == "reseek"  # a new stall, a fresh count
+    d = StallDetector(stall_after_s=10, max_reseeks=1, lost_after_s=5)
+    d.check(T, 0, committed=100, end=120, read=99, lost=True, idle=False)
+    assert d.check(T, 5, committed=100, end=120, read=99, lost=True, idle=False) == "reseek"
+    assert d.check(T, 6, committed=120, end=130, read=125, lost=False, idle=False) == "ok"  # it moved on
+    d.check(T, 7, committed=120, end=130, read=125, lost=True, idle=False)
+    assert d.check(T, 12, committed=120, end=130, read=125, lost=True, idle=False) == "reseek"  # a fresh count
