@@ -36,12 +36,12 @@ def checkpoint_id(sim_id: str, round_: int, group_id: str) -> str:
     return f"ckpt-{sim_id}-r{round_:05d}-{group_id}"
 
 
-def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
-    """One snapshot per group, saved once per round end of the batch (round
-    ends read together would record the same committed offsets anyway).
-    Blocking (Kafka admin reads): run in a thread."""
+def take(rt: Runtime, groups: list[tuple[str, str]], round_ends: list[tuple[str, int]]) -> list[str]:
+    """One snapshot per (group, processors), saved once per round end of the
+    batch (round ends read together would record the same committed offsets
+    anyway). Blocking (Kafka admin reads): run in a thread."""
     records = []
-    for group, processors in configured_groups(rt.settings):
+    for group, processors in groups:
         snap = checkpoint.create(rt.settings, processors=processors, group=group, note="round end")
         for sim_id, round_ in round_ends:
             records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group_id(rt.settings, group)),
@@ -55,6 +55,7 @@ def take(rt: Runtime, round_ends: list[tuple[str, int]]) -> list[str]:
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: float = 0.5) -> None:
     if not rt.settings.processor_groups:
         return
+    groups = configured_groups(rt.settings)  # a bad entry stops the worker at start, not at a round end
 
     @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
     async def checkpointer(stream):
@@ -63,7 +64,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: floa
             ends = sorted({(i.record["sim_id"], i.record["round"]) for i in batch if i.record["kind"] == "round_end"})
             if ends:
                 try:
-                    await asyncio.to_thread(take, rt, ends)
+                    await asyncio.to_thread(take, rt, groups, ends)
                 except Exception as exc:  # a missed checkpoint must not stop the stream
                     log.warning("checkpoints at round ends %s failed: %s", ends, exc)
             await rt.flush()  # dead letters of the batch

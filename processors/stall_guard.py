@@ -28,7 +28,6 @@ import logging
 from dataclasses import dataclass, field
 
 import faust
-from faust.types import TP
 
 from streams.faust_consumer import unacked_head
 from streams.metrics import PARTITION_RESEEKS
@@ -123,7 +122,7 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
             end = ends.get(tp) if end is None else end
             # messages reach the streams in offset order, so acks after the
             # committed offset with that message nowhere in the worker mean it was lost
-            lost = unacked_head(consumer, tp) is not None and lowest.get(tp, end or 0) > committed
+            lost = unacked_head(consumer, tp) is not None and (tp not in lowest or lowest[tp] > committed)
             verdict = detector.check(tp, now, committed=committed, end=end, read=consumer._read_offset.get(tp),
                                      lost=lost, idle=not lowest)
             if verdict == "reseek":

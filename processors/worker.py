@@ -54,7 +54,7 @@ def configured_groups(settings: Settings) -> list[tuple[str, str]]:
         name, processors = (name.strip(), processors.strip()) if sep else (entry, entry)
         if not name or not processors:
             raise ValueError(f"processor group {entry!r}: expected PROCESSORS or NAME=PROCESSORS")
-        resolve(processors)  # unknown processors are an error here, not at the first round end
+        resolve(processors)
         out.append((name, processors))
     return out
 

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # Replication factor of every topic Murmur creates: declared topics,
     # Faust's changelogs, changelogs recreated by a restore. 1 suits one
     # broker; a production cluster wants 3.
-    topic_replication: int = 1
+    topic_replication: int = Field(1, ge=1)
     # Confluent framing (magic byte + schema id) when set; Avro single-object
     # encoding otherwise.
     schema_registry_url: str | None = None
@@ -159,16 +159,17 @@ class Settings(BaseSettings):
     contradiction_cosine: Literal["numpy", "python"] = "numpy"
 
     # The processor groups of this deployment, as given to `murmur worker
-    # --processors` (the demo's one worker is "all"): the checkpointer
+    # --processors` (the demo's one worker is "all"), or NAME=PROCESSORS for
+    # workers started with `--group NAME`: the checkpointer
     # snapshots them at each round end (empty: only `murmur checkpoint
     # create`), the monitor page shows their lag.
     processor_groups: tuple[str, ...] = ("all",)
-    # Stall guard (processors/stall_guard.py): every stall_check_s a worker
-    # looks for input partitions whose commit has not moved for
-    # stall_after_s with nothing of them in flight, and re-reads them from
-    # the committed offset (0: off).
-    stall_check_s: float = 5.0
-    stall_after_s: float = 20.0
+    # Stall guard (processors/stall_guard.py): every stall_check_s (0: off) a
+    # worker re-reads from the committed offset an input partition whose
+    # message there was lost (at the next check), or, in an idle worker, one
+    # with lag whose offsets have not moved for stall_after_s.
+    stall_check_s: float = Field(5.0, ge=0)
+    stall_after_s: float = Field(20.0, gt=0)
 
     # API
     api_host: str = "127.0.0.1"

@@ -38,13 +38,12 @@ from connectors.replay import read_sim
 from deploy.pipeline import stop_process
 from processors.batch import BatchRuntime, derive, verdicts
 from processors.llm import DeterministicLlm
-from processors.worker import input_topics, resolve
-from streams.app import group_id
-from streams.kafka import group_lag, read_to_end
+from streams.kafka import read_to_end
 from streams.serde import default_serde
 from streams.settings import get_settings
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, topic_name
-from tests.integration.conftest import start_worker, wait_for
+from tests.integration.conftest import start_worker
+from tests.integration.readmodel import wait_drained
 
 pytestmark = pytest.mark.integration
 CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "new_coke_1985"
@@ -91,19 +90,14 @@ def test_batch_path_equals_faust_path(live):
     w = start_worker(live)
     sim = f"eq-{uuid.uuid4().hex[:8]}"
     run = exercising(sim)
-    topics = input_topics(w.settings, resolve("all"))
     publisher = Publisher(live)
-
-    def drained() -> bool:
-        lag = group_lag(w.settings, group_id(w.settings, "all"), topics)
-        return bool(lag) and all(p.lag == 0 for p in lag)
 
     def phase(events) -> None:
         if events:
             publisher.publish(events)
         # Twice in a row: one processor's outputs are the next one's inputs.
-        wait_for(drained, timeout=120, what="the processors to drain", worker=w)
-        wait_for(drained, timeout=120, what="the processors to drain (again)", worker=w)
+        wait_drained(w.settings, w, "the processors to drain", timeout=120)
+        wait_drained(w.settings, w, "the processors to drain (again)", timeout=120)
 
     def kind(e) -> str:
         return e.record["kind"] if e.type_name == "RoundMarker" else e.type_name

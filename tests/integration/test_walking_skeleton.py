@@ -15,19 +15,12 @@ from api.app import create_app
 from connectors.publish_cli import expand, run_publish
 from connectors.tail import TailFilter, tail
 from deploy.pipeline import EXAMPLE
-from processors.worker import input_topics, resolve
-from streams.app import group_id
-from streams.kafka import BatchProducer, group_lag, make_producer
+from streams.kafka import BatchProducer, make_producer
 from streams.topics import POSTS, topic_name
 from tests.integration.conftest import wait_for
+from tests.integration.readmodel import drained
 
 pytestmark = pytest.mark.integration
-
-
-def drained(settings) -> bool:
-    lag = group_lag(settings, group_id(settings, "all"), input_topics(settings, resolve("all")))
-    return bool(lag) and all(p.lag == 0 for p in lag)
-
 
 
 def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):

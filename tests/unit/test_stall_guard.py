@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from types import SimpleNamespace
 
 from faust.types import TP
 from intervaltree import IntervalTree
@@ -15,8 +14,10 @@ T = TP("sim.posts.v1", 1)
 
 
 def consumer_state(committed, acked, gap=()):
-    state = SimpleNamespace(_acked=defaultdict(list), _acked_index=defaultdict(set), _gap=defaultdict(IntervalTree),
-                            _committed_offset=defaultdict(lambda: None))
+    # The commit bookkeeping of a Faust consumer, without its services.
+    state = Consumer.__new__(Consumer)
+    state.__dict__.update(_acked=defaultdict(list), _acked_index=defaultdict(set), _gap=defaultdict(IntervalTree),
+                          _committed_offset=defaultdict(lambda: None))
     state._committed_offset[T] = committed
     state._acked[T] = list(acked)
     state._acked_index[T] = set(acked)
@@ -26,7 +27,7 @@ def consumer_state(committed, acked, gap=()):
 
 
 def new_offset(state):
-    return Consumer._new_offset(state, T)
+    return state._new_offset(T)
 
 
 def test_commit_never_jumps_over_the_message_at_the_committed_offset():
@@ -50,6 +51,8 @@ def test_known_gaps_count_as_acked():
     # 11 is a gap Faust recorded (no message there): the commit passes it.
     state = consumer_state(10, [10, 12], gap=[(11, 12)])
     assert new_offset(state) == 13
+    # a gap that starts at the committed offset itself is no lost message either
+    assert new_offset(consumer_state(10, [12], gap=[(10, 12)])) == 13
 
 
 def test_first_commit_of_a_new_group_has_no_head_to_check():

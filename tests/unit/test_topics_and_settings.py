@@ -78,3 +78,21 @@ def test_processor_groups_name_workers_by_processors_or_by_group_name():
     for bad in ("scoring=", "=importance", "scoring=importance,nonsense", "nonsense"):
         with pytest.raises(ValueError, match="nonsense|expected PROCESSORS"):
             configured_groups(Settings(processor_groups=(bad,)))
+
+
+def test_replication_and_stall_guard_settings_are_bounded(monkeypatch):
+    for name, value in (("MURMUR_TOPIC_REPLICATION", "0"), ("MURMUR_STALL_CHECK_S", "-1"),
+                        ("MURMUR_STALL_AFTER_S", "0"), ("MURMUR_TOPIC_REPLICATION", "three")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValidationError, match=name.removeprefix("MURMUR_").lower()):
+            Settings()
+        monkeypatch.delenv(name)
+    assert Settings(topic_replication=3, stall_check_s=0).topic_replication == 3
+
+
+def test_a_bad_processor_group_stops_the_worker_at_start(tmp_path):
+    from processors.worker import build
+
+    settings = Settings(state_dir=tmp_path, processor_groups=("scoring=importance,nonsense",))
+    with pytest.raises(ValueError, match="nonsense"):
+        build(settings, ["checkpointer"])
