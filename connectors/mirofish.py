@@ -1,38 +1,40 @@
-"""MiroFish's per-platform ``actions.jsonl`` -> Murmur events.
+"""MiroFish's ``actions.jsonl`` -> Murmur events.
 
 Action lines ``{round, timestamp, agent_id, agent_name, action_type,
-action_args, result, success}`` become Posts (CREATE_POST, QUOTE_POST, REPOST,
-CREATE_COMMENT), Observations of the acting agent (every other action) or
-nothing (DO_NOTHING). Event lines (``event_type``) become RoundMarkers.
+action_args, result, success}`` become Posts, Observations or a counted skip
+(see :mod:`connectors.actions`); event lines (``event_type``) become
+RoundMarkers.
 
-Liberal in what it accepts (older versions give only ids for quotes and
-reposts; unknown action types become observations), strict in what it
-publishes: a line that cannot be read faithfully is a BadLine naming the
-field, never a guess.
+* Platform: a line's own ``platform`` field (older loggers and forks write
+  one file for both platforms), else the file's folder
+  (``<sim>/<platform>/actions.jsonl``). Agent ids are per platform.
+* Quotes and reposts that carry ids only are resolved against the posts seen
+  earlier in the simulation (and an OASIS database beside the log, if any).
+* Event ids hash the line itself: an exact duplicate line is the same event,
+  skipped and counted; republishing a file re-sends the same ids.
+
+Liberal in what it accepts, strict in what it publishes: a line that cannot be
+read faithfully is a BadLine naming the field, never a guess.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from connectors.events import BadLine, OutEvent, Skipped
+from connectors.actions import (KNOWN_ACTIONS, SKIP_ACTIONS, Action, ActionError, PostIndex, Ref, to_event)
+from connectors.events import BadLine, Item, OutEvent, Skipped
 from connectors.timeparse import to_ms
 from streams.ids import stable_id
-from streams.topics import OBSERVATIONS, POSTS, ROUNDS, agent_key, sim_key
+from streams.topics import ROUNDS, sim_key
 
-POST_ACTIONS = {"CREATE_POST", "QUOTE_POST", "REPOST", "CREATE_COMMENT"}
-SKIP_ACTIONS = {"DO_NOTHING"}
 MARKER_KINDS = {"round_start", "round_end", "simulation_start", "simulation_end"}
 PLATFORMS = {"twitter", "reddit"}
+SOURCE = "mirofish"
 
-
-class LineError(ValueError):
-    def __init__(self, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.field = field
+LineError = ActionError  # a line's error names its field like an action's
 
 
 def platform_of(path: Path, explicit: str | None = None) -> str:
@@ -43,38 +45,172 @@ def platform_of(path: Path, explicit: str | None = None) -> str:
     return parent if parent in PLATFORMS else "unknown"
 
 
-def parse_file(path: Path, *, sim_id: str, platform: str | None = None) -> Iterator[OutEvent | BadLine | Skipped]:
-    plat = platform_of(path, platform)
-    seen: Counter[str] = Counter()
-    last_ts = 0
+class LineParser:
+    """The lines of one file, in order. Keeps what later lines depend on: the
+    last event time (markers without a timestamp take it) and the lines seen
+    (exact duplicates); posts go to the simulation's shared ``index``."""
+
+    def __init__(self, *, sim_id: str, platform: str, index: PostIndex | None = None, label: str = "") -> None:
+        self.sim_id = sim_id
+        self.platform = platform
+        self.index = index if index is not None else PostIndex()
+        self.label = label
+        self.last_ts = 0
+        self._seen: dict[bytes, int] = {}
+        self.ended: set[str] = set()  # platforms whose simulation_end this file carried
+
+    def line(self, raw: bytes, lineno: int) -> Item | None:
+        """One line -> one item (None for a blank line)."""
+        ref = f"{self.label}:{lineno}"
+        stripped = raw.strip()
+        if not stripped:
+            return None
+        try:
+            obj = json.loads(stripped)
+            if not isinstance(obj, dict):
+                raise LineError(f"expected a JSON object, got {type(obj).__name__}")
+            return self.obj(obj, ref, lineno=lineno)
+        except json.JSONDecodeError as exc:
+            return BadLine(ref, f"invalid JSON: {exc.msg} at column {exc.colno}", bytes(raw), sim_id=self.sim_id)
+        except UnicodeDecodeError as exc:
+            return BadLine(ref, f"invalid UTF-8 at byte {exc.start}", bytes(raw), sim_id=self.sim_id)
+        except LineError as exc:
+            return BadLine(ref, str(exc), bytes(raw), field=exc.field, sim_id=self.sim_id)
+
+    def obj(self, obj: dict, ref: str, *, lineno: int | None = None) -> Item:
+        """One parsed line (also what the engine client sends). Raises
+        LineError for a line that cannot be published faithfully."""
+        plat = self._platform(obj)
+        canonical = json.dumps(obj, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+        if digest in self._seen:
+            return Skipped(ref, "duplicate line")
+        self._seen[digest] = None
+        event_id = stable_id(SOURCE, self.sim_id, plat, canonical)
+        if "event_type" in obj:
+            item = self._marker(obj, plat, event_id, ref)
+        else:
+            item = self._action(obj, plat, event_id, ref)
+        if isinstance(item, OutEvent):
+            self.last_ts = item.record["ts"]
+        return item
+
+    def _platform(self, obj: dict) -> str:
+        value = obj.get("platform")
+        if value is None:
+            return self.platform
+        if not isinstance(value, str) or not value.strip():
+            raise LineError(f"expected a platform name, got {value!r:.40}", "platform")
+        return value.strip().lower()
+
+    def _marker(self, obj: dict, plat: str, event_id: str, ref: str) -> OutEvent:
+        kind = obj.get("event_type")
+        if kind not in MARKER_KINDS:
+            raise LineError(f"unknown event_type {kind!r}; expected one of {sorted(MARKER_KINDS)}", "event_type")
+        if kind in ("round_start", "round_end"):
+            rnd = _round(obj)
+        else:
+            rnd = (_opt_int(obj, "total_rounds") or 0) if kind == "simulation_end" else 0
+        record = {
+            "event_id": event_id, "sim_id": self.sim_id, "round": rnd,
+            # Some versions omit timestamps on event lines: the last action's
+            # time keeps event time monotonic and deterministic.
+            "ts": _ts(obj, fallback=self.last_ts), "kind": kind, "platform": plat,
+            "simulated_hour": _opt_int(obj, "simulated_hour"),
+            "actions_count": _opt_int(obj, "actions_count") if "actions_count" in obj else _opt_int(obj, "total_actions"),
+            "agents_count": _opt_int(obj, "agents_count"), "total_rounds": _opt_int(obj, "total_rounds"),
+            "source": SOURCE, "source_ref": ref,
+        }
+        if kind == "simulation_end":
+            self.ended.add(plat)
+        return OutEvent(ROUNDS, sim_key(self.sim_id), record, ref)
+
+    def _action(self, obj: dict, plat: str, event_id: str, ref: str) -> OutEvent | Skipped:
+        action = _req(obj, "action_type", str).strip().upper()
+        if not action:
+            raise LineError("empty action type", "action_type")
+        rnd = _round(obj)
+        agent = _agent(obj, plat)
+        ts = _ts(obj)
+        if action in SKIP_ACTIONS:
+            return Skipped(ref, SKIP_ACTIONS[action])
+        args = obj.get("action_args") or {}
+        if not isinstance(args, dict):
+            raise LineError(f"expected an object, got {type(args).__name__}", "action_args")
+        name = obj.get("agent_name")
+        text, target, post_id = interpret(action, args, plat, self.index)
+        a = Action(event_id=event_id, sim_id=self.sim_id, platform=plat, agent=agent,
+                   agent_name=name if isinstance(name, str) else "", action=action, round=rnd, ts=ts, text=text,
+                   target=target, post_id=post_id, args=args, source=SOURCE, source_ref=ref)
+        event = to_event(a, self.index)
+        if action not in KNOWN_ACTIONS:
+            return OutEvent(event.spec, event.key, event.record, event.source_ref, unknown_action=action)
+        return event
+
+
+def interpret(action: str, args: dict, platform: str, index: PostIndex) -> tuple[str | None, Ref | None, str | None]:
+    """MiroFish's ``action_args`` -> (the agent's own text, what it acted on,
+    the id of what it created). Text the line gives wins over the index."""
+    if action == "CREATE_POST":
+        return _text(args, "content"), None, _ident(args, "post_id", "new_post_id")
+    if action == "CREATE_COMMENT":
+        target = _post_ref(args, platform, index, ("post_id",), ("post_content",), ("post_author_name",))
+        return _text(args, "content", "comment_content"), target, _ident(args, "comment_id", "new_comment_id")
+    if action == "QUOTE_POST":
+        target = _post_ref(args, platform, index, ("quoted_id", "original_post_id", "post_id"),
+                           ("original_content", "post_content"), ("original_author_name", "post_author_name"))
+        return _text(args, "quote_content", "content"), target, _ident(args, "new_post_id")
+    if action == "REPOST":
+        new_id = _ident(args, "new_post_id")
+        target = _post_ref(args, platform, index, ("reposted_id", "original_post_id", "post_id"),
+                           ("original_content", "post_content"), ("original_author_name", "post_author_name"))
+        if target is None and new_id is not None:
+            # Only the repost's own id: the index (or the database beside the
+            # log) may know which post that row reposted.
+            target = index.original_of(platform, new_id)
+        return None, target, new_id
+    if action in ("LIKE_POST", "UNLIKE_POST", "DISLIKE_POST", "UNDO_DISLIKE_POST", "REPORT_POST"):
+        target = _post_ref(args, platform, index, ("post_id",), ("post_content", "content"), ("post_author_name",))
+        return _text(args, "report_reason", "reason"), target, None
+    if action in ("LIKE_COMMENT", "UNLIKE_COMMENT", "DISLIKE_COMMENT", "UNDO_DISLIKE_COMMENT"):
+        cid = _ident(args, "comment_id")
+        given = _text(args, "comment_content", "content")
+        ref = Ref("comment", cid, _text(args, "comment_author_name"), given) if given else index.resolve(platform, "comment", cid)
+        return None, ref, None
+    if action in ("FOLLOW", "UNFOLLOW", "MUTE", "UNMUTE"):
+        # OASIS's follow_id is the follow record's id, not the followed user's.
+        uid = _ident(args, "followee_id", "mutee_id", "user_id", "target_user_id")
+        name = _text(args, "target_user_name", "user_name")
+        return None, (Ref("user", uid or "?", name) if uid or name else None), None
+    if action in ("SEARCH_POSTS", "SEARCH_USER", "TREND"):
+        return _text(args, "query", "keyword"), None, None
+    if action == "INTERVIEW":
+        return _text(args, "prompt", "question", "content"), None, None
+    ident = _ident(args, "post_id", "comment_id", "follow_id", "like_id", "dislike_id", "user_id", "group_id")
+    return _text(args, "content", "message", "query"), (Ref("item", ident) if ident else None), None
+
+
+def _post_ref(args: dict, platform: str, index: PostIndex, ids: tuple[str, ...], texts: tuple[str, ...],
+              authors: tuple[str, ...]) -> Ref | None:
+    pid = _ident(args, *ids)
+    given = _text(args, *texts)
+    if given:
+        return Ref("post", pid or "?", _text(args, *authors), given)
+    ref = index.resolve(platform, "post", pid)
+    if ref is not None and ref.author is None and _text(args, *authors):
+        return Ref(ref.kind, ref.id, _text(args, *authors), ref.text)
+    return ref
+
+
+def parse_file(path: Path, *, sim_id: str, platform: str | None = None,
+               index: PostIndex | None = None) -> Iterator[Item]:
+    """A finished file, line by line (``connectors.follow`` reads growing ones)."""
+    parser = LineParser(sim_id=sim_id, platform=platform_of(path, platform), index=index, label=str(path))
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            ref = f"{path}:{lineno}"
-            stripped = raw.strip()
-            if not stripped:
-                continue
-            try:
-                obj = json.loads(stripped)
-                if not isinstance(obj, dict):
-                    raise LineError(f"expected a JSON object, got {type(obj).__name__}")
-                canonical = json.dumps(obj, sort_keys=True, ensure_ascii=False)
-                # Identical lines are distinct actions only by position among
-                # their twins: count them so ids stay deterministic.
-                seen[canonical] += 1
-                event_id = stable_id("mirofish", sim_id, plat, canonical, seen[canonical])
-                if "event_type" in obj:
-                    item = _marker(obj, sim_id=sim_id, platform=plat, event_id=event_id, ref=ref, last_ts=last_ts)
-                else:
-                    item = _action(obj, sim_id=sim_id, platform=plat, event_id=event_id, ref=ref)
-                if isinstance(item, OutEvent):
-                    last_ts = item.record["ts"]
+            item = parser.line(raw, lineno)
+            if item is not None:
                 yield item
-            except json.JSONDecodeError as exc:
-                yield BadLine(ref, f"invalid JSON: {exc.msg} at column {exc.colno}", bytes(raw), sim_id=sim_id)
-            except UnicodeDecodeError as exc:
-                yield BadLine(ref, f"invalid UTF-8 at byte {exc.start}", bytes(raw), sim_id=sim_id)
-            except LineError as exc:
-                yield BadLine(ref, str(exc), bytes(raw), field=exc.field, sim_id=sim_id)
 
 
 def _req(obj: dict, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -112,33 +248,6 @@ def _opt_int(obj: dict, name: str) -> int | None:
     return value
 
 
-def _marker(obj: dict, *, sim_id: str, platform: str, event_id: str, ref: str, last_ts: int) -> OutEvent:
-    kind = obj.get("event_type")
-    if kind not in MARKER_KINDS:
-        raise LineError(f"unknown event_type {kind!r}; expected one of {sorted(MARKER_KINDS)}", "event_type")
-    if kind in ("round_start", "round_end"):
-        rnd = _round(obj)
-    else:
-        rnd = (_opt_int(obj, "total_rounds") or 0) if kind == "simulation_end" else 0
-    record = {
-        "event_id": event_id,
-        "sim_id": sim_id,
-        "round": rnd,
-        # Some versions omit timestamps on event lines: the last action's time
-        # keeps event time monotonic and deterministic.
-        "ts": _ts(obj, fallback=last_ts),
-        "kind": kind,
-        "platform": platform,
-        "simulated_hour": _opt_int(obj, "simulated_hour"),
-        "actions_count": _opt_int(obj, "actions_count") if "actions_count" in obj else _opt_int(obj, "total_actions"),
-        "agents_count": _opt_int(obj, "agents_count"),
-        "total_rounds": _opt_int(obj, "total_rounds"),
-        "source": "mirofish",
-        "source_ref": ref,
-    }
-    return OutEvent(ROUNDS, sim_key(sim_id), record, ref)
-
-
 def _agent(obj: dict, platform: str) -> str:
     value = _req(obj, "agent_id", (int, str))
     if isinstance(value, str) and not value.strip():
@@ -158,106 +267,6 @@ def _text(args: dict, *names: str) -> str | None:
 def _ident(args: dict, *names: str) -> str | None:
     for name in names:
         value = args.get(name)
-        if value is not None and not isinstance(value, (dict, list)):
+        if value is not None and not isinstance(value, (dict, list, bool)):
             return str(value)
     return None
-
-
-def _action(obj: dict, *, sim_id: str, platform: str, event_id: str, ref: str) -> OutEvent | Skipped:
-    action = _req(obj, "action_type", str).strip().upper()
-    if not action:
-        raise LineError("empty action type", "action_type")
-    rnd = _round(obj)
-    agent_id = _agent(obj, platform)
-    ts = _ts(obj)
-    if action in SKIP_ACTIONS:
-        return Skipped(ref, action)
-    args = obj.get("action_args") or {}
-    if not isinstance(args, dict):
-        raise LineError(f"expected an object, got {type(args).__name__}", "action_args")
-    name = obj.get("agent_name")
-    base = {
-        "event_id": event_id,
-        "sim_id": sim_id,
-        "round": rnd,
-        "ts": ts,
-        "agent_id": agent_id,
-        "agent_name": name if isinstance(name, str) else "",
-        "platform": platform,
-        "action": action,
-        "source": "mirofish",
-        "source_ref": ref,
-    }
-    if action in POST_ACTIONS:
-        record = {**base, "content": _post_content(action, args), **_post_ids(action, args)}
-        return OutEvent(POSTS, agent_key(sim_id, agent_id), record, ref)
-    record = {
-        **base,
-        "content": _observation_text(action, args),
-        "target_id": _ident(args, "post_id", "comment_id", "follow_id", "like_id", "dislike_id", "user_id"),
-        "args_json": json.dumps(args, sort_keys=True, ensure_ascii=False),
-    }
-    return OutEvent(OBSERVATIONS, agent_key(sim_id, agent_id), record, ref)
-
-
-def _post_content(action: str, args: dict) -> str:
-    if action == "CREATE_POST":
-        text = _text(args, "content")
-        if text is None:
-            raise LineError("CREATE_POST without content", "action_args.content")
-        return text
-    if action == "CREATE_COMMENT":
-        text = _text(args, "content", "comment_content")
-        if text is None:
-            raise LineError("CREATE_COMMENT without content", "action_args.content")
-        return text
-    original = _text(args, "original_content", "post_content")
-    author = _text(args, "original_author_name", "post_author_name")
-    if action == "QUOTE_POST":
-        quote = _text(args, "quote_content", "content")
-        if quote is None:
-            raise LineError("QUOTE_POST without quote text", "action_args.quote_content")
-        return f'{quote}\n> {author + ": " if author else ""}{original}' if original else quote
-    # REPOST: the reposted text is the agent's public statement; older
-    # versions give only the id, which we keep rather than invent text.
-    if original:
-        return f'RT {author + ": " if author else ""}{original}'
-    target = _ident(args, "post_id", "new_post_id")
-    if target is None:
-        raise LineError("REPOST without post_id or original_content", "action_args.post_id")
-    return f"RT post {target}"
-
-
-def _post_ids(action: str, args: dict) -> dict:
-    if action == "CREATE_POST":
-        return {"post_id": _ident(args, "post_id", "new_post_id"), "parent_id": None}
-    if action == "CREATE_COMMENT":
-        return {"post_id": _ident(args, "comment_id", "new_comment_id"), "parent_id": _ident(args, "post_id")}
-    if action == "QUOTE_POST":
-        return {"post_id": _ident(args, "new_post_id"), "parent_id": _ident(args, "quoted_id", "post_id")}
-    return {"post_id": _ident(args, "new_post_id"), "parent_id": _ident(args, "post_id")}
-
-
-def _observation_text(action: str, args: dict) -> str:
-    """The observation as the agent would remember it, in the first person."""
-    post = _text(args, "post_content", "content", "comment_content")
-    author = _text(args, "post_author_name", "comment_author_name", "target_user_name")
-    about = f" by {author}" if author else ""
-    quoted = f': "{post}"' if post else ""
-    verbs = {
-        "LIKE_POST": f"I liked a post{about}{quoted}",
-        "DISLIKE_POST": f"I disliked a post{about}{quoted}",
-        "LIKE_COMMENT": f"I liked a comment{about}{quoted}",
-        "DISLIKE_COMMENT": f"I disliked a comment{about}{quoted}",
-        "FOLLOW": f"I followed {author or 'user ' + str(_ident(args, 'follow_id', 'user_id'))}",
-        "MUTE": f"I muted {author or 'user ' + str(_ident(args, 'mute_id', 'user_id'))}",
-        "SEARCH_POSTS": f"I searched posts for {_text(args, 'query') or '(nothing)'!r}",
-        "SEARCH_USER": f"I searched users for {_text(args, 'query') or '(nothing)'!r}",
-        "TREND": "I looked at what is trending",
-        "REFRESH": "I refreshed my feed",
-        "INTERVIEW": f"I was interviewed: {_text(args, 'prompt', 'question', 'content') or ''}".rstrip(": "),
-    }
-    if action in verbs:
-        return verbs[action]
-    detail = json.dumps(args, sort_keys=True, ensure_ascii=False)[:500]
-    return f"I did {action.lower().replace('_', ' ')} {detail}".strip()

@@ -17,7 +17,8 @@ derived, and the rules are stated here:
   openness 0.7/0.4, F/T agreeableness 0.65/0.45, J/P conscientiousness
   0.65/0.4), else 0.5; neuroticism 0.5;
 * conviction 0.5, 0.8 for bots and trolls; initial stance 0 (the verdict
-  learns stances from posts).
+  learns stances from posts) unless the simulation's config gives one
+  (``connectors.mirofish_config``: its stance, entity type and name win).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from connectors.events import BadLine, OutEvent
 from connectors.synthetic import ARCHETYPES
@@ -60,24 +61,33 @@ def big_five(mbti: str | None) -> dict[str, float]:
             "neuroticism": 0.5}
 
 
-def persona(sim_id: str, agent_id: str, name: str, text: str, mbti: str | None, source_ref: str) -> dict:
-    arch = archetype_of(text)
+def persona(sim_id: str, agent_id: str, name: str, text: str, mbti: str | None, source_ref: str,
+            overrides: dict | None = None, source: str = "mirofish-profile", round_: int = 0, ts: int = 0) -> dict:
+    """A Persona from profile text; ``overrides`` (from a simulation config:
+    initial_stance, archetype, name) win over what the text suggests."""
+    o = overrides or {}
+    arch = o.get("archetype") if o.get("archetype", "normal") != "normal" else archetype_of(text)
+    name = name or o.get("name", "") or agent_id
     return {
-        "event_id": stable_id("persona", sim_id, agent_id, name, text, mbti), "sim_id": sim_id, "round": 0, "ts": 0,
-        "agent_id": agent_id, "name": name, "archetype": arch, **big_five(mbti),
+        "event_id": stable_id("persona", sim_id, agent_id, name, text, mbti, sorted(o.items())), "sim_id": sim_id,
+        "round": round_, "ts": ts, "agent_id": agent_id, "name": name, "archetype": arch, **big_five(mbti),
         "conviction": 0.8 if arch in ("bot", "troll") else 0.5, "credibility": ARCHETYPES[arch][1],
-        "initial_stance": 0.0, "bio": text[:2000], "source": "mirofish-profile",
+        "initial_stance": float(o.get("initial_stance", 0.0)), "bio": text[:2000], "source": source,
     }
 
 
-def parse_file(path: Path, *, sim_id: str) -> Iterator[OutEvent | BadLine]:
+Overrides = Callable[[str], dict]  # MiroFish agent number -> persona fields from the simulation config
+
+
+def parse_file(path: Path, *, sim_id: str, overrides: Overrides | None = None) -> Iterator[OutEvent | BadLine]:
+    over = overrides or (lambda _n: {})
     if path.name.endswith(".csv"):
-        yield from _twitter(path, sim_id)
+        yield from _twitter(path, sim_id, over)
     else:
-        yield from _reddit(path, sim_id)
+        yield from _reddit(path, sim_id, over)
 
 
-def _twitter(path: Path, sim_id: str) -> Iterator[OutEvent | BadLine]:
+def _twitter(path: Path, sim_id: str, over: Overrides) -> Iterator[OutEvent | BadLine]:
     raw_lines = path.read_bytes().splitlines(keepends=True)
     text = b"".join(raw_lines).decode("utf-8", errors="replace")
     for row_no, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
@@ -90,10 +100,11 @@ def _twitter(path: Path, sim_id: str) -> Iterator[OutEvent | BadLine]:
         agent = f"twitter-{uid}"
         desc = " ".join(filter(None, (row.get("user_char"), row.get("description"))))
         yield OutEvent(PERSONAS, agent_key(sim_id, agent),
-                       persona(sim_id, agent, row.get("name") or row.get("username") or agent, desc, None, ref), ref)
+                       persona(sim_id, agent, row.get("name") or row.get("username") or "", desc, None, ref, over(uid)),
+                       ref)
 
 
-def _reddit(path: Path, sim_id: str) -> Iterator[OutEvent | BadLine]:
+def _reddit(path: Path, sim_id: str, over: Overrides) -> Iterator[OutEvent | BadLine]:
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -110,5 +121,5 @@ def _reddit(path: Path, sim_id: str) -> Iterator[OutEvent | BadLine]:
         agent = f"reddit-{i}"
         text = " ".join(str(p.get(k) or "") for k in ("bio", "persona", "profession"))
         yield OutEvent(PERSONAS, agent_key(sim_id, agent),
-                       persona(sim_id, agent, str(p.get("realname") or p.get("username") or agent), text,
-                               p.get("mbti"), ref), ref)
+                       persona(sim_id, agent, str(p.get("realname") or p.get("username") or ""), text,
+                               p.get("mbti"), ref, over(str(i))), ref)

@@ -1,7 +1,7 @@
 """Publish parsed events to Kafka; bad lines to the dead-letter topic.
 
 Nothing is dropped silently: every input line is published, dead-lettered
-(with its raw bytes and the reason) or counted as skipped (DO_NOTHING).
+(with its raw bytes and the reason) or counted as skipped, with why.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Callable, Iterable
 
-from connectors.events import BadLine, Counts, OutEvent, Skipped
+from connectors.events import BadLine, Counts, Item, OutEvent, Skipped
 from streams.contract import check_ranges
 from streams.errors import ContractError, EncodeError
 from streams.ids import stable_id
@@ -18,8 +18,6 @@ from streams.kafka import BatchProducer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, topic_name
-
-Item = OutEvent | BadLine | Skipped
 
 
 def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None = None, source_ref: str | None = None,
@@ -42,19 +40,25 @@ def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None
 
 
 class Publisher:
-    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+    """Validates items at the edge and sends them; ``dry_run`` validates and
+    counts without a broker (``murmur publish --dry-run``)."""
+
+    def __init__(self, settings: Settings | None, *, serde: AvroSerde | None = None,
+                 on_error: Callable[[str], None] | None = None, dry_run: bool = False) -> None:
         self.settings = settings
         self.serde = serde or default_serde()
-        self.producer = BatchProducer(make_producer(settings))
+        self.dry_run = dry_run
+        self.producer = None if dry_run else BatchProducer(make_producer(settings))
         self.counts = Counts()
         self._on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
 
-    def publish(self, items: Iterable[Item], *, progress: Callable[[int], None] | None = None) -> Counts:
+    def publish(self, items: Iterable[Item], *, progress: Callable[[int], None] | None = None,
+                flush: bool = True) -> Counts:
         for item in items:
-            self.counts.read += 1
+            if not (isinstance(item, OutEvent) and item.derived):
+                self.counts.read += 1
             if isinstance(item, Skipped):
-                self.counts.skipped += 1
+                self.counts.skip(item.reason)
             elif isinstance(item, BadLine):
                 self._dead(item)
             else:
@@ -67,16 +71,27 @@ class Publisher:
                     self._dead(BadLine(item.source_ref, str(exc), repr(item.record).encode(), field=exc.field,
                                        sim_id=item.record.get("sim_id")))
                 else:
-                    self.producer.send(topic_name(item.spec), item.key, value)
-                    self.counts.add(item.type_name)
+                    if self.producer is not None:
+                        self.producer.send(topic_name(item.spec), item.key, value)
+                    action = item.record.get("action") if item.type_name in ("Post", "Observation") else None
+                    self.counts.add(item.type_name, action, item.derived)
+                    if item.unknown_action:
+                        self.counts.unknown(item.unknown_action)
             if progress is not None:
                 progress(1)
-        self.producer.flush_blocking()
+        if flush:
+            self.flush()
         return self.counts
+
+    def flush(self) -> None:
+        """Wait until Kafka acknowledged everything sent (raises if it did not)."""
+        if self.producer is not None:
+            self.producer.flush_blocking()
 
     def _dead(self, bad: BadLine) -> None:
         self._on_error(f"error: {bad.message()}")
-        record = dead_letter_record(stage="publisher", reason=bad.reason, raw=bad.raw, field=bad.field,
-                                    source_ref=bad.source_ref, sim_id=bad.sim_id)
-        self.producer.send(topic_name(DEAD_LETTER), b"publisher", self.serde.encode("DeadLetter", record))
-        self.counts.dead_lettered += 1
+        if self.producer is not None:
+            record = dead_letter_record(stage="publisher", reason=bad.reason, raw=bad.raw, field=bad.field,
+                                        source_ref=bad.source_ref, sim_id=bad.sim_id)
+            self.producer.send(topic_name(DEAD_LETTER), b"publisher", self.serde.encode("DeadLetter", record))
+        self.counts.dead(bad.reason, bad.field)

@@ -93,6 +93,8 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     read = read_sim(settings, sim_id)
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
+    if not question:  # the simulation's own, as its publisher found it
+        question = next((r["question"] for t, r in reversed(read.events) if t == "Simulation"), "")
     rt = BatchRuntime(ns, make_llm(ns))
     out = asyncio.run(derive(rt, read.events))
     per_round = verdicts(out, sim_id=sim_id, question=question)

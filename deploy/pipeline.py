@@ -76,7 +76,7 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, aliv
 
 
 def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: float, echo: Callable[[str], None]) -> dict:
-    from connectors.publish_cli import expand, run_publish
+    from connectors.publish_cli import Options, run_publish
     from deploy import local
     from sinks.cassandra_store import CassandraStore
     from streams.kafka import create_topics
@@ -104,10 +104,10 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     source = example or EXAMPLE
     echo(f"4/5 publish {source} as simulation {sim!r}")
     t_pub = time.monotonic()
-    counts = run_publish(settings, expand([source]), sim=sim)
+    counts = run_publish(settings, [source], Options(sim=sim)).counts
     memories = counts.published.get("Post", 0) + counts.published.get("Observation", 0)
     echo(f"    read {counts.read} lines: published {counts.published}, dead-lettered {counts.dead_lettered}, "
-         f"skipped {counts.skipped}")
+         f"skipped {counts.skipped_total}")
 
     echo("5/5 processing until every memory is queryable")
 

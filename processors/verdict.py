@@ -1,5 +1,6 @@
 """verdict: per simulation, at each round end, where opinion stands.
 
+The simulation's question comes from its Simulation event (same key).
 Input is cheap by design: the stance processor did the per-post work keyed
 by author and re-keyed its contributions by simulation; round markers are
 keyed by simulation too, so both meet on one partition. State per
@@ -23,15 +24,15 @@ import faust
 
 from processors.opinion import LEXICON, verdict_record
 from processors.runtime import Incoming, Runtime, with_defaults
-from streams.topics import ROUNDS, STANCES, VERDICTS, sim_key
+from streams.topics import ROUNDS, SIMULATIONS, STANCES, VERDICTS, sim_key
 
 STAGE = "verdict"
 TABLES = ('verdict-state', 'verdict-applied')
-INPUTS = (STANCES, ROUNDS)
+INPUTS = (STANCES, ROUNDS, SIMULATIONS)
 
 
 def empty_state() -> dict:
-    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "backend": LEXICON}
+    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "backend": LEXICON, "question": ""}
 
 
 def load_state(stored: dict | None) -> dict:
@@ -70,7 +71,7 @@ def add(state: dict, s: dict) -> int:
 def verdict_at(state: dict, sim_id: str, round_: int) -> dict:
     rows = [v for r, v in state["sums"].items() if int(r) <= round_]
     return verdict_record(
-        sim_id=sim_id, question="", round_=round_, ts=state["closed"][str(round_)],
+        sim_id=sim_id, question=state["question"], round_=round_, ts=state["closed"][str(round_)],
         weighted_sum=sum(v[0] for v in rows), weight_sum=sum(v[1] for v in rows), n=sum(v[2] for v in rows),
         authors=sum(1 for first in state["authors"].values() if first <= round_),
         stances=[h for h in (stance_as_of(b, round_) for b in state["stances"].values()) if h is not None], flips=state["flips"].get(str(round_), 0), backend=state["backend"])
@@ -82,6 +83,11 @@ def sim_events(state: dict, items: list[Incoming], seen) -> tuple[dict, list[dic
     changed: set[int] = set()
     for inc in items:
         r = inc.record
+        if inc.type_name == "Simulation":
+            # The question travels on the simulation's own event (published
+            # before its actions); verdicts from then on carry it.
+            state["question"] = r["question"]
+            continue
         if inc.type_name == "RoundMarker":
             if r["kind"] == "round_end":
                 state["closed"][str(r["round"])] = max(state["closed"].get(str(r["round"]), 0), r["ts"])
@@ -105,7 +111,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
     async def verdict(stream):
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("Stance", "RoundMarker"), stage=STAGE)
+            batch = rt.decode_events(events, expected=("Stance", "RoundMarker", "Simulation"), stage=STAGE)
             groups: dict[bytes, list[Incoming]] = {}
             for inc in batch:
                 groups.setdefault(sim_key(inc.record["sim_id"]), []).append(inc)

@@ -130,28 +130,72 @@ def db_init():
 # -- publish ----------------------------------------------------------------
 @app.command()
 def publish(
-    paths: Optional[list[Path]] = typer.Argument(None, help="MiroFish actions.jsonl files or Murmur JSONL files"),
+    paths: Optional[list[Path]] = typer.Argument(None, help="MiroFish simulation folders or actions.jsonl files, OASIS "
+                                                            "databases (*.db) or folders of them, Murmur JSONL files"),
     sim: Optional[str] = typer.Option(None, "--sim", envvar="MURMUR_SIM", help="Simulation id (default: from the path)"),
-    fmt: str = typer.Option("auto", "--format", help="auto, mirofish or jsonl"),
-    platform: Optional[str] = typer.Option(None, help="Platform of a MiroFish file (default: its folder name)"),
+    input_format: str = typer.Option("auto", "--input-format", help="auto, mirofish, oasis or jsonl"),
+    platform: Optional[str] = typer.Option(None, help="Platform of a MiroFish log or OASIS database (default: its "
+                                                      "folder or file name; a line's own platform field wins)"),
+    question: Optional[str] = typer.Option(None, help="The question the verdict answers (default: the simulation "
+                                                      "config's simulation_requirement)"),
+    round_minutes: int = typer.Option(60, min=1, max=100_000, help="OASIS: simulated minutes per round (datetime "
+                                                                     "clocks) and per step (integer clocks)"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading as the simulation writes; resume where an "
+                                                               "earlier run stopped; stop at simulation_end, Ctrl-C "
+                                                               "or --idle-timeout"),
+    idle_timeout: Optional[float] = typer.Option(None, min=0.1, help="With --follow: stop after this many seconds "
+                                                                     "without new input"),
+    poll_interval: float = typer.Option(0.5, min=0.05, max=60, help="With --follow: seconds between reads"),
+    resume: bool = typer.Option(False, "--resume", help="Skip what an earlier run stored as published (--follow "
+                                                         "always does)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Parse and validate only: no broker, nothing sent"),
+    max_dead_letters: Optional[str] = typer.Option(None, help="Exit 3 when more lines than this are dead-lettered: "
+                                                              "a count (10) or a share of lines read (5%)"),
+    out_format: str = typer.Option("text", "--format", help="Summary as text or as one JSON object (json)"),
     synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Eval case folder (seed.md, question.md) to build a population from"),
     seed: int = typer.Option(42, help="Seed of the synthetic population"),
     agents: int = typer.Option(40, min=1, max=100_000, help="Synthetic agents"),
     rounds: int = typer.Option(6, min=1, max=10_000, help="Synthetic rounds"),
 ):
-    """Publish seed events to Kafka. Bad lines are reported with file, line and field
-    and go to the dead-letter topic; publishing goes on."""
-    from connectors.publish_cli import run_publish
+    """Publish simulation events to Kafka. Bad lines are reported with file, line and field
+    and go to the dead-letter topic; publishing goes on. Exit 0 when something was
+    published, 1 when nothing was, 3 when dead letters exceed --max-dead-letters."""
+    from connectors.publish_cli import INPUT_FORMATS, Options, run_publish
+    from connectors.summary import dead_letter_limit, exit_code, render_text
 
     if not paths and synthetic is None:
         fail("give files to publish or --synthetic CASE_DIR", 2)
+    if out_format not in ("text", "json"):
+        fail(f"--format must be text or json, not {out_format!r} (the input's format is --input-format)", 2)
+    if input_format not in INPUT_FORMATS:
+        fail(f"--input-format must be one of {', '.join(INPUT_FORMATS)}, not {input_format!r}", 2)
     try:
-        counts = run_publish(get_settings(), paths or [], sim=sim, fmt=fmt, platform=platform, synthetic=synthetic,
-                             seed=seed, agents=agents, rounds=rounds)
-    except (MurmurError, FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-    typer.echo(json.dumps({"read": counts.read, "published": counts.published, "dead_lettered": counts.dead_lettered,
-                           "skipped": counts.skipped}))
+        dead_letter_limit(max_dead_letters, 0)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    shown = [0]
+
+    def on_error(message: str) -> None:
+        shown[0] += 1
+        if shown[0] <= 50:
+            typer.echo(message, err=True)
+        elif shown[0] == 51:
+            typer.echo("error: ... more bad lines: see the summary and `murmur tail dead-letter`", err=True)
+
+    opts = Options(sim=sim, input_format=input_format, platform=platform, question=question,
+                   round_minutes=round_minutes, follow=follow, resume=resume, idle_timeout=idle_timeout,
+                   poll_interval=poll_interval, dry_run=dry_run)
+    try:
+        summary = run_publish(get_settings(), paths or [], opts, synthetic=synthetic, seed=seed, agents=agents,
+                              rounds=rounds, on_error=on_error)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc), 2)
+    except MurmurError as exc:
+        fail(str(exc), 2 if type(exc).__name__ == "NotOasis" else 1)
+    code, why = exit_code(summary.counts, max_dead_letters)
+    typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False) if out_format == "json" else render_text(summary))
+    if code:
+        fail(why, code)
 
 
 # -- tail -------------------------------------------------------------------

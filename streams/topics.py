@@ -37,6 +37,7 @@ POSTS = TopicSpec("sim.posts.v1", "sim_id/agent_id", "Post", doc="public timelin
 OBSERVATIONS = TopicSpec("sim.observations.v1", "sim_id/agent_id", "Observation", doc="private to one agent")
 PERSONAS = TopicSpec("sim.personas.v1", "sim_id/agent_id", "Persona", cleanup="compact", doc="latest persona per agent")
 ROUNDS = TopicSpec("sim.rounds.v1", "sim_id", "RoundMarker", doc="round boundaries; drive cadence")
+SIMULATIONS = TopicSpec("sim.simulations.v1", "sim_id", "Simulation", cleanup="compact", doc="question and config used")
 SCORED = TopicSpec("memory.scored.v1", "sim_id/agent_id", "ScoredMemory", derived=True, doc="importance + embedding")
 REFLECTIONS = TopicSpec("memory.reflections.v1", "sim_id/agent_id", "Reflection", derived=True, doc="beliefs with sources")
 CONFLICTS = TopicSpec("memory.conflicts.v1", "sim_id/agent_id", "Conflict", derived=True, doc="new -> old contradiction edges")
@@ -45,6 +46,8 @@ VERDICTS = TopicSpec("sim.verdicts.v1", "sim_id", "Verdict", derived=True, doc="
 LLM_CALLS = TopicSpec("ops.llm-calls.v1", "role", "LlmCall", derived=True, retention_ms=30 * DAY_MS, doc="LLM cost and latency")
 CHECKPOINTS = TopicSpec("ops.checkpoints.v1", "checkpoint_id", "Checkpoint", cleanup="compact", doc="offset snapshots (zstd)")
 DEAD_LETTER = TopicSpec("ops.dead-letter.v1", "source topic (publisher: \"publisher\")", "DeadLetter", doc="bad input with its reason")
+PUBLISHER_POSITIONS = TopicSpec("ops.publisher-positions.v1", "sim_id/source", "PublisherPosition", cleanup="compact",
+                                partitions=1, doc="how far publishers have read each input")
 EVAL_RESULTS = TopicSpec("eval.results.v1", "case", "EvalResult", doc="scores of eval replays")
 
 ALL: tuple[TopicSpec, ...] = (
@@ -52,6 +55,7 @@ ALL: tuple[TopicSpec, ...] = (
     OBSERVATIONS,
     PERSONAS,
     ROUNDS,
+    SIMULATIONS,
     SCORED,
     REFLECTIONS,
     CONFLICTS,
@@ -60,9 +64,10 @@ ALL: tuple[TopicSpec, ...] = (
     LLM_CALLS,
     CHECKPOINTS,
     DEAD_LETTER,
+    PUBLISHER_POSITIONS,
     EVAL_RESULTS,
 )
-SOURCES: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, PERSONAS, ROUNDS)
+SOURCES: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, PERSONAS, ROUNDS, SIMULATIONS)
 
 
 def topic_name(spec: TopicSpec, namespace: str = "") -> str:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from connectors.replay import replay_sim
-from connectors.publish_cli import expand, run_publish
+from connectors.publish_cli import Options, run_publish
 from deploy.pipeline import EXAMPLE
 from eval.runner import CaseSpec, run_ablation
 from sinks.cassandra_store import CassandraStore
@@ -57,7 +57,7 @@ def test_ablation_moves_the_verdict(live):
 
 
 def test_replay_writes_into_its_namespace_only(live, sim_id):
-    counts = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
+    counts = run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     ns = f"rp{uuid.uuid4().hex[:6]}"
     summary = replay_sim(live, sim_id, namespace=ns, question="Will opinion on the Riverside bike lane plan be positive?")
     assert summary["memories"] == counts.published["Post"] + counts.published["Observation"]

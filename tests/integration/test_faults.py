@@ -195,7 +195,7 @@ def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):
     from the same views with the same bytes (the API holds no state)."""
     import socket
 
-    from connectors.publish_cli import expand, run_publish
+    from connectors.publish_cli import Options, run_publish
     from deploy.pipeline import EXAMPLE, start_process
 
     w = start_worker(live, "importance,cassandra-sink")
@@ -208,7 +208,7 @@ def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):
     base = f"http://127.0.0.1:{port}"
     sim = f"apikill-{uuid.uuid4().hex[:6]}"
     try:
-        counts = run_publish(live, expand([EXAMPLE]), sim=sim, show_progress=False)
+        counts = run_publish(live, [EXAMPLE], Options(sim=sim)).counts
         n = counts.published["Post"] + counts.published["Observation"]
         wait_for(lambda: landed(store, sim, n), timeout=120, what="the example", worker=w)
 

@@ -52,7 +52,7 @@ def vllm_pipeline(live):
 def publish(tmp_path, settings, sim, events):
     path = tmp_path / f"{sim}.jsonl"
     path.write_text("\n".join(json.dumps({"sim_id": sim, **e}) for e in events) + "\n")
-    counts = run_publish(settings, [path], show_progress=False)
+    counts = run_publish(settings, [path]).counts
     assert counts.dead_lettered == 0
     return counts
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from connectors.publish_cli import expand, run_publish
+from connectors.publish_cli import Options, run_publish
 from connectors.tail import TailFilter, tail
 from deploy.pipeline import EXAMPLE
 from streams.kafka import BatchProducer, make_producer
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
-    counts = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
+    counts = run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     posts, observations = counts.published["Post"], counts.published["Observation"]
     assert counts.dead_lettered == 3 and posts > 50 and observations > 30
 
@@ -53,7 +53,7 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
         assert client.get(f"/simulations/{sim_id}/timeline", params={"limit": 0}).status_code == 422
 
     # Publish the same files again: same ids, so the same rows.
-    again = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
+    again = run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     assert again.published == counts.published
     wait_for(lambda: drained(worker.settings), timeout=120, what="the worker to drain", worker=worker)
     assert landed()
@@ -71,7 +71,7 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
 
 
 def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id, capsys):
-    counts = run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
+    counts = run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     memories = counts.published["Post"] + counts.published["Observation"]
     err = capsys.readouterr().err
     assert re.search(r"twitter/actions\.jsonl:\d+: \[round\] expected int, got str 'five'", err)
@@ -114,7 +114,7 @@ def _raw_hex(row) -> str:
 
 
 def test_cli_tail_json_filters_by_sim_and_type(live, sim_id):
-    run_publish(live, expand([EXAMPLE]), sim=sim_id, show_progress=False)
+    run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     out = subprocess.run(
         [sys.executable, "-m", "streams.cli", "tail", "posts", "observations", "--sim", sim_id, "--type", "Post",
          "--from-beginning", "--max", "5", "--format", "json"],

@@ -18,7 +18,7 @@ def test_publish_needs_input():
 
 def test_publish_missing_file_is_named(tmp_path):
     res = run("publish", str(tmp_path / "nope.jsonl"))
-    assert res.exit_code == 1 and "nope.jsonl: no such file or folder" in res.output
+    assert res.exit_code == 2 and "nope.jsonl: no such file or folder" in res.output
 
 
 def test_unknown_processor():

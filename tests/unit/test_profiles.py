@@ -2,7 +2,7 @@ import json
 
 from connectors import profiles
 from connectors.events import BadLine, OutEvent
-from connectors.publish_cli import expand
+from connectors.publish_cli import Options, Plan
 from deploy.pipeline import EXAMPLE
 from streams.serde import AvroSerde
 
@@ -21,8 +21,10 @@ def test_example_profiles_become_valid_personas():
 
 
 def test_profiles_are_published_before_actions():
-    files = [p.name for p in expand([EXAMPLE])]
-    assert files[:2] == ["twitter_profiles.csv", "reddit_profiles.json"]
+    plan = Plan(Options(), {})
+    plan.add(EXAMPLE)
+    files = [s.name for s in plan.sources]
+    assert files == ["twitter_profiles.csv", "reddit_profiles.json", "reddit/actions.jsonl", "twitter/actions.jsonl"]
 
 
 def test_bad_profiles(tmp_path):

@@ -9,7 +9,8 @@ from streams.errors import DecodeError, EncodeError
 from streams.serde import SINGLE_OBJECT_MAGIC, AvroSerde, current_schemas, schema_names
 
 EXPECTED_TYPES = {"Post", "Observation", "Persona", "RoundMarker", "ScoredMemory", "Reflection", "Conflict",
-                  "Verdict", "LlmCall", "Checkpoint", "DeadLetter", "EvalResult", "Stance"}
+                  "Verdict", "LlmCall", "Checkpoint", "DeadLetter", "EvalResult", "Stance", "Simulation",
+                  "PublisherPosition"}
 
 
 def sample(schema: dict | str | list, name: str = "x"):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_topic_declared_once_with_a_schema():
     names = [s.name for s in topics.ALL]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 15
     for spec in topics.ALL:
         assert spec.value in current_schemas()
     assert topics.PERSONAS.config()["cleanup.policy"] == "compact"
