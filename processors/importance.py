@@ -12,7 +12,11 @@ opinion markers, entities, numbers; observations capped low): see
 ``processors/llm/deterministic.py``. Every event records which scorer made it.
 
 Importance has no per-agent state, so all calls of a batch run at once,
-bounded by the client's semaphore; outputs keep the input order.
+bounded by the client's semaphore; outputs keep the input order. Its one
+table remembers which event ids it has scored (keyed by id, so each write is
+one small changelog record): an input re-sent with the same id (a publisher
+that resumed, a file published twice) is skipped and costs no LLM call; what
+it produced the first time is already downstream.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import faust
 from processors.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from processors.runtime import Incoming, Runtime
 from streams.ids import stable_id
-from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS
+from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
 from streams.topics import OBSERVATIONS, POSTS, SCORED, agent_key
 
 STAGE = "importance"
 INPUTS = (POSTS, OBSERVATIONS)
+TABLES = ("importance-scored",)
 
 # MiroFish/OASIS action -> the event kind the prompt names.
 KIND_OF_ACTION = {
@@ -113,20 +118,38 @@ async def embed(rt: Runtime, texts: list[str]) -> list[list[float]] | None:
         return None
 
 
+def split_new(batch: list[Incoming], scored_before) -> tuple[list[Incoming], int]:
+    """Inputs not scored before (first of each id), and how many were repeats."""
+    fresh, ids = [], set()
+    for inc in batch:
+        event_id = inc.record["event_id"]
+        if event_id in ids or scored_before(event_id):
+            continue
+        ids.add(event_id)
+        fresh.append(inc)
+    return fresh, len(batch) - len(fresh)
+
+
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
     source = app.topic(*(rt.topic(t) for t in INPUTS))
+    scored = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
 
     @app.agent(source, name=STAGE)
     async def importance(stream):
         async for events in stream.take_events(batch_size, within=within):
             started = time.perf_counter()
             batch = rt.decode_events(events, expected=("Post", "Observation"), stage=STAGE)
+            fresh, repeats = split_new(batch, lambda event_id: scored.get(event_id.encode()) is not None)
+            IMPORTANCE_REPEATS.inc(repeats)
             try:
-                memories = await score_batch(rt, batch)
+                memories = await score_batch(rt, fresh)
             except Exception as exc:  # a bug or poison record: keep the inputs, move on
-                rt.dead_letter_all(STAGE, batch, exc)
-                memories = []
+                rt.dead_letter_all(STAGE, fresh, exc)
+                fresh, memories = [], []
             for memory in memories:
                 rt.emit(STAGE, SCORED, agent_key(memory["sim_id"], memory["agent_id"]), memory)
             await rt.flush()
+            for inc in fresh:  # after the flush: an id counts as scored once its memory is on Kafka
+                rt.remember(scored, inc.record["event_id"].encode(), 1, inc)
+            rt.commit_state(scored)
             rt.observe_batch(STAGE, started, batch)

@@ -35,6 +35,9 @@ SINK_WRITE_SECONDS = Histogram(
 )
 SINK_RETRIES = Counter("murmur_sink_retries_total", "Sink write attempts that failed and were retried", ["sink"])
 IMPORTANCE_FALLBACKS = Counter("murmur_importance_fallbacks_total", "Memories scored with the fallback importance 5", [])
+IMPORTANCE_REPEATS = Counter("murmur_importance_already_scored_total",
+                             "Posts and observations skipped because their event id was scored before (re-sent input)",
+                             [])
 EMBED_FAILURES = Counter("murmur_embed_failures_total", "Memories stored without an embedding because the embedder failed", [])
 CONSUMER_LAG = Gauge(
     "murmur_consumer_lag_messages", "End offset minus committed offset, per input partition of a group",

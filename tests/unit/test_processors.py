@@ -59,6 +59,14 @@ def test_importance_falls_back_to_5_and_says_so():
     assert m["importance"] == 5 and m["importance_fallback"] is True
 
 
+def test_importance_scores_each_event_id_once():
+    recs = [{"event_id": e, "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "action": "CREATE_POST",
+             "content": "x", "platform": ""} for e in ("e1", "e2", "e1", "e3")]
+    batch = [inc(r, i, "Post") for i, r in enumerate(recs)]
+    fresh, repeats = imp.split_new(batch, lambda event_id: event_id == "e3")  # e3 was scored in an earlier batch
+    assert [i.record["event_id"] for i in fresh] == ["e1", "e2"] and repeats == 2
+
+
 def test_action_kinds():
     assert imp.kind_of("LIKE_POST") == "like" and imp.kind_of("REPOST") == "repost" and imp.kind_of("ODD") == "odd"
 
