@@ -1,0 +1,137 @@
+"""``murmur publish --follow`` on a simulation that is still being written:
+a writer appends a MiroFish run line by line (some lines in two writes), the
+publisher follows it, is SIGKILLed mid-file and started again. Every action
+reaches the read model once (lost 0, duplicated 0), the restarted publisher
+resumes from its stored position, and no memory is scored twice (a re-sent
+event costs no LLM call)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from connectors.events import OutEvent
+from connectors.publish_cli import Options, Plan
+from deploy.pipeline import EXAMPLE
+from sinks.cassandra_store import CassandraStore
+from streams.kafka import read_to_end
+from streams.serde import default_serde
+from streams.topics import POSTS, OBSERVATIONS, PUBLISHER_POSITIONS, SCORED, topic_name
+from tests.integration.conftest import start_worker, wait_for
+from tests.integration.readmodel import stopped, wait_drained
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def expected_memories(folder: Path, sim: str) -> set[str]:
+    """The event ids of every post and observation the finished folder holds."""
+    plan = Plan(Options(sim=sim), {})
+    plan.add(folder)
+    ids = set()
+    for src in plan.sources:
+        for item in src.poll(complete=True).items:
+            if isinstance(item, OutEvent) and item.type_name in ("Post", "Observation"):
+                ids.add(item.record["event_id"])
+    return ids
+
+
+def publisher(folder: Path, sim: str, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "streams.cli", "publish", str(folder), "--follow", "--sim", sim,
+           "--poll-interval", "0.2", "--idle-timeout", "60", "--format", "json"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("ab"), env=os.environ.copy())
+
+
+def writer(folder: Path, lines: list[tuple[str, bytes]], pace: float, progress: list[int]) -> None:
+    for i, (platform, raw) in enumerate(lines):
+        path = folder / platform / "actions.jsonl"
+        with path.open("ab") as fh:
+            if i % 7 == 3:  # half a line now, the rest a moment later: the follower must wait for it
+                fh.write(raw[: len(raw) // 2])
+                fh.flush()
+                time.sleep(pace)
+                fh.write(raw[len(raw) // 2:])
+            else:
+                fh.write(raw)
+        progress[0] = i + 1
+        time.sleep(pace)
+
+
+def test_follow_a_growing_run_through_a_publisher_kill(live, tmp_path):
+    sim = f"follow-{uuid.uuid4().hex[:6]}"
+    source = tmp_path / "finished"
+    folder = tmp_path / "running"
+    (folder / "twitter").mkdir(parents=True)
+    (folder / "reddit").mkdir()
+    for name in ("twitter_profiles.csv", "reddit_profiles.json"):
+        (folder / name).write_bytes((EXAMPLE / name).read_bytes())
+    # Interleave the two platforms' logs as a running simulation writes them.
+    tw = [("twitter", r) for r in (EXAMPLE / "twitter" / "actions.jsonl").read_bytes().splitlines(keepends=True)]
+    rd = [("reddit", r) for r in (EXAMPLE / "reddit" / "actions.jsonl").read_bytes().splitlines(keepends=True)]
+    lines = [x for pair in zip(tw, rd) for x in pair] + tw[len(rd):] + rd[len(tw):]
+    for platform, raw in lines:  # the same run, finished, for what to expect
+        p = source / platform / "actions.jsonl"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("ab") as fh:
+            fh.write(raw)
+    for name in ("twitter_profiles.csv", "reddit_profiles.json"):
+        (source / name).write_bytes((EXAMPLE / name).read_bytes())
+    want = expected_memories(source, sim)
+    assert len(want) > 100
+
+    w = start_worker(live)
+    store = CassandraStore(w.settings)
+    log = tmp_path / "publisher.log"
+    progress = [0]
+    try:
+        first = publisher(folder, sim, log)
+        write = threading.Thread(target=writer, args=(folder, lines, 0.04, progress), daemon=True)
+        write.start()
+        wait_for(lambda: progress[0] >= len(lines) // 3, timeout=60, what="a third of the run written")
+        first.send_signal(signal.SIGKILL)  # mid-file, mid-batch: nothing graceful
+        first.wait(10)
+        killed_at = progress[0]
+        second = publisher(folder, sim, log)
+        write.join(60)
+        out, _ = second.communicate(timeout=120)  # it stops by itself at both platforms' simulation_end
+        assert second.returncode == 0, log.read_text()[-3000:]
+        summary = json.loads(out.decode().strip().splitlines()[-1])
+        print(f"\nkilled after {killed_at} of {len(lines)} lines written; the restart resumed "
+              f"{summary['resumed']} already published and published {summary['published_total']}")
+        assert summary["stopped_by"] == "simulation_end"
+        assert summary["resumed"] > 0  # it did not start again from the top
+        assert summary["dead_lettered"] == 3  # the example's three deliberate bad lines, each once
+
+        wait_drained(w.settings, w, "the followed run")
+        wait_drained(w.settings, w, "the followed run (again)")
+        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) >= len(want), timeout=120,
+                 what="every memory in the read model", worker=w)
+        got = {m["memory_id"] for a in store.agents(sim) for m in store.memories(sim, a, limit=100_000)
+               if m["kind"] in ("post", "observation")}
+        lost, extra = want - got, got - want
+        serde = default_serde()
+        sent = Counter(serde.decode(m.value())[1]["event_id"] for t in (POSTS, OBSERVATIONS)
+                       for m in read_to_end(live, topic_name(t)) if serde.decode(m.value())[1]["sim_id"] == sim)
+        scored = Counter(r["memory_id"] for r in (serde.decode(m.value())[1] for m in
+                                                  read_to_end(live, topic_name(SCORED, w.settings.namespace)))
+                         if r["sim_id"] == sim and r["kind"] in ("post", "observation"))
+        resent = sum(n - 1 for n in sent.values())
+        print(f"read model: {len(got)} of {len(want)} memories, lost {len(lost)}, unexpected {len(extra)}; "
+              f"events sent twice by the restart {resent}; memories scored twice {sum(n > 1 for n in scored.values())}")
+        assert not lost and not extra
+        assert set(sent) == want  # every action on the topics
+        assert set(scored) == want and max(scored.values()) == 1  # re-sent events were not scored again
+        positions = [serde.decode(m.value())[1] for m in read_to_end(live, topic_name(PUBLISHER_POSITIONS))]
+        mine = {p["source"]: p for p in positions if p["sim_id"] == sim}
+        assert mine["twitter/actions.jsonl"]["ended"] and mine["reddit/actions.jsonl"]["ended"]
+        assert mine["twitter/actions.jsonl"]["offset"] == (folder / "twitter" / "actions.jsonl").stat().st_size
+    finally:
+        store.close()
+        stopped(live, w)
