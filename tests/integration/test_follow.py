@@ -92,13 +92,17 @@ def test_follow_a_growing_run_through_a_publisher_kill(live, tmp_path):
     progress = [0]
     try:
         first = publisher(folder, sim, log)
-        write = threading.Thread(target=writer, args=(folder, lines, 0.04, progress), daemon=True)
+        write = threading.Thread(target=writer, args=(folder, lines, 0.1, progress), daemon=True)
         write.start()
         wait_for(lambda: progress[0] >= len(lines) // 3, timeout=60, what="a third of the run written")
         first.send_signal(signal.SIGKILL)  # mid-file, mid-batch: nothing graceful
         first.wait(10)
         killed_at = progress[0]
         second = publisher(folder, sim, log)
+        # The read model follows the run while it is written, not after.
+        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) > len(want) // 3, timeout=30,
+                 what="memories queryable while the run is written", worker=w)
+        assert progress[0] < len(lines), "the writer finished before the read model caught up: slow it down"
         write.join(60)
         out, _ = second.communicate(timeout=120)  # it stops by itself at both platforms' simulation_end
         assert second.returncode == 0, log.read_text()[-3000:]
@@ -135,3 +139,48 @@ def test_follow_a_growing_run_through_a_publisher_kill(live, tmp_path):
     finally:
         store.close()
         stopped(live, w)
+
+
+def test_follow_an_oasis_database_as_rows_arrive(live, tmp_path):
+    """OASIS writes no end row: the follower publishes rows as they are
+    committed, closes the last round at its idle timeout, and a second run
+    resumes after the last row (nothing re-sent)."""
+    import shutil
+    import sqlite3
+
+    real = ROOT.parent / "shared" / "reference" / "real-runs"
+    src, empty = real / "oasis-twitter-gemini" / "twitter_simulation.db", real / "oasis-empty" / "twitter_simulation.db"
+    assert src.is_file() and empty.is_file(), f"real OASIS runs missing under {real}"
+    db = tmp_path / "twitter_simulation.db"
+    shutil.copy(empty, db)
+    with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as conn:
+        users = conn.execute("SELECT user_id, agent_id, user_name, name, bio, created_at FROM user").fetchall()
+        posts = conn.execute("SELECT post_id, user_id, content, created_at FROM post").fetchall()
+        trace = conn.execute("SELECT user_id, created_at, action, info FROM trace ORDER BY rowid").fetchall()
+    sim = f"oasis-follow-{uuid.uuid4().hex[:6]}"
+    cmd = [sys.executable, "-m", "streams.cli", "publish", str(db), "--follow", "--sim", sim, "--poll-interval", "0.2",
+           "--idle-timeout", "4", "--format", "json"]
+    log = tmp_path / "publisher.log"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("ab"))
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT INTO user VALUES (?, ?, ?, ?, ?, ?, 0, 0)", users)
+        conn.executemany("INSERT INTO post (post_id, user_id, content, created_at) VALUES (?, ?, ?, ?)", posts)
+        conn.commit()
+        for i in range(0, len(trace), 10):  # a step's worth of rows per commit, as OASIS writes them
+            conn.executemany("INSERT INTO trace VALUES (?, ?, ?, ?)", trace[i:i + 10])
+            conn.commit()
+            time.sleep(0.3)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    first = json.loads(out.decode().strip().splitlines()[-1])
+    assert first["stopped_by"].startswith("idle timeout") and first["read"] == len(trace)
+    assert first["published_by_action"] == {"CREATE_POST": 75} and first["published"]["Persona"] == 15
+    assert first["published"]["RoundMarker"] == 10  # steps 0..4 opened and closed
+    again = subprocess.run(cmd[:-4] + ["--idle-timeout", "1", "--format", "json"], cwd=ROOT, capture_output=True,
+                           timeout=60)
+    second = json.loads(again.stdout.decode().strip().splitlines()[-1])
+    assert again.returncode == 0 and second["resumed"] == len(trace) and second["published_by_action"] == {}
+    serde = default_serde()
+    on_topic = Counter(r["event_id"] for r in (serde.decode(m.value())[1] for m in read_to_end(live, topic_name(POSTS)))
+                       if r["sim_id"] == sim)
+    assert len(on_topic) == 75 and max(on_topic.values()) == 1
