@@ -21,6 +21,25 @@ from streams.errors import MurmurError
 from streams.settings import PROJECT_ROOT, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "connectors" / "examples" / "town_hall"
+OASIS_EXAMPLE_SQL = EXAMPLE.parent / "town_hall_oasis.sql"
+EXAMPLE_QUESTION = "Will the Riverside bike-lane plan win public support?"
+
+
+def oasis_example(settings: Settings) -> Path:
+    """The bundled OASIS example as OASIS writes it: an SQLite database,
+    built fresh from its SQL script under the state dir."""
+    import sqlite3
+
+    db = settings.state_dir / "examples" / "town_hall_oasis" / "twitter_simulation.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(OASIS_EXAMPLE_SQL.read_text(encoding="utf-8"))
+        conn.commit()
+    finally:
+        conn.close()
+    return db
 
 
 def _run_dir(settings: Settings) -> Path:
@@ -102,19 +121,27 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         return None
 
     source = example or EXAMPLE
-    echo(f"4/5 publish {source} as simulation {sim!r}")
+    echo(f"4/5 publish {source} (MiroFish logs) as simulation {sim!r}")
     t_pub = time.monotonic()
-    counts = run_publish(settings, [source], Options(sim=sim)).counts
+    counts = run_publish(settings, [source], Options(sim=sim, question=None if example else EXAMPLE_QUESTION)).counts
     memories = counts.published.get("Post", 0) + counts.published.get("Observation", 0)
     echo(f"    read {counts.read} lines: published {counts.published}, dead-lettered {counts.dead_lettered}, "
          f"skipped {counts.skipped_total}")
+    oasis_sim = f"{sim}-oasis"
+    oasis_db = oasis_example(settings)
+    echo(f"    and {oasis_db} (an OASIS database) as simulation {oasis_sim!r}")
+    oasis_counts = run_publish(settings, [oasis_db], Options(sim=oasis_sim, question=EXAMPLE_QUESTION)).counts
+    oasis_memories = oasis_counts.published.get("Post", 0) + oasis_counts.published.get("Observation", 0)
+    echo(f"    read {oasis_counts.read} trace rows: published {oasis_counts.by_action} and "
+         f"{oasis_counts.published.get('Persona', 0)} personas, skipped {oasis_counts.skipped_total}")
 
     echo("5/5 processing until every memory is queryable")
 
     def done() -> bool:
         try:
             return (store.count_memories(sim, kinds=("post", "observation")) >= memories
-                    and store.count_timeline(sim) >= counts.published.get("Post", 0))
+                    and store.count_timeline(sim) >= counts.published.get("Post", 0)
+                    and store.count_memories(oasis_sim, kinds=("post", "observation")) >= oasis_memories)
         except Exception:
             return False
 
@@ -171,6 +198,8 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         "reflections": sum(len(r) for r in reflections.values()),
         "conflicts": len(conflicts),
         "verdict": verdicts[-1] if isinstance(verdicts, list) and verdicts else None,
+        "oasis_sim": oasis_sim,
+        "oasis_published": oasis_counts.published,
         "publish_to_queryable_s": round(queryable_s, 2),
         "wait_after_publish_s": round(waited, 2),
         "total_s": round(time.monotonic() - t0, 2),
@@ -183,9 +212,14 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     if summary["verdict"]:
         echo("Verdict by round (support ratio): " + " ".join(f"r{v['round']}:{v['support_ratio']:+.2f}" for v in verdicts))
         fv = summary["verdict"]
+        echo(f"Question: {fv.get('question') or '(none given)'}")
         echo(f"Final verdict: {fv['direction']} (support {fv['support_ratio']:+.3f}, confidence {fv['confidence']:.3f}, "
              f"{fv['post_count']} posts by {fv['author_count']} authors, stances +{fv['stance_positive']} "
              f"-{fv['stance_negative']} ={fv['stance_neutral']})")
+    oasis_timeline = httpx.get(f"{base}/simulations/{oasis_sim}/timeline", params={"limit": 3}).json()
+    echo(f"The OASIS run ({oasis_sim}): {oasis_memories} memories; its latest posts:")
+    for row in oasis_timeline:
+        echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
     echo("Latest posts (importance in brackets):")
     for row in timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
