@@ -31,7 +31,9 @@ from connectors.positions import Position, PositionStore
 from connectors.publisher import Publisher
 from connectors.sources import FileSource, LineSource, Polled, Source, TraceSource
 from connectors.summary import Summary
+from streams.kafka import create_topics
 from streams.settings import Settings
+from streams.topics import PUBLISHER_POSITIONS
 
 INPUT_FORMATS = ("auto", "mirofish", "jsonl", "oasis")
 
@@ -286,7 +288,12 @@ def run_publish(settings: Settings | None, paths: list[Path], opts: Options | No
                 on_error: Callable[[str], None] | None = None) -> Summary:
     opts = opts or Options()
     publisher = Publisher(settings, dry_run=opts.dry_run, on_error=on_error)
-    store = None if opts.dry_run else PositionStore(settings, publisher.producer, publisher.serde)
+    store = None
+    if not opts.dry_run:
+        # Fails fast, naming the broker, when Kafka is not there; creates the
+        # positions topic for a deployment that predates it.
+        create_topics(settings, (PUBLISHER_POSITIONS,))
+        store = PositionStore(settings, publisher.producer, publisher.serde)
     positions = store.load() if store is not None and (opts.follow or opts.resume) else {}
     plan = Plan(opts, positions)
     summary = Summary(publisher.counts, dry_run=opts.dry_run, follow=opts.follow)

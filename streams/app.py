@@ -9,14 +9,20 @@ undecodable record becomes a dead letter instead of crashing the stream.
 
 from __future__ import annotations
 
+import re
+
 import faust
 
 from streams.settings import Settings
 
 
 def group_id(settings: Settings, group: str) -> str:
+    """The consumer group (and Faust app id) of a worker group. Its tables'
+    changelog topics are named after it, and a topic name allows only
+    letters, digits, '.', '_' and '-': ``importance,cassandra-sink`` becomes
+    ``importance_cassandra-sink``."""
     prefix = f"{settings.namespace}-" if settings.namespace else ""
-    return f"{prefix}{settings.app_id}-{group}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{prefix}{settings.app_id}-{group}")
 
 
 class App(faust.App):

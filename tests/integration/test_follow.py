@@ -18,6 +18,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from connectors.events import OutEvent
 from connectors.publish_cli import Options, Plan
 from deploy.pipeline import EXAMPLE
@@ -27,6 +29,8 @@ from streams.serde import default_serde
 from streams.topics import POSTS, OBSERVATIONS, PUBLISHER_POSITIONS, SCORED, topic_name
 from tests.integration.conftest import start_worker, wait_for
 from tests.integration.readmodel import stopped, wait_drained
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -96,3 +96,13 @@ def test_a_bad_processor_group_stops_the_worker_at_start(tmp_path):
     settings = Settings(state_dir=tmp_path, processor_groups=("scoring=importance,nonsense",))
     with pytest.raises(ValueError, match="nonsense"):
         build(settings, ["checkpointer"])
+
+
+def test_group_ids_make_valid_changelog_topic_names():
+    # Faust names a table's changelog <group id>-<table>-changelog; Kafka
+    # refuses a topic name with a comma.
+    from streams.app import group_id
+
+    gid = group_id(Settings(namespace="ns1"), "importance,cassandra-sink")
+    assert gid == "ns1-murmur-importance_cassandra-sink"
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", f"{gid}-importance-scored-changelog")
