@@ -158,7 +158,13 @@ class Verdict(BaseModel):
     stance_neutral: int | None
     flips: int | None
     rationale: str | None
-    backend: str | None
+    backend: str | None = Field(None, description="Stance models that read the posts")
+    reflection_count: int | None = Field(None, description="Reflections in the support ratio")
+    posts_read: int | None = Field(None, description="Posts read with a stance signal")
+    posts_no_signal: int | None = Field(None, description="Posts read without a stance signal (neutral)")
+    posts_unreadable: int | None = Field(None, description="Posts the stance model could not read: left out")
+    coverage: float | None = Field(None, description="Share of posts the stance model could read (-1: not measured)")
+    reflections_excluded: int | None = Field(None, description="Template reflections left out of the verdict")
 
 
 class EvalResultRow(BaseModel):

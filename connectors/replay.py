@@ -93,11 +93,10 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     read = read_sim(settings, sim_id)
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
-    if not question:  # the simulation's own, as its publisher found it
-        question = next((r["question"] for t, r in reversed(read.events) if t == "Simulation"), "")
     rt = BatchRuntime(ns, make_llm(ns))
     out = asyncio.run(derive(rt, read.events))
-    per_round = verdicts(out, sim_id=sim_id, question=question)
+    # The simulation's own question (its Simulation event) unless one is given.
+    per_round = asyncio.run(verdicts(rt, out, sim_id=sim_id, question=question or out.question))
     create_topics(ns, namespace=namespace)
     serde = default_serde()
     producer = BatchProducer(make_producer(settings))

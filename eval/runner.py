@@ -34,16 +34,20 @@ from streams.settings import Settings
 from streams.topics import EVAL_RESULTS, VERDICTS, sim_key, topic_name
 
 EVAL_NAMESPACE = "eval"
-ABLATIONS: list[tuple[str, frozenset[str]]] = [
-    ("baseline", frozenset(ALL_FEATURES)),
-    ("-importance", frozenset(ALL_FEATURES) - {"importance"}),
-    ("-reflection", frozenset(ALL_FEATURES) - {"reflection"}),
-    ("-contradiction", frozenset(ALL_FEATURES) - {"contradiction"}),
-    ("-credibility", frozenset(ALL_FEATURES) - {"credibility"}),
-    ("-conviction", frozenset(ALL_FEATURES) - {"conviction"}),
-    ("-credibility-conviction", frozenset(ALL_FEATURES) - {"credibility", "conviction"}),
-    ("-reflection-contradiction", frozenset(ALL_FEATURES) - {"reflection", "contradiction"}),
-    ("none", frozenset()),
+# (variant, features, which reflections count: see MURMUR_VERDICT__REFLECTIONS).
+# "+template-reflections" counts the deterministic backend's own template
+# reflections, which the baseline leaves out: it shows what they did to a verdict.
+ABLATIONS: list[tuple[str, frozenset[str], str]] = [
+    ("baseline", frozenset(ALL_FEATURES), "model"),
+    ("+template-reflections", frozenset(ALL_FEATURES), "all"),
+    ("-importance", frozenset(ALL_FEATURES) - {"importance"}, "model"),
+    ("-reflection", frozenset(ALL_FEATURES) - {"reflection"}, "model"),
+    ("-contradiction", frozenset(ALL_FEATURES) - {"contradiction"}, "model"),
+    ("-credibility", frozenset(ALL_FEATURES) - {"credibility"}, "model"),
+    ("-conviction", frozenset(ALL_FEATURES) - {"conviction"}, "model"),
+    ("-credibility-conviction", frozenset(ALL_FEATURES) - {"credibility", "conviction"}, "model"),
+    ("-reflection-contradiction", frozenset(ALL_FEATURES) - {"reflection", "contradiction"}, "model"),
+    ("none", frozenset(), "model"),
 ]
 
 
@@ -75,18 +79,18 @@ def publish_case(settings: Settings, spec: CaseSpec) -> synthetic.SyntheticRun:
     return run
 
 
-def replay_outputs(settings: Settings, spec: CaseSpec) -> tuple[SimOutputs, int]:
+def replay_outputs(settings: Settings, spec: CaseSpec) -> tuple[SimOutputs, int, BatchRuntime]:
     es = eval_settings(settings)
     read = read_sim(settings, spec.sim_id)
     rt = BatchRuntime(es, DeterministicLlm(es))
     # A re-published case has its events twice in the log (same ids): count
     # events, not records, so the result does not depend on how often.
-    return asyncio.run(derive(rt, read.events)), len({r["event_id"] for _, r in read.events})
+    return asyncio.run(derive(rt, read.events)), len({r["event_id"] for _, r in read.events}), rt
 
 
-def result_for(spec: CaseSpec, question: str, out: SimOutputs, n_events: int, truth: dict, gen_truth: dict,
-               features: frozenset[str]) -> tuple[dict, list[dict]]:
-    per_round = verdicts(out, sim_id=spec.sim_id, question=question, features=features)
+def result_for(rt: BatchRuntime, spec: CaseSpec, question: str, out: SimOutputs, n_events: int, truth: dict,
+               gen_truth: dict, features: frozenset[str]) -> tuple[dict, list[dict]]:
+    per_round = asyncio.run(verdicts(rt, out, sim_id=spec.sim_id, question=question, features=features))
     final = per_round[-1]
     s = score(final, truth)
     gen = gen_truth["mean_weighted_stance"]
@@ -95,7 +99,8 @@ def result_for(spec: CaseSpec, question: str, out: SimOutputs, n_events: int, tr
         "features": sorted(features),
         "verdict": {k: final[k] for k in ("round", "support_ratio", "direction", "magnitude", "confidence",
                                           "post_count", "author_count", "stance_positive", "stance_negative",
-                                          "stance_neutral", "backend")},
+                                          "stance_neutral", "backend", "reflection_count", "posts_read",
+                                          "posts_no_signal", "posts_unreadable", "coverage", "reflections_excluded")},
         "support_ratio_by_round": [v["support_ratio"] for v in per_round],
         "truth": {k: truth[k] for k in ("direction", "magnitude", "confidence")},
         "score": s,
@@ -163,8 +168,8 @@ def run_case(settings: Settings, spec: CaseSpec, *, out_file: Path | None = None
     truth = load_truth(spec.case_dir)
     question = (spec.case_dir / "question.md").read_text(encoding="utf-8").strip()
     gen = publish_case(settings, spec)
-    out, n = replay_outputs(settings, spec)
-    body, per_round = result_for(spec, question, out, n, truth, gen.truth, features)
+    out, n, rt = replay_outputs(settings, spec)
+    body, per_round = result_for(rt, spec, question, out, n, truth, gen.truth, features)
     store(settings, body, per_round, out_file)
     return body
 
@@ -175,11 +180,13 @@ def run_ablation(settings: Settings, spec: CaseSpec) -> list[dict]:
     truth = load_truth(spec.case_dir)
     question = (spec.case_dir / "question.md").read_text(encoding="utf-8").strip()
     gen = publish_case(settings, spec)
-    out, n = replay_outputs(settings, spec)
+    out, n, rt = replay_outputs(settings, spec)
     rows = []
     base = None
-    for name, features in ABLATIONS:
-        body, _ = result_for(spec, question, out, n, truth, gen.truth, features)
+    for name, features, reflections in ABLATIONS:
+        variant = BatchRuntime(rt.settings.model_copy(update={"verdict": rt.settings.verdict.model_copy(
+            update={"reflections": reflections})}), rt.llm, rt.embedder_name)
+        body, _ = result_for(variant, spec, question, out, n, truth, gen.truth, features)
         if base is None:
             base = body
         rows.append({"variant": name, "support_ratio": body["verdict"]["support_ratio"],

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from processors import contradiction as con
 from processors import importance as imp
 from processors import reflection as ref
-from processors.opinion import ALL_FEATURES, LEXICON, Persona, VerdictBook, valence
+from processors import stance, verdict
+from processors.opinion import ALL_FEATURES
 from processors.runtime import Incoming
 from streams.settings import Settings
 from streams.topics import OBSERVATIONS, POSTS
@@ -42,7 +43,7 @@ class SimOutputs:
     conflicts: list[dict] = field(default_factory=list)
     personas: dict[str, dict] = field(default_factory=dict)
     round_ends: dict[int, int] = field(default_factory=dict)  # round -> ts of its (latest) end
-    question: str = ""
+    question: str = ""  # the simulation's own, from its Simulation event
 
 
 def order_key(type_name: str, record: dict) -> tuple:
@@ -63,6 +64,8 @@ async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, chunk: int
     for i, (t, r) in enumerate(ordered(events)):
         if t == "Persona":
             out.personas[r["agent_id"]] = r
+        elif t == "Simulation":
+            out.question = r["question"]
         elif t == "RoundMarker" and r["kind"] == "round_end":
             out.round_ends[r["round"]] = max(out.round_ends.get(r["round"], 0), r["ts"])
         elif t in ("Post", "Observation"):
@@ -90,33 +93,49 @@ async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, chunk: int
     return out
 
 
-def verdicts(out: SimOutputs, *, sim_id: str, question: str, features: frozenset[str] = frozenset(ALL_FEATURES),
-             stance_backend: str = LEXICON) -> list[dict]:
-    """One verdict per round end, from the same inputs in the same order."""
-    book = VerdictBook(sim_id, question, features=features, backend=stance_backend)
+async def verdicts(rt, out: SimOutputs, *, sim_id: str, question: str,
+                   features: frozenset[str] = frozenset(ALL_FEATURES)) -> list[dict]:
+    """One verdict per round end, by the live path's own functions: per
+    author, ``stance.agent_events`` over its persona, posts, reflections and
+    conflicts (in the order a drained live run sees them: per round, posts,
+    then reflections, then conflicts); then ``verdict.sim_events`` over the
+    contributions and the round ends."""
+    per_agent: dict[str, list[Incoming]] = defaultdict(list)
     for agent_id, p in sorted(out.personas.items()):
-        book.add_persona(agent_id, Persona(p["credibility"], p["conviction"], p["initial_stance"]))
-    superseded_at = {}
-    for c in sorted(out.conflicts, key=lambda c: (c["round"], c["ts"], c["event_id"])):
-        superseded_at.setdefault(c["old_memory_id"], c["round"])
-    items = [("post", m) for m in out.memories if m["kind"] == "post"]
-    items += [("reflection", m) for m in out.reflection_memories]
-    items.sort(key=lambda km: (km[1]["round"], km[1]["ts"], km[0] == "reflection", km[1]["memory_id"]))
-    rounds = sorted(out.round_ends) or sorted({m["round"] for _, m in items})[-1:]
-    result = []
-    pending = iter(items)
-    nxt = next(pending, None)
-    for rnd in rounds:
-        while nxt is not None and nxt[1]["round"] <= rnd:
-            kind, m = nxt
-            v = valence(m["content"], question)
-            if kind == "post":
-                book.add_post(m["memory_id"], m["agent_id"], m["round"], v, m["importance"])
-            else:
-                book.add_reflection(m["memory_id"], m["agent_id"], m["round"], v)
-            nxt = next(pending, None)
-        for old, at in superseded_at.items():
-            if at <= rnd:
-                book.add_conflict(old)
-        result.append(book.verdict(rnd, out.round_ends.get(rnd, 0)))
-    return result
+        per_agent[agent_id].append(Incoming("Persona", p, "sim.personas", 0, 0, None))
+    staged = [((m["round"], 0, m["ts"], m["memory_id"]), Incoming("ScoredMemory", m, "memory.scored", 0, 0, None))
+              for m in out.memories if m["kind"] == "post"]
+    staged += [((m["round"], 1, m["ts"], m["memory_id"]), Incoming("ScoredMemory", m, "memory.scored", 0, 0, None))
+               for m in out.reflection_memories]
+    staged += [((c["round"], 2, c["ts"], c["event_id"]), Incoming("Conflict", c, "memory.conflicts", 0, 0, None))
+               for c in out.conflicts]
+    for _, inc in sorted(staged, key=lambda s: s[0]):
+        per_agent[inc.record["agent_id"]].append(inc)
+
+    async def the_question(_sim: str) -> str:
+        return question
+
+    contributions: list[dict] = []
+    for agent in sorted(per_agent):
+        _, events = await stance.agent_events(rt, stance.empty_state(), per_agent[agent], the_question,
+                                              features=features)
+        contributions += events
+    items = [Incoming("Stance", c, "sim.stances", 0, i, None) for i, c in enumerate(contributions)]
+    items += [Incoming("RoundMarker", {"event_id": f"end-{r}", "sim_id": sim_id, "round": r, "ts": ts,
+                                       "kind": "round_end"}, "sim.rounds", 0, r, None)
+              for r, ts in sorted(out.round_ends.items())]
+    if not items:
+        return []
+    applied: set[str] = set()
+
+    def seen(event_id: str) -> bool:
+        if event_id in applied:
+            return True
+        applied.add(event_id)
+        return False
+
+    state = verdict.empty_state()
+    state["question"] = question
+    _, emitted = verdict.sim_events(state, items, seen, rt.settings.verdict)
+    last = {v["round"]: v for v in emitted}
+    return [last[r] for r in sorted(last)]

@@ -1,23 +1,14 @@
-"""The verdict's decision functions: a post's stance toward the question, an
-agent's stance with inertia, and the per-round aggregate. Pure: the live
-processors and the eval replay call the same code.
+"""The verdict's decision functions: an agent's stance with inertia, the
+weight of a contribution, and the Verdict record. Pure: the live processors
+(``processors/stance.py`` per author, ``processors/verdict.py`` per
+simulation) and replays (``processors/batch.py``, which runs those two
+modules' own functions) call the same code, so there is one verdict.
 
-Valence of a post toward the simulation's question, offline (``lexicon-v1``):
-  1. VADER's compound score of the post (a lexicon model with negation,
-     intensifiers, punctuation and emoji rules);
-  2. question-aware rules: explicit stance verbs about the subject count
-     (+0.5 for support/favour/approve/welcome/back/for it, -0.5 for
-     oppose/against/reject/stop/ban/scrap/repeal/backlash/opposition/critics),
-     because sentiment words
-     alone miss "I oppose the tax" (no charged word) and
-     "I'm glad they stopped it" (positive words, negative stance);
-  3. a post that shares no content word with the question or its subject
-     counts at half strength (off-topic mood, not stance);
-  4. clipped to [-1, 1].
-With the LLM backend the ``fast`` model answers the same question through
-structured output; both say which produced the number.
-
-How the features reach the verdict (each can be switched off for ablation):
+How a post reaches the verdict (each feature can be switched off for
+ablation):
+  * its valence toward the question comes from a stance model
+    (``processors/stance_model.py``), with a reading status: a post the
+    model cannot read is counted as not covered, never as neutral;
   * credibility: a post weighs its author's credibility (persona);
   * importance: and (0.5 + importance/10), so poignant posts weigh more;
   * conviction: an agent holds its stance until ceil(10*conviction) opposing
@@ -26,54 +17,27 @@ How the features reach the verdict (each can be switched off for ablation):
   * contradiction: a post superseded by a later contradicting post of the
     same author no longer counts (the verdict counts current beliefs);
   * reflection: an agent's reflections count as its considered view, at half
-    its credibility.
+    its credibility, when a model that read the posts wrote them.
+
+The Verdict says what it rests on: posts counted (read with a stance signal,
+read without one), posts the model could not read, coverage, reflections,
+the stance model. Its direction is "insufficient" (confidence 0) when too
+few posts were readable or carried a signal; otherwise confidence is
+MiroFish's min(1, |ratio| * (1 - exp(-n/20))) with n the posts with a
+signal, times coverage.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 
+from processors.stance_model import STANCE_MIN
 from streams.ids import stable_id
 
 POSITIVE_THRESHOLD = 0.15
-STANCE_MIN = 0.2
-LEXICON = "lexicon-v1"
+INSUFFICIENT = "insufficient"
 ALL_FEATURES = ("importance", "reflection", "contradiction", "credibility", "conviction")
-
-_PRO = re.compile(r"\b(support(s|ed|ing)?|favou?r(s|ed)?|approve[sd]?|welcome[sd]?|back(ing)?|in favou?r|for it|"
-                  r"yes on|vote yes|endorse[sd]?|glad|convinced me)\b", re.I)
-_CON = re.compile(r"\b(oppose[sd]?|opposing|against|reject(s|ed)?|stop(ped)?|ban(ned)?|scrap(ped)?|repeal(ed)?|"
-                  r"vote no|no on|boycott|mistake|disaster|backlash|opposition|critics?)\b", re.I)
-_WORD = re.compile(r"[a-z]{4,}")
-_STOP = frozenset("will would could should about over what which with from that this they them their there have "
-                  "been were into than then when where whether public opinion trend positive negative overall "
-                  "simulated period consider general sentiment".split())
-
-
-@lru_cache(maxsize=1)
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def subject_words(question: str) -> frozenset[str]:
-    return frozenset(w for w in _WORD.findall(question.lower()) if w not in _STOP)
-
-
-def valence(text: str, question: str = "") -> float:
-    score = _vader().polarity_scores(text)["compound"]
-    if _PRO.search(text):
-        score += 0.5
-    if _CON.search(text):
-        score -= 0.5
-    subject = subject_words(question)
-    if subject and not (subject & set(_WORD.findall(text.lower()))):
-        score *= 0.5
-    return max(-1.0, min(1.0, round(score, 6)))
 
 
 def direction_of(ratio: float) -> str:
@@ -133,87 +97,44 @@ def reflection_weight(persona: Persona, features: frozenset[str]) -> float:
     return 0.5 * (persona.credibility if "credibility" in features else 1.0)
 
 
-def verdict_record(*, sim_id: str, question: str, round_: int, ts: int, weighted_sum: float, weight_sum: float,
-                   n: int, authors: int, stances: list[int], flips: int, backend: str) -> dict:
-    """The Verdict event: MiroFish's numbers, computed in one place."""
-    ratio = weighted_sum / weight_sum if weight_sum else 0.0
+@dataclass(frozen=True)
+class Evidence:
+    """What a verdict rests on, as of its round."""
+
+    weighted_sum: float = 0.0
+    weight_sum: float = 0.0
+    posts: int = 0  # posts in the support ratio (read, with or without a stance signal)
+    reflections: int = 0  # reflections in the support ratio
+    read: int = 0  # posts with a stance signal
+    no_signal: int = 0  # posts read without one
+    unreadable: int = 0  # posts the stance model could not read (left out)
+    excluded_reflections: int = 0  # template reflections (never counted)
+
+    @property
+    def coverage(self) -> float:
+        seen = self.posts + self.unreadable
+        return self.posts / seen if seen else 0.0
+
+
+def verdict_record(*, sim_id: str, question: str, round_: int, ts: int, evidence: Evidence, authors: int,
+                   stances: list[int], flips: int, backend: str, min_coverage: float = 0.5,
+                   min_signal_posts: int = 5) -> dict:
+    """The Verdict event: MiroFish's numbers, with what they rest on."""
+    e = evidence
+    ratio = e.weighted_sum / e.weight_sum if e.weight_sum else 0.0
+    enough = e.coverage >= min_coverage and e.read >= min_signal_posts
+    confidence = min(1.0, abs(ratio) * (1 - math.exp(-e.read / 20))) * e.coverage if enough else 0.0
     return {
         "event_id": stable_id("verdict", sim_id, round_),
         "sim_id": sim_id, "round": round_, "ts": ts, "question": question,
-        "support_ratio": round(ratio, 6), "direction": direction_of(ratio), "magnitude": round(abs(ratio), 6),
-        "confidence": round(min(1.0, abs(ratio) * (1 - math.exp(-n / 20))), 6),
-        "post_count": n, "author_count": authors,
+        "support_ratio": round(ratio, 6), "direction": direction_of(ratio) if enough else INSUFFICIENT,
+        "magnitude": round(abs(ratio), 6), "confidence": round(confidence, 6),
+        "post_count": e.posts, "author_count": authors,
         "stance_positive": sum(1 for s in stances if s > 0),
         "stance_negative": sum(1 for s in stances if s < 0),
         "stance_neutral": sum(1 for s in stances if s == 0),
         "flips": flips, "rationale": None, "backend": backend,
+        "reflection_count": e.reflections, "posts_read": e.read, "posts_no_signal": e.no_signal,
+        "posts_unreadable": e.unreadable, "coverage": round(e.coverage, 6),
+        "reflections_excluded": e.excluded_reflections,
     }
-
-
-@dataclass
-class Contribution:
-    memory_id: str
-    agent_id: str
-    round: int
-    valence: float
-    weight: float
-
-
-@dataclass
-class VerdictBook:
-    """Everything the verdict of a simulation needs, fed in event order."""
-
-    sim_id: str
-    question: str
-    features: frozenset[str] = frozenset(ALL_FEATURES)
-    backend: str = LEXICON
-    personas: dict[str, Persona] = field(default_factory=dict)
-    stances: dict[str, AgentStance] = field(default_factory=dict)
-    contributions: dict[str, Contribution] = field(default_factory=dict)
-    superseded: set[str] = field(default_factory=set)
-    flips_by_round: dict[int, int] = field(default_factory=dict)
-    stance_at_round: dict[int, dict[str, int]] = field(default_factory=dict)
-
-    def persona(self, agent_id: str) -> Persona:
-        return self.personas.get(agent_id, Persona())
-
-    def add_persona(self, agent_id: str, p: Persona) -> None:
-        self.personas[agent_id] = p
-        st = self.stances.setdefault(agent_id, AgentStance())
-        if st.stance == 0:
-            st.stance = sign(p.initial_stance, 0.15)
-
-
-    def add_post(self, memory_id: str, agent_id: str, round_: int, v: float, importance: int) -> None:
-        if memory_id in self.contributions:
-            return  # a redelivered post counts once
-        st = self.stances.setdefault(agent_id, AgentStance())
-        before = st.flips
-        against = st.apply(v, self.persona(agent_id).conviction, inertia="conviction" in self.features)
-        if st.flips > before:
-            self.flips_by_round[round_] = self.flips_by_round.get(round_, 0) + 1
-        w = post_weight(self.persona(agent_id), importance, against=against, features=self.features)
-        self.contributions[memory_id] = Contribution(memory_id, agent_id, round_, v, w)
-        self.stance_at_round.setdefault(round_, {})[agent_id] = st.stance
-
-    def add_reflection(self, memory_id: str, agent_id: str, round_: int, v: float) -> None:
-        if "reflection" not in self.features or memory_id in self.contributions:
-            return
-        w = reflection_weight(self.persona(agent_id), self.features)
-        self.contributions[memory_id] = Contribution(memory_id, agent_id, round_, v, w)
-
-    def add_conflict(self, old_memory_id: str) -> None:
-        if "contradiction" in self.features:
-            self.superseded.add(old_memory_id)
-
-    def verdict(self, round_: int, ts: int) -> dict:
-        counted = [c for c in self.contributions.values()
-                   if c.round <= round_ and c.memory_id not in self.superseded and c.weight > 0]
-        held: dict[str, int] = {}
-        for r in sorted(k for k in self.stance_at_round if k <= round_):
-            held.update(self.stance_at_round[r])
-        return verdict_record(
-            sim_id=self.sim_id, question=self.question, round_=round_, ts=ts,
-            weighted_sum=sum(c.valence * c.weight for c in counted), weight_sum=sum(c.weight for c in counted),
-            n=len(counted), authors=len({c.agent_id for c in counted}), stances=list(held.values()),
-            flips=self.flips_by_round.get(round_, 0), backend=self.backend)

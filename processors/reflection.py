@@ -122,7 +122,7 @@ def as_memory(reflection: dict, embedding: list[float], embedder: str) -> dict:
         "memory_id": reflection["event_id"], "sim_id": reflection["sim_id"], "round": reflection["round"],
         "ts": reflection["ts"], "agent_id": reflection["agent_id"], "kind": "reflection", "public": False,
         "action": "", "platform": "", "content": reflection["content"], "importance": reflection["importance"],
-        "importance_fallback": False, "scorer": "reflection-default", "embedding": embedding, "embedder": embedder,
+        "importance_fallback": False, "scorer": f"reflection:{reflection['backend']}", "embedding": embedding, "embedder": embedder,
         "source_topic": reflection["source_topic"], "source_partition": reflection["source_partition"],
         "source_offset": reflection["source_offset"],
     }

@@ -2,38 +2,51 @@
 computed per author and re-keyed by simulation for the verdict processor.
 
 The expensive, per-agent part of the verdict lives here, keyed by author so
-it scales with partitions: the valence toward the question (the lexicon
-model offline, the ``fast`` LLM with structured output otherwise, falling
-back to the lexicon), stance inertia (a flip needs ceil(10*conviction)
-opposing posts) and the weight (credibility x importance; half for a post
-against the author's held stance). Personas and conflicts arrive on
-co-partitioned topics (same key), so each agent's persona, stance and recent
-contributions are one piece of partition-local state. A Conflict retracts
-the superseded post's contribution (the verdict counts current beliefs).
+it scales with partitions: the reading of each post toward the simulation's
+question (a stance model from ``processors/stance_model.py`` offline, the
+``fast`` LLM with structured output otherwise, falling back to the offline
+model), stance inertia (a flip needs ceil(10*conviction) opposing posts) and
+the weight (credibility x importance; half for a post against the author's
+held stance). Personas and conflicts arrive on co-partitioned topics (same
+key), so each agent's persona, stance and recent contributions are one piece
+of partition-local state. A Conflict retracts the superseded contribution
+(the verdict counts current beliefs).
 
-The live path has no question text (the simulation's question is an eval
-input), so its valence skips the off-topic damping; the eval replay applies
-it. Everything else is the same function as ``processors.opinion``.
+Every counted input yields one Stance event, including what does not move
+the ratio, so the verdict can say what it rests on: a post the model could
+not read (weight 0, ``reading=unreadable``) and a reflection no model that
+read the posts wrote (weight 0, ``reading=excluded``: the deterministic
+backend's templates say nothing about the question).
+
+The question comes from the simulation's Simulation event, which is keyed
+by simulation and so not co-partitioned with agents: ``processors/
+questions.py`` reads it for the whole process. Replays (``processors/
+batch.py``) run these same functions with the question they read.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
+from typing import Awaitable, Callable
 
 import faust
 
 from processors.llm import LlmUnavailable, stance_prompt
-from processors.opinion import (ALL_FEATURES, LEXICON, AgentStance, Persona, post_weight, reflection_weight,
-                                valence)
+from processors.questions import Questions
+from processors.opinion import ALL_FEATURES, AgentStance, Persona, post_weight, reflection_weight
 from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from processors.stance_model import UNREADABLE, Reading, StanceModel, make_model, status_of
 from streams.ids import stable_id
 from streams.topics import CONFLICTS, PERSONAS, SCORED, STANCES, sim_key
 
 STAGE = "stance"
 TABLES = ('stance-state',)
 INPUTS = (SCORED, PERSONAS, CONFLICTS)
-RECENT = 64  # contributions kept per agent, to retract superseded posts
-FEATURES = frozenset(ALL_FEATURES)
+RECENT = 64  # contributions kept per agent, to retract superseded ones
+EXCLUDED = "excluded"
+
+Question = Callable[[str], Awaitable[str]]  # sim id -> its question
 
 
 def empty_state() -> dict:
@@ -48,14 +61,30 @@ def persona_of(state: dict) -> Persona:
     return Persona(*state["persona"]) if state["persona"] else Persona()
 
 
+@lru_cache(maxsize=4)
+def offline_model(spec: str) -> StanceModel:
+    return make_model(spec)
+
+
+def reflection_counts(memory: dict, policy: str) -> bool:
+    """A reflection counts when a model that read the posts wrote it
+    (``scorer`` is ``reflection:<backend>``); "all" counts templates too."""
+    if policy == "all":
+        return True
+    scorer = memory.get("scorer", "")
+    return policy == "model" and scorer.startswith("reflection:") and not scorer.endswith(":deterministic")
+
+
 def stance_event(r: dict, *, kind: str, memory_id: str, round_: int, v: float, w: float, state: dict,
-                 flipped: bool, backend: str) -> dict:
+                 flipped: bool, backend: str, reading: str, language: str = "", retracted_kind: str = "") -> dict:
     return {"event_id": stable_id("stance", memory_id, kind), "sim_id": r["sim_id"], "round": round_, "ts": r["ts"],
             "agent_id": r["agent_id"], "memory_id": memory_id, "kind": kind, "valence": round(v, 6),
-            "weight": round(w, 6), "agent_stance": state["stance"], "flipped": flipped, "backend": backend}
+            "weight": round(w, 6), "agent_stance": state["stance"], "flipped": flipped, "backend": backend,
+            "reading": reading, "language": language, "retracted_kind": retracted_kind}
 
 
-def apply(state: dict, inc: Incoming, v: float | None, backend: str) -> dict | None:
+def apply(state: dict, inc: Incoming, reading: Reading | None, *, features: frozenset[str] = frozenset(ALL_FEATURES),
+          reflections: str = "model") -> dict | None:
     """One input -> at most one Stance event; state updated in place."""
     r = inc.record
     if inc.type_name == "Persona":
@@ -68,28 +97,43 @@ def apply(state: dict, inc: Incoming, v: float | None, backend: str) -> dict | N
         return None  # redelivered
     state["seen"] = (state["seen"] + [key])[-RECENT:]
     if inc.type_name == "Conflict":
+        if "contradiction" not in features:
+            return None
         old = next((c for c in state["recent"] if c[0] == r["old_memory_id"]), None)
         if old is None:
-            return None  # not a public contribution (or too old to retract)
+            return None  # not a counted contribution (or too old to retract)
         state["recent"] = [c for c in state["recent"] if c[0] != r["old_memory_id"]]
+        kind, how = (old[4], old[5]) if len(old) > 5 else ("post", status_of(old[2]))
         # Retracted from the conflict's round on: a verdict of an earlier
-        # round counts the post as it was believed then (as the batch path
-        # does), so no closed round is rewritten retroactively.
+        # round counts the post as it was believed then, so no closed round
+        # is rewritten retroactively.
         return stance_event(r, kind="retract", memory_id=old[0], round_=max(r["round"], old[1]), v=old[2], w=old[3],
-                            state=state, flipped=False, backend=backend)
+                            state=state, flipped=False, backend="", reading=how, retracted_kind=kind)
     persona = persona_of(state)
-    if r["kind"] == "reflection":
-        w = reflection_weight(persona, FEATURES)
+    kind = r["kind"]
+    if kind == "reflection":
+        if "reflection" not in features:
+            return None
+        if not reflection_counts(r, reflections):
+            return stance_event(r, kind=kind, memory_id=r["memory_id"], round_=r["round"], v=0.0, w=0.0, state=state,
+                                flipped=False, backend="", reading=EXCLUDED)
+    assert reading is not None, "a post or reflection needs a reading"
+    if reading.status == UNREADABLE:
+        return stance_event(r, kind=kind, memory_id=r["memory_id"], round_=r["round"], v=0.0, w=0.0, state=state,
+                            flipped=False, backend=reading.model, reading=UNREADABLE, language=reading.language)
+    v = reading.valence
+    if kind == "reflection":
+        w = reflection_weight(persona, features)
         flipped = False
     else:
         st = AgentStance(state["stance"], state["opposing"], state["flips"])
-        against = st.apply(v, persona.conviction, inertia=True)
+        against = st.apply(v, persona.conviction, inertia="conviction" in features)
         flipped = st.flips > state["flips"]
         state.update(stance=st.stance, opposing=st.opposing, flips=st.flips)
-        w = post_weight(persona, r["importance"], against=against, features=FEATURES)
-    state["recent"] = (state["recent"] + [[r["memory_id"], r["round"], v, w]])[-RECENT:]
-    return stance_event(r, kind=r["kind"], memory_id=r["memory_id"], round_=r["round"], v=v, w=w, state=state,
-                        flipped=flipped, backend=backend)
+        w = post_weight(persona, r["importance"], against=against, features=features)
+    state["recent"] = (state["recent"] + [[r["memory_id"], r["round"], v, w, kind, reading.status]])[-RECENT:]
+    return stance_event(r, kind=kind, memory_id=r["memory_id"], round_=r["round"], v=v, w=w, state=state,
+                        flipped=flipped, backend=reading.model, reading=reading.status, language=reading.language)
 
 
 def counts(inc: Incoming) -> bool:
@@ -99,35 +143,46 @@ def counts(inc: Incoming) -> bool:
     return inc.record["kind"] == "reflection" or inc.record["public"]
 
 
-async def valence_of(rt: Runtime, inc: Incoming) -> tuple[float | None, str]:
-    if inc.type_name != "ScoredMemory":
-        return None, LEXICON
-    text = inc.record["content"]
+def needs_reading(inc: Incoming, reflections: str) -> bool:
+    return (inc.type_name == "ScoredMemory"
+            and (inc.record["kind"] != "reflection" or reflection_counts(inc.record, reflections)))
+
+
+async def reading_of(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
+    model = offline_model(rt.settings.verdict.stance_model)
     if rt.settings.llm.backend == "deterministic":
-        return valence(text), LEXICON
+        return model.read(text, question)
     try:
-        res = await rt.llm.complete_json("fast", stance_prompt("", text), sim_id=inc.record["sim_id"],
-                                         round=inc.record["round"])
-        return float(res.data["valence"]), f"vllm:{res.model}"
+        res = await rt.llm.complete_json("fast", stance_prompt(question, text), sim_id=sim_id, round=round_)
     except LlmUnavailable:
-        return valence(text), LEXICON  # documented fallback: the lexicon model
+        return model.read(text, question)  # documented fallback: the offline model
+    v = float(res.data["valence"])
+    return Reading(v, status_of(v), "", f"vllm:{res.model}")
 
 
-async def agent_events(rt: Runtime, state: dict, items: list[Incoming]) -> tuple[dict, list[dict]]:
+async def agent_events(rt, state: dict, items: list[Incoming], question: Question, *,
+                       features: frozenset[str] = frozenset(ALL_FEATURES)) -> tuple[dict, list[dict]]:
+    policy = rt.settings.verdict.reflections
     relevant = [i for i in items if counts(i)]
-    # Valences do not depend on state: compute them all at once, apply in order.
-    valences = await asyncio.gather(*(valence_of(rt, i) for i in relevant))
+    asked = [i for i in relevant if needs_reading(i, policy)]
+    questions = {sim: await question(sim) for sim in dict.fromkeys(i.record["sim_id"] for i in asked)}
+    # Readings do not depend on state: all at once, applied in order.
+    readings = await asyncio.gather(*(reading_of(rt, i.record["content"], questions[i.record["sim_id"]],
+                                                 sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
+    by_input = {id(i): rd for i, rd in zip(asked, readings)}
     out = []
-    for inc, (v, backend) in zip(relevant, valences):
-        event = apply(state, inc, v, backend)
+    for inc in relevant:
+        event = apply(state, inc, by_input.get(id(inc)), features=features, reflections=policy)
         if event is not None:
             out.append(event)
     return state, out
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+    questions = Questions(rt.settings)
+
     async def handle(state: dict, items: list[Incoming]):
-        state, events = await agent_events(rt, state, items)
+        state, events = await agent_events(rt, state, items, questions.of)
         return state, [(STANCES, sim_key(e["sim_id"]), e) for e in events]
 
     register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory", "Persona", "Conflict"),

@@ -4,16 +4,18 @@ The simulation's question comes from its Simulation event (same key).
 Input is cheap by design: the stance processor did the per-post work keyed
 by author and re-keyed its contributions by simulation; round markers are
 keyed by simulation too, so both meet on one partition. State per
-simulation is a handful of sums per round (weighted valence, weight, count),
-each agent's held stance, when each author first counted, flips per round and
-the rounds closed so far; which contributions were already applied is kept
+simulation is a handful of sums per round (weighted valence, weight, posts
+and reflections in the ratio, posts read with and without a stance signal,
+posts unreadable, reflections excluded), each agent's held stance and posts
+in the ratio by round, flips per round and the rounds closed so far; which contributions were already applied is kept
 in a second table keyed per contribution, so the per-simulation value stays
 small however many posts there are.
 
 Topics give no order across them: a contribution may arrive after the
 marker of its round. The verdict of every closed round it affects is then
 emitted again (same event id, so the read model's row is rewritten), and
-once the input is processed every verdict equals the eval replay's.
+once the input is processed every verdict equals a replay's: replays run
+these same functions (``processors/batch.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import time
 
 import faust
 
-from processors.opinion import LEXICON, verdict_record
+from processors.opinion import Evidence, verdict_record
 from processors.runtime import Incoming, Runtime, with_defaults
+from streams.settings import VerdictSettings
 from streams.topics import ROUNDS, SIMULATIONS, STANCES, VERDICTS, sim_key
 
 STAGE = "verdict"
@@ -31,14 +34,26 @@ TABLES = ('verdict-state', 'verdict-applied')
 INPUTS = (STANCES, ROUNDS, SIMULATIONS)
 
 
+# Per round: [weighted valence sum, weight sum, posts, reflections, posts read
+# with a signal, posts read without one, posts unreadable, reflections
+# excluded]; net of retractions.
+SUMS = 8
+READING_SLOT = {"read": 4, "no-signal": 5, "unreadable": 6, "excluded": 7}
+
+
 def empty_state() -> dict:
-    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "backend": LEXICON, "question": ""}
+    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "models": [], "question": ""}
 
 
 def load_state(stored: dict | None) -> dict:
     state = with_defaults(stored, empty_state())
     # Older states held one stance per agent (the latest): read it as of round 0.
     state["stances"] = {a: (v if isinstance(v, dict) else {"0": v}) for a, v in state["stances"].items()}
+    # Older sums were [svw, sw, n] (posts and reflections together, all read).
+    state["sums"] = {r: list(v) if len(v) == SUMS else [v[0], v[1], v[2], 0, v[2], 0, 0, 0]
+                     for r, v in state["sums"].items()}
+    # Older authors: agent -> first round with a post.
+    state["authors"] = {a: (v if isinstance(v, dict) else {str(v): 1}) for a, v in state["authors"].items()}
     return state
 
 
@@ -50,34 +65,54 @@ def stance_as_of(by_round: dict[str, int], round_: int) -> int | None:
 def add(state: dict, s: dict) -> int:
     """Apply one Stance; return the round it changed."""
     r = str(s["round"])
-    svw, sw, n = state["sums"].get(r, [0.0, 0.0, 0])
-    sign = -1 if s["kind"] == "retract" else 1
-    state["sums"][r] = [svw + sign * s["valence"] * s["weight"], sw + sign * s["weight"], n + sign]
-    if s["kind"] == "post":
+    sums = state["sums"].setdefault(r, [0.0, 0.0, 0, 0, 0, 0, 0, 0])
+    retract = s["kind"] == "retract"
+    sign = -1 if retract else 1
+    kind = (s.get("retracted_kind") or "post") if retract else s["kind"]
+    reading = s.get("reading") or "read"
+    if reading not in ("unreadable", "excluded"):
+        sums[0] += sign * s["valence"] * s["weight"]
+        sums[1] += sign * s["weight"]
+        sums[2 if kind == "post" else 3] += sign
+    if kind == "post" or reading == "excluded":
+        sums[READING_SLOT.get(reading, 4)] += sign
+    if kind == "post" and reading not in ("unreadable", "excluded"):
+        # Posts in the ratio per author and round: an author counts while
+        # at least one of its posts does (a retraction takes it back).
+        by_round = state["authors"].setdefault(s["agent_id"], {})
+        by_round[r] = by_round.get(r, 0) + sign
+    if s["kind"] == "post" and reading != "unreadable":
         # Held stance per agent as of each round (kept only where it changes):
         # a verdict re-emitted later for an earlier round must count the
         # stances of that round, not today's, or it depends on arrival order.
-        by_round = state["stances"].setdefault(s["agent_id"], {})
-        if stance_as_of(by_round, s["round"]) != s["agent_stance"] or r in by_round:
-            by_round[r] = s["agent_stance"]
-        state["authors"][s["agent_id"]] = min(state["authors"].get(s["agent_id"], s["round"]), s["round"])
+        held = state["stances"].setdefault(s["agent_id"], {})
+        if stance_as_of(held, s["round"]) != s["agent_stance"] or r in held:
+            held[r] = s["agent_stance"]
         if s["flipped"]:
             state["flips"][r] = state["flips"].get(r, 0) + 1
-    if s["backend"]:
-        state["backend"] = s["backend"]
+    if s["backend"] and s["backend"] not in state["models"]:
+        state["models"] = sorted(state["models"] + [s["backend"]])
     return s["round"]
 
 
-def verdict_at(state: dict, sim_id: str, round_: int) -> dict:
+def verdict_at(state: dict, sim_id: str, round_: int, settings: VerdictSettings) -> dict:
     rows = [v for r, v in state["sums"].items() if int(r) <= round_]
+    total = [sum(v[i] for v in rows) for i in range(SUMS)]
+    evidence = Evidence(weighted_sum=total[0], weight_sum=total[1], posts=int(total[2]), reflections=int(total[3]),
+                        read=int(total[4]), no_signal=int(total[5]), unreadable=int(total[6]),
+                        excluded_reflections=int(total[7]))
+    authors = sum(1 for by_round in state["authors"].values()
+                  if sum(n for r, n in by_round.items() if int(r) <= round_) > 0)
     return verdict_record(
-        sim_id=sim_id, question=state["question"], round_=round_, ts=state["closed"][str(round_)],
-        weighted_sum=sum(v[0] for v in rows), weight_sum=sum(v[1] for v in rows), n=sum(v[2] for v in rows),
-        authors=sum(1 for first in state["authors"].values() if first <= round_),
-        stances=[h for h in (stance_as_of(b, round_) for b in state["stances"].values()) if h is not None], flips=state["flips"].get(str(round_), 0), backend=state["backend"])
+        sim_id=sim_id, question=state["question"], round_=round_, ts=state["closed"][str(round_)], evidence=evidence,
+        authors=authors,
+        stances=[h for h in (stance_as_of(b, round_) for b in state["stances"].values()) if h is not None],
+        flips=state["flips"].get(str(round_), 0), backend="+".join(state["models"]),
+        min_coverage=settings.min_coverage, min_signal_posts=settings.min_signal_posts)
 
 
-def sim_events(state: dict, items: list[Incoming], seen) -> tuple[dict, list[dict]]:
+def sim_events(state: dict, items: list[Incoming], seen,
+               settings: VerdictSettings = VerdictSettings()) -> tuple[dict, list[dict]]:
     """One simulation's inputs in order -> verdicts to emit (closed rounds
     whose numbers changed, and rounds just closed)."""
     changed: set[int] = set()
@@ -100,7 +135,7 @@ def sim_events(state: dict, items: list[Incoming], seen) -> tuple[dict, list[dic
         return state, []
     low = min(changed)
     due = sorted(int(k) for k in state["closed"] if int(k) >= low)
-    return state, [verdict_at(state, items[0].record["sim_id"], rnd) for rnd in due]
+    return state, [verdict_at(state, items[0].record["sim_id"], rnd, settings) for rnd in due]
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25) -> None:
@@ -127,7 +162,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
                     return False
 
                 try:
-                    state, verdicts = sim_events(load_state(table.get(key)), items, seen)
+                    state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict)
                 except Exception as exc:  # keep the inputs, move on
                     rt.dead_letter_all(STAGE, items, exc)
                     continue

@@ -96,6 +96,28 @@ class ServiceSettings(BaseModel):
     start_timeout_s: float = 180.0
 
 
+class VerdictSettings(BaseModel):
+    """How posts become a verdict, and when a verdict says it cannot tell."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Offline stance model: "lexicon", or "linear:<file>" (trained by `murmur
+    # eval stance --train`). With MURMUR_LLM__BACKEND=vllm the `fast` role
+    # reads stance instead, falling back to this model.
+    stance_model: str = "lexicon"
+    # Reflections count toward the verdict only when a model that read the
+    # posts wrote them ("model"); "all" also counts the deterministic
+    # backend's templates (ablation, tests); "none" never.
+    reflections: Literal["model", "all", "none"] = "model"
+    # Below either, the direction is "insufficient" (confidence 0): the share
+    # of posts the stance model could read, and the posts with a stance signal.
+    min_coverage: float = Field(0.5, ge=0, le=1)
+    min_signal_posts: int = Field(5, ge=1)
+    # How long the stance stage waits for a simulation's question (its
+    # Simulation event) before reading a new simulation's posts without one.
+    question_wait_s: float = Field(5.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MURMUR_",
@@ -157,6 +179,9 @@ class Settings(BaseSettings):
     # Similarities as one numpy product; "python" is the old per-pair loop,
     # kept for benchmarks (bench B5 before/after).
     contradiction_cosine: Literal["numpy", "python"] = "numpy"
+
+    # Verdict (processors/stance.py, processors/verdict.py, docs/architecture.md).
+    verdict: VerdictSettings = VerdictSettings()
 
     # The processor groups of this deployment, as given to `murmur worker
     # --processors` (the demo's one worker is "all"), or NAME=PROCESSORS for

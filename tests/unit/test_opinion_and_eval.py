@@ -10,8 +10,9 @@ from connectors import synthetic
 from eval.scoring import load_truth, score
 from processors import batch
 from processors.llm import DeterministicLlm
-from processors.opinion import ALL_FEATURES, AgentStance, Persona, VerdictBook, direction_of, valence
-from streams.settings import Settings
+from processors.opinion import ALL_FEATURES, AgentStance, direction_of
+from processors.stance_model import LexiconModel, lexicon_valence as valence
+from streams.settings import Settings, VerdictSettings
 
 CASES = Path(__file__).resolve().parents[2] / "eval" / "cases"
 Q = "Will public opinion on the carbon tax be positive or negative?"
@@ -39,22 +40,79 @@ def test_stance_inertia_needs_ceil_10_conviction_opposing_posts():
     assert quick.stance == -1  # conviction off: the first opposing post flips
 
 
+def settings_with(**verdict) -> Settings:
+    return Settings(verdict=VerdictSettings(**verdict))
+
+
+def post(mid, agent, rnd, text, importance=5, ts=None):
+    return {"event_id": f"s-{mid}", "memory_id": mid, "sim_id": "s", "round": rnd, "ts": ts or rnd * 1000 + 1,
+            "agent_id": agent, "kind": "post", "public": True, "action": "CREATE_POST", "platform": "",
+            "content": text, "importance": importance, "importance_fallback": False, "scorer": "t",
+            "embedding": [], "embedder": ""}
+
+
+def persona(agent, credibility, conviction=0.1, initial=0.0):
+    return {"event_id": f"p-{agent}", "sim_id": "s", "agent_id": agent, "round": 0, "ts": 0,
+            "credibility": credibility, "conviction": conviction, "initial_stance": initial}
+
+
+def run_verdicts(out, settings=None, question=Q, **kw):
+    settings = settings or Settings()
+    rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
+    return asyncio.run(batch.verdicts(rt, out, sim_id="s", question=question, **kw))
+
+
+PRO, CON = "I support the carbon tax, it will help.", "I oppose the carbon tax."
+
+
 def test_verdict_formulas():
-    book = VerdictBook("s", Q)
-    book.add_persona("a", Persona(credibility=0.8, conviction=0.1))
-    book.add_persona("b", Persona(credibility=0.2, conviction=0.1))
-    book.add_post("p1", "a", 0, 0.5, importance=5)
-    book.add_post("p2", "b", 0, -0.5, importance=5)
-    v = book.verdict(0, 123)
+    out = batch.SimOutputs(personas={"a": persona("a", 0.8), "b": persona("b", 0.2)}, round_ends={0: 999})
+    out.memories = [post("p1", "a", 0, PRO), post("p2", "b", 0, CON)]
+    (v,) = run_verdicts(out, settings_with(min_signal_posts=1))
+    va, vb = valence(PRO, Q), valence(CON, Q)
     wa, wb = 0.8 * 1.0, 0.2 * 1.0
-    ratio = (0.5 * wa - 0.5 * wb) / (wa + wb)
-    assert v["support_ratio"] == pytest.approx(ratio)
-    assert v["direction"] == "positive" and v["magnitude"] == pytest.approx(abs(ratio))
+    ratio = (va * wa + vb * wb) / (wa + wb)
+    assert v["support_ratio"] == pytest.approx(ratio, abs=1e-6) and v["direction"] == "positive"
     assert v["confidence"] == pytest.approx(min(1, abs(ratio) * (1 - math.exp(-2 / 20))), abs=1e-6)
     assert (v["post_count"], v["author_count"], v["stance_positive"], v["stance_negative"]) == (2, 2, 1, 1)
-    book.add_conflict("p1")  # a's post is superseded: only b's counts now
-    assert book.verdict(0, 123)["support_ratio"] == pytest.approx(-0.5)
+    assert (v["posts_read"], v["posts_no_signal"], v["posts_unreadable"], v["coverage"]) == (2, 0, 0, 1.0)
+    assert v["backend"] == "lexicon-v2" and v["question"] == Q
     assert [direction_of(x) for x in (0.16, 0.15, -0.15, -0.16)] == ["positive", "neutral", "neutral", "negative"]
+    # two posts are too few to tell with the default minimum of 5 posts with a signal
+    (v,) = run_verdicts(out)
+    assert v["direction"] == "insufficient" and v["confidence"] == 0 and v["support_ratio"] == pytest.approx(ratio, abs=1e-6)
+
+
+def test_a_contradicted_author_no_longer_counts_and_reflections_are_not_posts():
+    out = batch.SimOutputs(personas={"a": persona("a", 0.8), "b": persona("b", 0.2)}, round_ends={0: 999, 1: 1999})
+    out.memories = [post("p1", "a", 0, PRO), post("p2", "b", 0, CON)]
+    out.conflicts = [{"event_id": "c1", "sim_id": "s", "round": 1, "ts": 1500, "agent_id": "a",
+                      "new_memory_id": "r1", "old_memory_id": "p1"}]
+    # a's only post is superseded in round 1; c writes only a reflection (a model's: it counts)
+    out.reflection_memories = [{**post("r1", "c", 1, "I believe the carbon tax is a good idea."), "kind": "reflection",
+                                "public": False, "scorer": "reflection:vllm:some-model"}]
+    r0, r1 = run_verdicts(out, settings_with(min_signal_posts=1))
+    assert (r0["post_count"], r0["author_count"]) == (2, 2)
+    assert (r1["post_count"], r1["author_count"], r1["reflection_count"]) == (1, 1, 1)
+    # the deterministic backend's template reflections never count
+    out.reflection_memories[0]["scorer"] = "reflection:deterministic"
+    r1 = run_verdicts(out, settings_with(min_signal_posts=1))[1]
+    assert (r1["reflection_count"], r1["reflections_excluded"]) == (0, 1)
+    r1 = run_verdicts(out, settings_with(min_signal_posts=1, reflections="all"))[1]
+    assert (r1["reflection_count"], r1["reflections_excluded"]) == (1, 0)
+
+
+def test_text_the_model_cannot_read_makes_the_verdict_say_so():
+    zh = ["碳税会让生活成本上升，我坚决反对。", "我支持碳税，这对环境有好处！", "政府应该尽快实施碳税政策。"]
+    out = batch.SimOutputs(personas={}, round_ends={0: 999})
+    out.memories = [post(f"z{i}", f"a{i}", 0, t) for i, t in enumerate(zh * 4)]
+    (v,) = run_verdicts(out)
+    assert v["direction"] == "insufficient" and v["confidence"] == 0.0
+    assert (v["post_count"], v["posts_unreadable"], v["coverage"]) == (0, 12, 0.0)
+    reading = LexiconModel().read(zh[0], Q)
+    assert reading.status == "unreadable" and reading.language == "zh"
+    assert LexiconModel().read("😀😀", Q).status == "unreadable"
+    assert LexiconModel().read("The weather", Q).status == "no-signal"
 
 
 def test_scoring_is_mirofish_formula():
@@ -95,8 +153,8 @@ def test_batch_path_is_deterministic_whatever_the_arrival_order():
     settings = Settings()
     out2 = asyncio.run(batch.derive(batch.BatchRuntime(settings, DeterministicLlm(settings)), shuffled))
     q = (case / "question.md").read_text()
-    a = batch.verdicts(out, sim_id="s", question=q)
-    b = batch.verdicts(out2, sim_id="s", question=q)
+    a = run_verdicts(out, question=q)
+    b = run_verdicts(out2, question=q)
     assert a == b and [v["round"] for v in a] == list(range(7))
     assert out.reflections and out.personas
 
@@ -105,7 +163,8 @@ def test_each_feature_can_move_the_verdict():
     case = CASES / "ireland_smoking_ban_2004"
     _, out = derive(case, seed=5)
     q = (case / "question.md").read_text()
-    base = batch.verdicts(out, sim_id="s", question=q)[-1]["support_ratio"]
-    moved = {f: batch.verdicts(out, sim_id="s", question=q, features=frozenset(ALL_FEATURES) - {f})[-1]["support_ratio"] != base
+    every = settings_with(reflections="all")  # template reflections too, so the reflection feature has something
+    base = run_verdicts(out, every, question=q)[-1]["support_ratio"]
+    moved = {f: run_verdicts(out, every, question=q, features=frozenset(ALL_FEATURES) - {f})[-1]["support_ratio"] != base
              for f in ALL_FEATURES}
     assert sum(moved.values()) >= 4, moved

@@ -174,6 +174,8 @@ def test_by_agent_keeps_order_within_agent():
 # -- stance and verdict (live path) ------------------------------------------------
 from processors import stance as stn  # noqa: E402
 from processors import verdict as vrd  # noqa: E402
+from processors.opinion import Evidence  # noqa: E402
+from processors.stance_model import Reading  # noqa: E402
 
 
 def stance_rec(mid, agent, rnd, v, w, kind="post", flipped=False, agent_stance=1):
@@ -200,9 +202,8 @@ def test_verdict_emits_at_round_end_and_again_for_late_contributions():
     # a round-0 contribution arriving late re-emits rounds 0 and 1, same ids
     state, out = vrd.sim_events(state, [inc(stance_rec("p2", "b", 0, -0.4, 1.0), 1, "Stance")], never_seen)
     assert [(v["round"], v["support_ratio"], v["post_count"]) for v in out] == [(0, 0.2, 2), (1, 0.2, 2)]
-    assert out[0]["event_id"] == vrd.verdict_record(sim_id="s", question="", round_=0, ts=0, weighted_sum=0,
-                                                    weight_sum=0, n=0, authors=0, stances=[], flips=0,
-                                                    backend="")["event_id"]
+    assert out[0]["event_id"] == vrd.verdict_record(sim_id="s", question="", round_=0, ts=0, evidence=Evidence(),
+                                                    authors=0, stances=[], flips=0, backend="")["event_id"]
     # a retraction takes the superseded post back
     state, out = vrd.sim_events(state, [inc(stance_rec("p1", "a", 0, 0.8, 1.0, kind="retract"), 2, "Stance")], never_seen)
     assert out[-1]["support_ratio"] == -0.4 and out[-1]["post_count"] == 1
@@ -233,14 +234,19 @@ def test_stance_stage_applies_persona_inertia_and_retracts():
     state = stn.empty_state()
     persona = {"event_id": "pe", "sim_id": "s", "agent_id": "a", "credibility": 0.8, "conviction": 0.2,
                "initial_stance": 0.5, "round": 0, "ts": 0}
-    assert stn.apply(state, Incoming("Persona", persona, "t", 0, 0, b"s/a"), None, "x") is None
+    neg = Reading(-0.6, "read", "en", "lexicon-v2")
+    assert stn.apply(state, Incoming("Persona", persona, "t", 0, 0, b"s/a"), None) is None
     p1 = memory("m1", "The plan is bad", importance=5)
-    e1 = stn.apply(state, inc(p1), -0.6, "lexicon-v1")
+    e1 = stn.apply(state, inc(p1), neg)
     assert e1["weight"] == pytest.approx(0.8 * 1.0 * 0.5)  # against the held + stance: half weight
-    assert e1["agent_stance"] == 1 and not e1["flipped"]
-    e2 = stn.apply(state, inc(memory("m2", "Still bad", importance=5)), -0.6, "lexicon-v1")
+    assert e1["agent_stance"] == 1 and not e1["flipped"] and e1["reading"] == "read"
+    e2 = stn.apply(state, inc(memory("m2", "Still bad", importance=5)), neg)
     assert e2["flipped"] and e2["agent_stance"] == -1  # ceil(10*0.2) = 2 opposing posts
-    assert stn.apply(state, inc(p1), -0.6, "lexicon-v1") is None  # redelivered
+    assert stn.apply(state, inc(p1), neg) is None  # redelivered
     conflict = {"event_id": "c1", "sim_id": "s", "agent_id": "a", "old_memory_id": "m1", "ts": 5, "round": 2}
-    r = stn.apply(state, Incoming("Conflict", conflict, "t", 0, 9, b"s/a"), None, "x")
+    r = stn.apply(state, Incoming("Conflict", conflict, "t", 0, 9, b"s/a"), None)
     assert r["kind"] == "retract" and r["memory_id"] == "m1" and r["valence"] == -0.6 and r["round"] == 2  # retracted from the conflict's round on
+    assert r["retracted_kind"] == "post" and r["reading"] == "read"
+    # a post the model cannot read weighs nothing and moves no stance
+    e3 = stn.apply(state, inc(memory("m3", "太糟糕了", importance=5)), Reading(0.0, "unreadable", "zh", "lexicon-v2"))
+    assert e3["weight"] == 0 and e3["reading"] == "unreadable" and e3["agent_stance"] == -1
