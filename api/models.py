@@ -165,6 +165,8 @@ class Verdict(BaseModel):
     posts_unreadable: int | None = Field(None, description="Posts the stance model could not read: left out")
     coverage: float | None = Field(None, description="Share of posts the stance model could read (-1: not measured)")
     reflections_excluded: int | None = Field(None, description="Template reflections left out of the verdict")
+    stance_reliability: float | None = Field(None, description="Measured accuracy of the least reliable stance model "
+                                                               "(macro-F1 / 100); scales confidence")
 
 
 class EvalResultRow(BaseModel):

@@ -94,7 +94,7 @@ async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, chunk: int
 
 
 async def verdicts(rt, out: SimOutputs, *, sim_id: str, question: str,
-                   features: frozenset[str] = frozenset(ALL_FEATURES)) -> list[dict]:
+                   features: frozenset[str] = frozenset(ALL_FEATURES), reader: stance.Reader | None = None) -> list[dict]:
     """One verdict per round end, by the live path's own functions: per
     author, ``stance.agent_events`` over its persona, posts, reflections and
     conflicts (in the order a drained live run sees them: per round, posts,
@@ -118,7 +118,7 @@ async def verdicts(rt, out: SimOutputs, *, sim_id: str, question: str,
     contributions: list[dict] = []
     for agent in sorted(per_agent):
         _, events = await stance.agent_events(rt, stance.empty_state(), per_agent[agent], the_question,
-                                              features=features)
+                                              features=features, reader=reader)
         contributions += events
     items = [Incoming("Stance", c, "sim.stances", 0, i, None) for i, c in enumerate(contributions)]
     items += [Incoming("RoundMarker", {"event_id": f"end-{r}", "sim_id": sim_id, "round": r, "ts": ts,

@@ -24,7 +24,8 @@ read without one), posts the model could not read, coverage, reflections,
 the stance model. Its direction is "insufficient" (confidence 0) when too
 few posts were readable or carried a signal; otherwise confidence is
 MiroFish's min(1, |ratio| * (1 - exp(-n/20))) with n the posts with a
-signal, times coverage.
+signal, times coverage, times the stance model's measured reliability (its
+macro-F1 on human-labelled stance / 100).
 """
 
 from __future__ import annotations
@@ -117,13 +118,16 @@ class Evidence:
 
 
 def verdict_record(*, sim_id: str, question: str, round_: int, ts: int, evidence: Evidence, authors: int,
-                   stances: list[int], flips: int, backend: str, min_coverage: float = 0.5,
-                   min_signal_posts: int = 5) -> dict:
+                   stances: list[int], flips: int, backend: str, reliability: float = 1.0,
+                   min_coverage: float = 0.5, min_signal_posts: int = 5) -> dict:
     """The Verdict event: MiroFish's numbers, with what they rest on."""
     e = evidence
     ratio = e.weighted_sum / e.weight_sum if e.weight_sum else 0.0
     enough = e.coverage >= min_coverage and e.read >= min_signal_posts
-    confidence = min(1.0, abs(ratio) * (1 - math.exp(-e.read / 20))) * e.coverage if enough else 0.0
+    # MiroFish's confidence, scaled by the share of posts read and by how
+    # well the stance model reads stance: a verdict is never more sure than
+    # its reader.
+    confidence = min(1.0, abs(ratio) * (1 - math.exp(-e.read / 20))) * e.coverage * reliability if enough else 0.0
     return {
         "event_id": stable_id("verdict", sim_id, round_),
         "sim_id": sim_id, "round": round_, "ts": ts, "question": question,
@@ -136,5 +140,5 @@ def verdict_record(*, sim_id: str, question: str, round_: int, ts: int, evidence
         "flips": flips, "rationale": None, "backend": backend,
         "reflection_count": e.reflections, "posts_read": e.read, "posts_no_signal": e.no_signal,
         "posts_unreadable": e.unreadable, "coverage": round(e.coverage, 6),
-        "reflections_excluded": e.excluded_reflections,
+        "reflections_excluded": e.excluded_reflections, "stance_reliability": round(reliability, 6),
     }

@@ -76,11 +76,13 @@ def reflection_counts(memory: dict, policy: str) -> bool:
 
 
 def stance_event(r: dict, *, kind: str, memory_id: str, round_: int, v: float, w: float, state: dict,
-                 flipped: bool, backend: str, reading: str, language: str = "", retracted_kind: str = "") -> dict:
+                 flipped: bool, backend: str, reading: str, language: str = "", retracted_kind: str = "",
+                 reliability: float = 1.0) -> dict:
     return {"event_id": stable_id("stance", memory_id, kind), "sim_id": r["sim_id"], "round": round_, "ts": r["ts"],
             "agent_id": r["agent_id"], "memory_id": memory_id, "kind": kind, "valence": round(v, 6),
             "weight": round(w, 6), "agent_stance": state["stance"], "flipped": flipped, "backend": backend,
-            "reading": reading, "language": language, "retracted_kind": retracted_kind}
+            "reading": reading, "language": language, "retracted_kind": retracted_kind,
+            "reliability": round(reliability, 6)}
 
 
 def apply(state: dict, inc: Incoming, reading: Reading | None, *, features: frozenset[str] = frozenset(ALL_FEATURES),
@@ -120,7 +122,8 @@ def apply(state: dict, inc: Incoming, reading: Reading | None, *, features: froz
     assert reading is not None, "a post or reflection needs a reading"
     if reading.status == UNREADABLE:
         return stance_event(r, kind=kind, memory_id=r["memory_id"], round_=r["round"], v=0.0, w=0.0, state=state,
-                            flipped=False, backend=reading.model, reading=UNREADABLE, language=reading.language)
+                            flipped=False, backend=reading.model, reading=UNREADABLE, language=reading.language,
+                            reliability=reading.reliability)
     v = reading.valence
     if kind == "reflection":
         w = reflection_weight(persona, features)
@@ -133,7 +136,8 @@ def apply(state: dict, inc: Incoming, reading: Reading | None, *, features: froz
         w = post_weight(persona, r["importance"], against=against, features=features)
     state["recent"] = (state["recent"] + [[r["memory_id"], r["round"], v, w, kind, reading.status]])[-RECENT:]
     return stance_event(r, kind=kind, memory_id=r["memory_id"], round_=r["round"], v=v, w=w, state=state,
-                        flipped=flipped, backend=reading.model, reading=reading.status, language=reading.language)
+                        flipped=flipped, backend=reading.model, reading=reading.status, language=reading.language,
+                        reliability=reading.reliability)
 
 
 def counts(inc: Incoming) -> bool:
@@ -157,18 +161,23 @@ async def reading_of(rt, text: str, question: str, *, sim_id: str, round_: int) 
     except LlmUnavailable:
         return model.read(text, question)  # documented fallback: the offline model
     v = float(res.data["valence"])
-    return Reading(v, status_of(v), "", f"vllm:{res.model}")
+    return Reading(v, status_of(v), "", f"vllm:{res.model}", rt.settings.verdict.llm_reliability)
+
+
+Reader = Callable[..., Awaitable[Reading]]  # (rt, text, question, *, sim_id, round_) -> Reading
 
 
 async def agent_events(rt, state: dict, items: list[Incoming], question: Question, *,
-                       features: frozenset[str] = frozenset(ALL_FEATURES)) -> tuple[dict, list[dict]]:
+                       features: frozenset[str] = frozenset(ALL_FEATURES),
+                       reader: Reader | None = None) -> tuple[dict, list[dict]]:
     policy = rt.settings.verdict.reflections
+    read = reader or reading_of
     relevant = [i for i in items if counts(i)]
     asked = [i for i in relevant if needs_reading(i, policy)]
     questions = {sim: await question(sim) for sim in dict.fromkeys(i.record["sim_id"] for i in asked)}
     # Readings do not depend on state: all at once, applied in order.
-    readings = await asyncio.gather(*(reading_of(rt, i.record["content"], questions[i.record["sim_id"]],
-                                                 sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
+    readings = await asyncio.gather(*(read(rt, i.record["content"], questions[i.record["sim_id"]],
+                                           sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
     by_input = {id(i): rd for i, rd in zip(asked, readings)}
     out = []
     for inc in relevant:

@@ -74,6 +74,7 @@ class Reading:
     status: str
     language: str
     model: str
+    reliability: float = 1.0  # the model's measured stance accuracy (macro-F1 / 100); 1.0 when unmeasured
 
 
 def status_of(valence: float) -> str:
@@ -82,6 +83,7 @@ def status_of(valence: float) -> str:
 
 class StanceModel(Protocol):
     name: str
+    reliability: float
 
     def read(self, text: str, question: str) -> Reading: ...
 
@@ -142,13 +144,18 @@ def lexicon_valence(text: str, question: str = "") -> float:
 
 class LexiconModel:
     name = LEXICON
+    # Pooled macro-F1 of favor and against on TweetEval stance, validation
+    # split (human labels, five targets), measured by
+    # `murmur eval stance --data <tweeteval-stance>`: 27.8. A verdict read by
+    # it is never more confident than that.
+    reliability = 0.28
 
     def read(self, text: str, question: str) -> Reading:
         ok, lang = english_readable(text)
         if not ok:
-            return Reading(0.0, UNREADABLE, lang, self.name)
+            return Reading(0.0, UNREADABLE, lang, self.name, self.reliability)
         v = lexicon_valence(text, question)
-        return Reading(v, status_of(v), lang, self.name)
+        return Reading(v, status_of(v), lang, self.name, self.reliability)
 
 
 # -- the trained linear model -----------------------------------------------------------
@@ -186,31 +193,48 @@ class LinearModel:
         self.meta = meta
         digest = hashlib.sha256(self.coef.tobytes() + self.intercept.tobytes()).hexdigest()[:8]
         self.name = f"linear-{digest}"
+        # Measured when it was trained: cross-validated on its training data.
+        self.reliability = float(meta.get("reliability", 1.0))
 
     @classmethod
     def train(cls, texts: list[str], labels: list[int], *, meta: dict | None = None, c: float = 1.0) -> "LinearModel":
+        """Fit on everything; its reliability is the macro-F1 of favor and
+        against of 5-fold cross-validated predictions on the same data (no
+        held-out split is touched)."""
         from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+        x = _features(texts)
         clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-        clf.fit(_features(texts), labels)
-        return cls(clf.coef_, clf.intercept_, [int(k) for k in clf.classes_], meta or {})
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+        cv = cross_val_predict(clf, x, labels, cv=folds)
+        scores = []
+        for label in (1, 2):
+            tp = sum(1 for p, g in zip(cv, labels) if p == label and g == label)
+            pred, gold = sum(1 for p in cv if p == label), sum(1 for g in labels if g == label)
+            scores.append(2 * tp / (pred + gold) if pred + gold else 0.0)
+        clf.fit(x, labels)
+        meta = {**(meta or {}), "reliability": round(sum(scores) / 2, 4), "trained_on_posts": len(texts)}
+        return cls(clf.coef_, clf.intercept_, [int(k) for k in clf.classes_], meta)
 
-    def valences(self, texts: list[str]) -> list[float]:
+    def valences(self, texts: list[str]) -> list[tuple[float, bool]]:
+        """(P(favor) - P(against), whether favor or against is the most
+        probable label: the model's own sign of a stance signal)."""
         import numpy as np
 
         z = _features(texts) @ self.coef.T + self.intercept
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        fav, ag = self.classes.index(2), self.classes.index(1)
-        return [round(float(x), 6) for x in p[:, fav] - p[:, ag]]
+        fav, ag, none = self.classes.index(2), self.classes.index(1), self.classes.index(0)
+        return [(round(float(row[fav] - row[ag]), 6), int(row.argmax()) != none) for row in p]
 
     def read(self, text: str, question: str) -> Reading:
         ok, lang = english_readable(text)
         if not ok:
-            return Reading(0.0, UNREADABLE, lang, self.name)
-        v = self.valences([text])[0]
-        return Reading(v, status_of(v), lang, self.name)
+            return Reading(0.0, UNREADABLE, lang, self.name, self.reliability)
+        v, signal = self.valences([text])[0]
+        return Reading(v, READ if signal else NO_SIGNAL, lang, self.name, self.reliability)
 
     def save(self, path: Path) -> None:
         """Sparse JSON: the non-zero weights by bucket (gzip-sized, readable by any tool)."""

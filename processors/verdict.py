@@ -42,7 +42,7 @@ READING_SLOT = {"read": 4, "no-signal": 5, "unreadable": 6, "excluded": 7}
 
 
 def empty_state() -> dict:
-    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "models": [], "question": ""}
+    return {"sums": {}, "authors": {}, "stances": {}, "flips": {}, "closed": {}, "models": {}, "question": ""}
 
 
 def load_state(stored: dict | None) -> dict:
@@ -52,6 +52,8 @@ def load_state(stored: dict | None) -> dict:
     # Older sums were [svw, sw, n] (posts and reflections together, all read).
     state["sums"] = {r: list(v) if len(v) == SUMS else [v[0], v[1], v[2], 0, v[2], 0, 0, 0]
                      for r, v in state["sums"].items()}
+    if not isinstance(state["models"], dict):
+        state["models"] = {}
     # Older authors: agent -> first round with a post.
     state["authors"] = {a: (v if isinstance(v, dict) else {str(v): 1}) for a, v in state["authors"].items()}
     return state
@@ -90,8 +92,10 @@ def add(state: dict, s: dict) -> int:
             held[r] = s["agent_stance"]
         if s["flipped"]:
             state["flips"][r] = state["flips"].get(r, 0) + 1
-    if s["backend"] and s["backend"] not in state["models"]:
-        state["models"] = sorted(state["models"] + [s["backend"]])
+    if s["backend"] and not retract:
+        # The least reliable stance model that read a counted post caps confidence.
+        rel = s.get("reliability", 1.0)
+        state["models"][s["backend"]] = min(state["models"].get(s["backend"], rel), rel)
     return s["round"]
 
 
@@ -107,7 +111,8 @@ def verdict_at(state: dict, sim_id: str, round_: int, settings: VerdictSettings)
         sim_id=sim_id, question=state["question"], round_=round_, ts=state["closed"][str(round_)], evidence=evidence,
         authors=authors,
         stances=[h for h in (stance_as_of(b, round_) for b in state["stances"].values()) if h is not None],
-        flips=state["flips"].get(str(round_), 0), backend="+".join(state["models"]),
+        flips=state["flips"].get(str(round_), 0), backend="+".join(sorted(state["models"])),
+        reliability=min(state["models"].values(), default=1.0),
         min_coverage=settings.min_coverage, min_signal_posts=settings.min_signal_posts)
 
 

@@ -41,7 +41,7 @@ CONFLICT_COLUMNS = ("sim_id", "ts", "conflict_id", "agent_id", "round", "new_mem
 VERDICT_COLUMNS = ("sim_id", "round", "ts", "question", "support_ratio", "direction", "magnitude", "confidence",
                    "post_count", "author_count", "stance_positive", "stance_negative", "stance_neutral", "flips",
                    "rationale", "backend", "reflection_count", "posts_read", "posts_no_signal", "posts_unreadable",
-                   "coverage", "reflections_excluded")
+                   "coverage", "reflections_excluded", "stance_reliability")
 PERSONA_COLUMNS = ("sim_id", "agent_id", "name", "archetype", "openness", "conscientiousness", "extraversion",
                    "agreeableness", "neuroticism", "conviction", "credibility", "initial_stance", "bio", "source")
 EVAL_COLUMNS = ("case_name", "result_id", "sim_id", "features", "composite", "direction_match", "magnitude_error",

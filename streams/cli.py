@@ -386,6 +386,44 @@ def eval_ablation(
                    f"{r['composite']:9.3f} {r['d_support_ratio']:+8.3f} {r['d_composite']:+8.3f}")
 
 
+@eval_app.command("stance")
+def eval_stance(
+    data: Path = typer.Option(..., "--data", help="TweetEval-format folder: <target>/<split>_text.txt and _labels.txt"),
+    split: str = typer.Option("val", help="Split to score (train, val, test)"),
+    target: Optional[list[str]] = typer.Option(None, "--target", help="NAME=QUESTION: the question a target's posts "
+                                                                       "are read against (default: its folder name)"),
+    train: bool = typer.Option(False, "--train", help="First train the linear stance model on the train split"),
+    held_out: bool = typer.Option(False, "--held-out", help="With --train: score each target with a model trained "
+                                                            "on the other targets only"),
+    out_format: str = typer.Option("table", "--format", help="table or json"),
+    out: Optional[Path] = typer.Option(None, help="JSONL file to append the result to (default .murmur/eval/results.jsonl)"),
+    no_store: bool = typer.Option(False, "--no-store", help="Print only: no Kafka, no Cassandra"),
+):
+    """Score the configured stance model (MURMUR_VERDICT__STANCE_MODEL, or the LLM's fast role with
+    MURMUR_LLM__BACKEND=vllm) on labelled posts: macro-F1 of favor and against per target and pooled,
+    and each target's verdict against its true balance."""
+    from eval import stance_bench
+
+    if out_format not in ("table", "json"):
+        fail(f"--format must be table or json, not {out_format!r}", 2)
+    if held_out and not train:
+        fail("--held-out needs --train", 2)
+    questions = {}
+    for t in target or []:
+        name, sep, text = t.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            fail(f"--target must be NAME=QUESTION, not {t!r}", 2)
+        questions[name.strip()] = text.strip()
+    settings = get_settings()
+    try:
+        result = stance_bench.run(settings, data, split=split, questions=questions, train=train, held_out=held_out)
+        if not no_store:
+            stance_bench.store(settings, result, out or settings.state_dir / "eval" / "results.jsonl")
+    except (MurmurError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(result, ensure_ascii=False) if out_format == "json" else stance_bench.table(result))
+
+
 # -- checkpoints ----------------------------------------------------------------
 @checkpoint_app.command("create")
 def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str] = typer.Option(None),

@@ -113,6 +113,10 @@ class VerdictSettings(BaseModel):
     # of posts the stance model could read, and the posts with a stance signal.
     min_coverage: float = Field(0.5, ge=0, le=1)
     min_signal_posts: int = Field(5, ge=1)
+    # The LLM's stance accuracy (macro-F1 / 100), which caps verdict
+    # confidence as the offline models' measured ones do; measure yours with
+    # `murmur eval stance` under MURMUR_LLM__BACKEND=vllm. 1.0: unmeasured.
+    llm_reliability: float = Field(1.0, gt=0, le=1)
     # How long the stance stage waits for a simulation's question (its
     # Simulation event) before reading a new simulation's posts without one.
     question_wait_s: float = Field(5.0, ge=0)

@@ -73,7 +73,10 @@ def test_verdict_formulas():
     wa, wb = 0.8 * 1.0, 0.2 * 1.0
     ratio = (va * wa + vb * wb) / (wa + wb)
     assert v["support_ratio"] == pytest.approx(ratio, abs=1e-6) and v["direction"] == "positive"
-    assert v["confidence"] == pytest.approx(min(1, abs(ratio) * (1 - math.exp(-2 / 20))), abs=1e-6)
+    # MiroFish's formula, times coverage (1 here) and the lexicon's measured reliability
+    assert v["stance_reliability"] == LexiconModel.reliability
+    assert v["confidence"] == pytest.approx(min(1, abs(ratio) * (1 - math.exp(-2 / 20))) * LexiconModel.reliability,
+                                            abs=1e-6)
     assert (v["post_count"], v["author_count"], v["stance_positive"], v["stance_negative"]) == (2, 2, 1, 1)
     assert (v["posts_read"], v["posts_no_signal"], v["posts_unreadable"], v["coverage"]) == (2, 0, 0, 1.0)
     assert v["backend"] == "lexicon-v2" and v["question"] == Q
