@@ -187,8 +187,10 @@ class LinearModel:
     def __init__(self, coef, intercept, classes: list[int], meta: dict) -> None:
         import numpy as np
 
-        self.coef = np.asarray(coef, dtype=float)
-        self.intercept = np.asarray(intercept, dtype=float)
+        # Rounded as the model file stores them, so a loaded model is the
+        # trained one, name and all.
+        self.coef = np.round(np.asarray(coef, dtype=float), 6)
+        self.intercept = np.round(np.asarray(intercept, dtype=float), 6)
         self.classes = list(classes)
         self.meta = meta
         digest = hashlib.sha256(self.coef.tobytes() + self.intercept.tobytes()).hexdigest()[:8]

@@ -20,6 +20,12 @@ Making the comparison honest:
 * Floats. Embeddings travel as Avro ``float`` (32-bit); the live processors
   downstream of importance see them rounded so, the batch path compares
   them after the same rounding.
+* The verdict is one implementation (the batch path runs the stance and
+  verdict processors' own functions), and the case makes the corners count:
+  an author whose only post is retracted by a conflict (it stops counting as
+  an author) and an author with reflections but no post (its reflections
+  count, it is not an author); template reflections are counted here
+  (``MURMUR_VERDICT__REFLECTIONS=all``) so that such an author exists.
 No timing is asserted here: speed figures come from bench/ (B5).
 """
 
@@ -33,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from connectors import synthetic
+from connectors.events import OutEvent
 from connectors.publisher import Publisher
 from connectors.replay import read_sim
 from deploy.pipeline import stop_process
@@ -40,8 +47,8 @@ from processors.batch import BatchRuntime, derive, verdicts
 from processors.llm import DeterministicLlm
 from streams.kafka import read_to_end
 from streams.serde import default_serde
-from streams.settings import get_settings
-from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, topic_name
+from streams.settings import VerdictSettings, get_settings
+from streams.topics import CONFLICTS, OBSERVATIONS, POSTS, REFLECTIONS, SCORED, VERDICTS, agent_key, topic_name
 from tests.integration.conftest import start_worker
 from tests.integration.readmodel import wait_drained
 
@@ -73,12 +80,39 @@ def by_id(records: list[dict], sim: str) -> dict[str, dict]:
     return {r["event_id"]: comparable(r) for r in records if r["sim_id"] == sim}
 
 
+ENV = {"MURMUR_VERDICT__REFLECTIONS": "all", "MURMUR_REFLECTION_EVERY_ROUNDS": "2"}
+
+
+def equivalence_settings(settings):
+    return settings.model_copy(update={"verdict": VerdictSettings(reflections="all"), "reflection_every_rounds": 2})
+
+
+def corner_agents(sim: str, start_ms: int) -> list[OutEvent]:
+    """x-once posts once and is then contradicted by what it likes; z-watch
+    only likes posts, and reflects on them."""
+    def event(spec, agent, rnd, mid, content, action):
+        rec = {"event_id": f"{sim}-{mid}", "sim_id": sim, "round": rnd, "ts": start_ms + rnd * 3_600_000 + 1000,
+               "agent_id": agent, "agent_name": agent, "platform": "", "action": action, "content": content,
+               "source": "test", "source_ref": "test"}
+        rec.update({"post_id": None, "parent_id": None} if spec is POSTS else {"target_id": None, "args_json": "{}"})
+        return OutEvent(spec, agent_key(sim, agent), rec, "test")
+
+    out = [event(POSTS, "x-once", 0, "x-post", "I love the new Coke formula, it tastes great and I support it.",
+                 "CREATE_POST"),
+           event(OBSERVATIONS, "x-once", 1, "x-obs",
+                 'I liked a post by Ana: "The new Coke formula is terrible, I hate it and oppose it."', "LIKE_POST")]
+    out += [event(OBSERVATIONS, "z-watch", r, f"z-{r}", 'I liked a post by Bo: "The new Coke formula is a disaster, '
+                  f'I am furious and will never buy it! Round {r}"', "LIKE_POST") for r in range(6)]
+    return out
+
+
 def exercising(sim: str) -> synthetic.SyntheticRun:
     """A seed whose run has reflections and conflicts (found offline, by the
     batch path itself), so every output kind is compared."""
-    settings = get_settings()
+    settings = equivalence_settings(get_settings())
     for seed in range(1, 50):
         run = synthetic.generate(CASE, sim_id=sim, seed=seed, agents=30, rounds=6)
+        run.events += corner_agents(sim, min(e.record["ts"] for e in run.events))
         out = asyncio.run(derive(BatchRuntime(settings, DeterministicLlm(settings)),
                                  [(e.type_name, e.record) for e in run.events]))
         if out.reflections and len(out.conflicts) >= 2:
@@ -87,7 +121,7 @@ def exercising(sim: str) -> synthetic.SyntheticRun:
 
 
 def test_batch_path_equals_faust_path(live):
-    w = start_worker(live)
+    w = start_worker(live, **ENV)
     sim = f"eq-{uuid.uuid4().hex[:8]}"
     run = exercising(sim)
     publisher = Publisher(live)
@@ -117,11 +151,15 @@ def test_batch_path_equals_faust_path(live):
         stop_process(live, w.name)
 
     events = read_sim(live, sim).events
-    rt = BatchRuntime(w.settings, DeterministicLlm(w.settings))
+    settings = equivalence_settings(w.settings)
+    rt = BatchRuntime(settings, DeterministicLlm(settings))
     out = asyncio.run(derive(rt, events))
-    batch_verdicts = verdicts(out, sim_id=sim, question="")  # the live path has no question text
+    batch_verdicts = asyncio.run(verdicts(rt, out, sim_id=sim, question=""))  # no Simulation event: no question
 
     assert out.reflections and out.conflicts, "the case must exercise reflection and contradiction"
+    assert any(c["old_memory_id"] == f"{sim}-x-post" for c in out.conflicts), "x-once's only post must be retracted"
+    assert any(m["agent_id"] == "z-watch" for m in out.reflection_memories), "z-watch must reflect"
+    assert batch_verdicts[-1]["reflection_count"] > 0 and batch_verdicts[-1]["post_count"] > 0
     assert by_id(out.memories + out.reflection_memories, sim) == live_memories
     assert by_id(out.reflections, sim) == live_reflections
     assert by_id(out.conflicts, sim) == live_conflicts

@@ -268,3 +268,23 @@ def test_devserver_info_endpoints(server):
     assert FAST in models
     assert httpx.get(f"{base}/stats").json()["total"] == 0
     assert isinstance(make_llm(settings(server.url)), LlmClient)
+
+
+def test_stance_eval_measures_the_configured_llm(server, tmp_path):
+    # `murmur eval stance` with MURMUR_LLM__BACKEND=vllm reads every post
+    # through the fast role: what it scores is the user's own model.
+    from eval import stance_bench
+    from streams.settings import Settings
+
+    for target, rows in {"parks": [("The new park is wonderful, I support it", 2), ("The park is a waste", 1),
+                                   ("Weather is fine today", 0)],
+                         "buses": [("Buses are terrible and I oppose the plan", 1), ("Great bus service!", 2)]}.items():
+        (tmp_path / target).mkdir()
+        (tmp_path / target / "val_text.txt").write_text("\n".join(t for t, _ in rows) + "\n")
+        (tmp_path / target / "val_labels.txt").write_text("\n".join(str(lab) for _, lab in rows) + "\n")
+    server.reset_stats()
+    result = stance_bench.run(Settings(llm=settings(server.url)), tmp_path, split="val")
+    assert result["model"] == f"vllm:{FAST}" and result["pooled"]["n"] == 5
+    assert server.stats()["models"].get(FAST, 0) >= 5  # one stance call per post
+    by = {r["target"]: r for r in result["targets"]}
+    assert by["parks"]["verdict"]["backend"] == f"vllm:{FAST}" and 0 <= by["parks"]["f1"]["macro"] <= 100
