@@ -127,4 +127,5 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
             "events": len({r["event_id"] for _, r in read.events}), "memories": len(out.memories), "reflections": len(out.reflections),
             "conflicts": len(out.conflicts), "verdicts": len(per_round),
-            "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence")} if per_round else None}
+            "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence", "post_count",
+                                                     "posts_unreadable", "coverage", "backend")} if per_round else None}

@@ -216,6 +216,10 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
         echo(f"Final verdict: {fv['direction']} (support {fv['support_ratio']:+.3f}, confidence {fv['confidence']:.3f}, "
              f"{fv['post_count']} posts by {fv['author_count']} authors, stances +{fv['stance_positive']} "
              f"-{fv['stance_negative']} ={fv['stance_neutral']})")
+        echo(f"  It rests on {fv['posts_read']} posts with a stance signal, {fv['posts_no_signal']} without, "
+             f"{fv['posts_unreadable']} the stance model could not read (coverage {fv['coverage']:.0%}), "
+             f"{fv['reflection_count']} reflections ({fv['reflections_excluded']} template reflections left out); "
+             f"read by {fv['backend']}, whose measured stance reliability {fv['stance_reliability']:.2f} caps confidence.")
     oasis_timeline = httpx.get(f"{base}/simulations/{oasis_sim}/timeline", params={"limit": 3}).json()
     echo(f"The OASIS run ({oasis_sim}): {oasis_memories} memories; its latest posts:")
     for row in oasis_timeline:

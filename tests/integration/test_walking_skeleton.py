@@ -65,6 +65,12 @@ def test_example_end_to_end_and_idempotent(live, worker, store, sim_id):
         assert [v["round"] for v in verdicts] == list(range(10))
         assert all(-1 <= v["support_ratio"] <= 1 and v["post_count"] > 0 for v in verdicts)
         assert verdicts[-1]["post_count"] == max(v["post_count"] for v in verdicts)
+        # what each verdict rests on: posts read with and without a signal, none unreadable (English)
+        assert all(v["posts_read"] + v["posts_no_signal"] == v["post_count"] and v["posts_unreadable"] == 0
+                   and v["coverage"] == 1.0 and v["backend"] == "lexicon-v2" and v["stance_reliability"] == 0.28
+                   for v in verdicts)
+        # the deterministic backend's template reflections are left out of the verdict, and counted
+        assert verdicts[-1]["reflection_count"] == 0 and verdicts[-1]["reflections_excluded"] > 0
         assert client.get(f"/simulations/{sim_id}/verdict").json() == verdicts[-1]
         agents = client.get(f"/simulations/{sim_id}/agents").json()
         assert {a["agent_id"]: a["persona"]["archetype"] for a in agents}["twitter-4"] == "media"
