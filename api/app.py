@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         # once, and a local Qdrant folder must be opened only once.
         app.state.users = getattr(app.state, "users", 0) + 1
         if app.state.users == 1:
-            from processors.llm import make_embedder
+            from streams.llm import make_embedder
 
             app.state.store = CassandraStore(settings)
             app.state.vectors = QdrantStore(settings)

@@ -112,7 +112,7 @@ def snapshot(store, sim_id: str, *, limit: int = 20) -> dict:
 
 
 def lag_report(settings: Settings) -> list[dict]:
-    from processors.worker import configured_groups, input_topics, resolve
+    from streams.topology import configured_groups, input_topics, resolve
     from streams.app import group_id
 
     out = []

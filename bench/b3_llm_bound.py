@@ -1,6 +1,6 @@
 """B3: the importance stage when the LLM bounds it.
 
-The vLLM-like dev server (``processors/llm/devserver.py``, its own process as
+The vLLM-like dev server (``streams/llm/devserver.py``, its own process as
 vLLM would be) answers every request after 50 ms and processes at most 256
 at once. The importance worker calls it with ``MURMUR_LLM__BACKEND=vllm``
 (embeddings too) and ``MURMUR_LLM__MAX_CONCURRENCY`` = 1, 16, 64, 256. With
@@ -21,7 +21,7 @@ import uuid
 
 from bench.common import (Ctx, end_offsets, figure, post_events, publish, rate_since, start_workers, stop_workers,
                           topic_size, topic_timestamps, wait_members, wait_until)
-from processors.llm.devserver import spawn
+from streams.llm.devserver import spawn
 from streams.topics import SCORED, topic_name
 
 NAME = "B3"
@@ -65,7 +65,7 @@ def worker_run(ctx: Ctx, url: str, c: int, n: int) -> float:
 
 async def client_run(url: str, c: int, n: int) -> float:
     """The same importance calls through LlmClient alone."""
-    from processors.llm import LlmClient, importance_prompt
+    from streams.llm import LlmClient, importance_prompt
     from streams.settings import LlmRole, LlmSettings
 
     client = LlmClient(LlmSettings(backend="vllm", max_concurrency=c,

@@ -6,7 +6,7 @@ One synthetic simulation (``connectors/synthetic.py``) is replayed:
   (group committed before the backlog) replays it; events/s from its first
   output (Kafka timestamp) until every processor drained (lag 0, sampled
   every 0.5 s, so up to ~1 s late);
-* batch path end to end: ``connectors.replay.replay_sim`` (read the source
+* batch path end to end: ``eval.replay.replay_sim`` (read the source
   topics from the beginning to their end offsets, the pure decision functions
   in a fixed order, outputs produced to the namespace's topics and written to
   its keyspace); it reads the whole source log, so its time grows with
@@ -52,7 +52,7 @@ def faust_path(ctx: Ctx, run: synthetic.SyntheticRun, cosine: str) -> float:
 
 def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: str) -> tuple[float, list[dict]]:
     from processors import batch
-    from processors.llm import DeterministicLlm
+    from streams.llm import DeterministicLlm
 
     settings = ctx.settings.model_copy(update={"contradiction_cosine": cosine})
     rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
@@ -63,7 +63,7 @@ def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: st
 
 
 def batch_end_to_end(ctx: Ctx, sim: str) -> tuple[float, dict]:
-    from connectors.replay import replay_sim
+    from eval.replay import replay_sim
 
     t0 = time.perf_counter()
     summary = replay_sim(ctx.settings, sim, namespace=f"b5r{uuid.uuid4().hex[:6]}")

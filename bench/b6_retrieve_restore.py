@@ -9,7 +9,7 @@ collection holds N memories of 1,000 agents (half public) with random unit
 one numpy product over the same vectors (the compute floor of a brute-force
 search, which is what local mode does).
 
-Restore: ``connectors.checkpoint.restore`` of a checkpoint whose table
+Restore: ``streams.checkpoints.restore`` of a checkpoint whose table
 changelogs hold N records, modelled as one state write of ~1 KiB per event
 spread over the four tables (per-agent state keyed by 1,000 agents; the
 verdict's applied-ids table one key per record). Measured at 100k and 300k
@@ -83,8 +83,8 @@ def retrieve_latencies(ctx: Ctx, n: int, queries: int) -> tuple[list[float], lis
 
 def restore_time(ctx: Ctx, records: int) -> tuple[float, float]:
     """(restore seconds, plain read seconds) for changelogs of ``records`` records."""
-    from connectors import checkpoint as ck
-    from processors.worker import changelog_topics, resolve
+    from streams import checkpoints as ck
+    from streams.topology import changelog_topics, resolve
     from streams.kafka import BatchProducer, ensure_topics, make_producer
 
     ns = new_ns("b6ck")

@@ -3,7 +3,7 @@
 The whole pipeline (every processor) with the LLM over HTTP
 (``MURMUR_LLM__BACKEND=vllm``, embeddings too) against the vLLM-like dev
 server (5 ms per call, so the run is short; its token counts are len/4
-estimates, as ``processors/llm/records.py`` makes them), on a synthetic
+estimates, as ``streams/llm/records.py`` makes them), on a synthetic
 simulation. Every call is an LlmCall event on the namespace's
 ``ops.llm-calls`` topic; this benchmark reads them back and divides by the
 simulation's posts and observations. Reference: one ``fast`` call per event,
@@ -18,7 +18,7 @@ from collections import Counter
 from bench.b3_llm_bound import llm_env
 from bench.common import ROOT, Ctx, figure, publish, start_workers, stop_workers, wait_drained, wait_members
 from connectors import synthetic
-from processors.llm.devserver import spawn
+from streams.llm.devserver import spawn
 from streams.kafka import read_to_end
 from streams.serde import default_serde
 from streams.topics import LLM_CALLS, topic_name

@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, TopicPartition  # noqa: E402
 
 from deploy import jvm  # noqa: E402
 from deploy.pipeline import process_log, start_process, stop_process  # noqa: E402
-from processors.worker import input_topics, resolve  # noqa: E402
+from streams.topology import input_topics, resolve  # noqa: E402
 from streams.app import group_id  # noqa: E402
 from streams.kafka import create_topics, end_offsets, group_lag, make_consumer, start_group_at_end  # noqa: E402
 from streams.settings import Settings  # noqa: E402

@@ -6,7 +6,7 @@ the same app factory and batching as Murmur's processors.
 ``count``: ``stream.take_events(1000, within=0.25)`` and count, nothing else.
 ``produce``: the same, plus every event's value produced to ``--sink``
 through confluent-kafka and flushed before the next ``take`` (Murmur's commit
-order, processors/runtime.py) with no decoding or work in between.
+order, streams/runtime.py) with no decoding or work in between.
 
 The agent times itself from its first batch to the N-th event and writes
 {"events", "seconds"} (events after the first batch) to --result; the

@@ -7,36 +7,16 @@ Nothing is dropped silently: every input line is published, dead-lettered
 from __future__ import annotations
 
 import sys
-import time
 from typing import Callable, Iterable
 
 from connectors.events import BadLine, Counts, Item, OutEvent, Skipped
 from streams.contract import check_ranges
 from streams.errors import ContractError, EncodeError
-from streams.ids import stable_id
+from streams.dead_letter import dead_letter_record
 from streams.kafka import BatchProducer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, topic_name
-
-
-def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None = None, source_ref: str | None = None,
-                       source_topic: str | None = None, source_partition: int | None = None,
-                       source_offset: int | None = None, sim_id: str | None = None, key: bytes | None = None) -> dict:
-    return {
-        "event_id": stable_id("dead-letter", stage, source_ref, source_topic, source_partition, source_offset, raw.hex()[:4096]),
-        "ts": int(time.time() * 1000),
-        "stage": stage,
-        "reason": reason[:2000],
-        "field": field,
-        "source_topic": source_topic,
-        "source_partition": source_partition,
-        "source_offset": source_offset,
-        "source_ref": source_ref,
-        "sim_id": sim_id,
-        "key": key,
-        "raw": raw,
-    }
 
 
 class Publisher:

@@ -110,7 +110,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     store = CassandraStore(settings)
     store.apply_schema()
 
-    from processors.worker import PROCESSORS
+    from streams.topology import PROCESSORS
 
     echo(f"3/5 worker: {', '.join(PROCESSORS)}")
     worker_pid = start_process(settings, "worker", ["worker", "--processors", "all"])
@@ -149,7 +149,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     queryable_s = time.monotonic() - t_pub
     # Reflections and conflicts follow the memories: wait until every
     # processor has consumed everything (lag 0, twice in a row).
-    from processors.worker import input_topics, resolve
+    from streams.topology import input_topics, resolve
     from streams.app import group_id
     from streams.kafka import group_lag
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from connectors import synthetic
 from connectors.publisher import Publisher
-from connectors.replay import read_sim
+from eval.replay import read_sim
 from eval.scoring import load_truth, score
 from processors.batch import BatchRuntime, SimOutputs, derive, verdicts
-from processors.llm import DeterministicLlm
+from streams.llm import DeterministicLlm
 from processors.opinion import ALL_FEATURES, direction_of
 from streams.ids import stable_id
 from streams.settings import Settings

@@ -140,7 +140,7 @@ def with_model(settings: Settings, path: Path) -> Settings:
 
 def run(settings: Settings, data: Path, *, split: str = "val", questions: dict[str, str] | None = None,
         train: bool = False, held_out: bool = False, model_dir: Path | None = None) -> dict:
-    from processors.llm import make_llm
+    from streams.llm import make_llm
 
     targets = load(data, split, questions)
     model_dir = model_dir or settings.state_dir / "models"

@@ -18,7 +18,7 @@ from processors import importance as imp
 from processors import reflection as ref
 from processors import stance, verdict
 from processors.opinion import ALL_FEATURES
-from processors.runtime import Incoming
+from streams.runtime import Incoming
 from streams.settings import Settings
 from streams.topics import OBSERVATIONS, POSTS
 

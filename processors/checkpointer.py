@@ -17,17 +17,16 @@ import logging
 
 import faust
 
-from connectors import checkpoint
-from processors.runtime import Runtime
-from processors.worker import configured_groups
+from streams import checkpoints
 from streams.app import group_id
 from streams.metrics import CHECKPOINTS_TAKEN
-from streams.topics import ROUNDS
+from streams.runtime import Runtime
+from streams.topology import configured_groups, stage
 
 log = logging.getLogger(__name__)
 
 STAGE = "checkpointer"
-INPUTS = (ROUNDS,)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 
 
 def checkpoint_id(sim_id: str, round_: int, group_id: str) -> str:
@@ -42,12 +41,12 @@ def take(rt: Runtime, groups: list[tuple[str, str]], round_ends: list[tuple[str,
     anyway). Blocking (Kafka admin reads): run in a thread."""
     records = []
     for group, processors in groups:
-        snap = checkpoint.create(rt.settings, processors=processors, group=group, note="round end")
+        snap = checkpoints.create(rt.settings, processors=processors, group=group, note="round end")
         for sim_id, round_ in round_ends:
             records.append({**snap, "event_id": checkpoint_id(sim_id, round_, group_id(rt.settings, group)),
                             "sim_id": sim_id,
                             "round": round_})
-    checkpoint.save_all(rt.settings, records)
+    checkpoints.save_all(rt.settings, records)
     CHECKPOINTS_TAKEN.labels("round_end").inc(len(records))
     return [r["event_id"] for r in records]
 

@@ -25,15 +25,15 @@ import math
 import faust
 import numpy as np
 
-from processors.llm import LlmUnavailable, contradiction_prompt
-from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.llm import LlmUnavailable, contradiction_prompt
+from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from streams.ids import stable_id
 from streams.settings import Settings
-from streams.topics import CONFLICTS, SCORED, agent_key
+from streams.topology import stage
+from streams.topics import CONFLICTS, agent_key
 
 STAGE = "contradiction"
-TABLES = ('contradiction-window',)
-INPUTS = (SCORED,)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 NEIGHBOURS = 3
 TEXT_CHARS = 300
 

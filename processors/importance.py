@@ -9,7 +9,7 @@ processor and the Qdrant sink never compute it again.
 Offline (``MURMUR_LLM__BACKEND=deterministic``, the default) the rating comes
 from the deterministic backend's content features (length, charged words,
 opinion markers, entities, numbers; observations capped low): see
-``processors/llm/deterministic.py``. Every event records which scorer made it.
+``streams/llm/deterministic.py``. Every event records which scorer made it.
 
 Importance has no per-agent state, so all calls of a batch run at once,
 bounded by the client's semaphore; outputs keep the input order. Its one
@@ -26,15 +26,15 @@ import time
 
 import faust
 
-from processors.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
-from processors.runtime import Incoming, Runtime
+from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
+from streams.runtime import Incoming, Runtime
 from streams.ids import stable_id
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
-from streams.topics import OBSERVATIONS, POSTS, SCORED, agent_key
+from streams.topology import stage
+from streams.topics import SCORED, agent_key
 
 STAGE = "importance"
-INPUTS = (POSTS, OBSERVATIONS)
-TABLES = ("importance-scored",)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 
 # MiroFish/OASIS action -> the event kind the prompt names.
 KIND_OF_ACTION = {

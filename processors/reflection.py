@@ -28,15 +28,15 @@ from dataclasses import dataclass
 
 import faust
 
-from processors.llm import LlmUnavailable, reflection_prompt
-from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.llm import LlmUnavailable, reflection_prompt
+from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from streams.ids import stable_id
 from streams.settings import Settings
+from streams.topology import stage
 from streams.topics import REFLECTIONS, SCORED, agent_key
 
 STAGE = "reflection"
-TABLES = ('reflection-state',)
-INPUTS = (SCORED,)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 REFLECTION_IMPORTANCE = 7
 CONTENT_CHARS = 400
 

@@ -32,17 +32,17 @@ from typing import Awaitable, Callable
 
 import faust
 
-from processors.llm import LlmUnavailable, stance_prompt
+from streams.llm import LlmUnavailable, stance_prompt
 from processors.questions import Questions
 from processors.opinion import ALL_FEATURES, AgentStance, Persona, post_weight, reflection_weight
-from processors.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from processors.stance_model import UNREADABLE, Reading, StanceModel, make_model, status_of
 from streams.ids import stable_id
-from streams.topics import CONFLICTS, PERSONAS, SCORED, STANCES, sim_key
+from streams.topology import stage
+from streams.topics import STANCES, sim_key
 
 STAGE = "stance"
-TABLES = ('stance-state',)
-INPUTS = (SCORED, PERSONAS, CONFLICTS)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 RECENT = 64  # contributions kept per agent, to retract superseded ones
 EXCLUDED = "excluded"
 

@@ -25,13 +25,13 @@ import time
 import faust
 
 from processors.opinion import Evidence, verdict_record
-from processors.runtime import Incoming, Runtime, with_defaults
+from streams.runtime import Incoming, Runtime, with_defaults
 from streams.settings import VerdictSettings
-from streams.topics import ROUNDS, SIMULATIONS, STANCES, VERDICTS, sim_key
+from streams.topology import stage
+from streams.topics import VERDICTS, sim_key
 
 STAGE = "verdict"
-TABLES = ('verdict-state', 'verdict-applied')
-INPUTS = (STANCES, ROUNDS, SIMULATIONS)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 
 
 # Per round: [weighted valence sum, weight sum, posts, reflections, posts read

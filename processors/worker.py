@@ -1,4 +1,5 @@
-"""Run a group of processors as one Faust worker process.
+"""Run a group of processors as one Faust worker process (the stages and
+what they read are declared in ``streams/topology.py``).
 
 Each processor (and sink) is a group of its own in production: one consumer
 group, scaled by starting more workers of it. ``all`` runs every one in one
@@ -12,67 +13,22 @@ import sys
 from types import ModuleType
 
 import faust
+from faust.worker import Worker
 
-from processors.runtime import Runtime
-from streams.app import create_app
+from streams import stall_guard
+from streams.app import create_app, group_id
+from streams.kafka import ensure_topics
+from streams.metrics import GroupSampler, serve_metrics
+from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.topics import topic_name
-
-# name -> module with STAGE, INPUTS and register(app, rt)
-PROCESSORS: dict[str, str] = {
-    "importance": "processors.importance",
-    "reflection": "processors.reflection",
-    "contradiction": "processors.contradiction",
-    "stance": "processors.stance",
-    "verdict": "processors.verdict",
-    "cassandra-sink": "sinks.cassandra_writer",
-    "checkpointer": "processors.checkpointer",
-}
+from streams.topology import changelog_topics, input_topics, stage
 
 
 def module(name: str) -> ModuleType:
-    if name not in PROCESSORS:
-        raise ValueError(f"unknown processor {name!r}; known: {', '.join(PROCESSORS)}")
-    return importlib.import_module(PROCESSORS[name])
-
-
-def resolve(processors: str) -> list[str]:
-    """``all`` or a comma-separated list -> processor names (validated)."""
-    names = list(PROCESSORS) if processors == "all" else [p.strip() for p in processors.split(",") if p.strip()]
-    for n in names:
-        module(n)
-    return names
-
-
-def configured_groups(settings: Settings) -> list[tuple[str, str]]:
-    """``settings.processor_groups`` as (group suffix, processors) pairs. An
-    entry is a ``--processors`` value, or ``NAME=PROCESSORS`` for workers
-    started with ``--group NAME``."""
-    out = []
-    for entry in settings.processor_groups:
-        name, sep, processors = entry.partition("=")
-        name, processors = (name.strip(), processors.strip()) if sep else (entry, entry)
-        if not name or not processors:
-            raise ValueError(f"processor group {entry!r}: expected PROCESSORS or NAME=PROCESSORS")
-        resolve(processors)
-        out.append((name, processors))
-    return out
-
-
-def input_topics(settings: Settings, names: list[str]) -> list[str]:
-    """Physical input topics of some processors (for lag and checkpoints)."""
-    out: list[str] = []
-    for n in names:
-        for spec in module(n).INPUTS:
-            name = topic_name(spec, settings.namespace)
-            if name not in out:
-                out.append(name)
-    return out
+    return importlib.import_module(stage(name).module)
 
 
 def build(settings: Settings, names: list[str], group: str | None = None) -> faust.App:
-    from processors import stall_guard
-
     app = create_app(settings, group or "-".join(names))
     rt = Runtime(settings)
     for name in names:
@@ -81,31 +37,16 @@ def build(settings: Settings, names: list[str], group: str | None = None) -> fau
     return app
 
 
-def changelog_topics(settings: Settings, group: str, names: list[str]) -> dict[str, str]:
-    """Table -> changelog topic; Faust names it ``<app id>-<table>-changelog``."""
-    from streams.app import group_id
-
-    return {table: f"{group_id(settings, group)}-{table}-changelog"
-            for name in names for table in getattr(module(name), "TABLES", ())}
-
-
 def ensure_changelogs(settings: Settings, group: str, names: list[str]) -> None:
     """Create the tables' changelog topics before Faust starts. Left to
     Faust, a fresh broker's metadata can lag the creation, and the table
     then fails its partition check ("changelog has 0 partitions") and its
     agent stops."""
-    from streams.kafka import ensure_topics
-
     ensure_topics(settings, {t: (settings.topic_partitions, {"cleanup.policy": "compact"})
                              for t in changelog_topics(settings, group, names).values()})
 
 
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
-    from faust.worker import Worker
-
-    from streams.app import group_id
-    from streams.metrics import GroupSampler, serve_metrics
-
     app = build(settings, names, group)
     ensure_changelogs(settings, group or "-".join(names), names)
     try:

@@ -14,12 +14,12 @@ import time
 
 import faust
 
-from processors.runtime import Runtime
+from streams.runtime import Runtime
 from sinks.cassandra_store import CassandraStore
-from streams.topics import CONFLICTS, PERSONAS, REFLECTIONS, SCORED, VERDICTS
+from streams.topology import stage
 
 STAGE = "cassandra-sink"
-INPUTS = (SCORED, REFLECTIONS, CONFLICTS, VERDICTS, PERSONAS)
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 WRITERS = {
     "ScoredMemory": CassandraStore.memory_writes,
     "Reflection": CassandraStore.reflection_writes,

@@ -52,7 +52,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
         topic_disable_leader=True,
         consumer_auto_offset_reset=settings.consumer_offset_reset,
         # At-least-once: inputs are acked only after outputs are flushed (see
-        # processors.runtime); exactly-once in faust-streaming is not reliable.
+        # streams.runtime); exactly-once in faust-streaming is not reliable.
         processing_guarantee="at_least_once",
         producer_acks=-1,
         broker_commit_interval=1.0,

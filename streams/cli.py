@@ -228,14 +228,15 @@ def tail(
 # -- processing -------------------------------------------------------------
 @app.command()
 def worker(
-    processors: str = typer.Option("all", help="Comma-separated names from processors/worker.py PROCESSORS "
+    processors: str = typer.Option("all", help="Comma-separated names from streams/topology.py STAGES "
                                                "(importance, reflection, contradiction, stance, verdict, "
                                                "cassandra-sink, checkpointer), or all"),
     group: Optional[str] = typer.Option(None, help="Consumer group suffix (default: the processor names)"),
     loglevel: str = typer.Option("warning"),
 ):
     """Run stream processors as a Faust worker (Ctrl-C to stop)."""
-    from processors.worker import resolve, run
+    from processors.worker import run
+    from streams.topology import resolve
 
     try:
         names = resolve(processors)
@@ -289,7 +290,7 @@ def hash_key(key: str = typer.Argument(..., help="The API key to require")):
 def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"),
         group: Optional[str] = typer.Option(None, help="As given to `murmur worker`")):
     """Consumer lag of a processor group on its input topics."""
-    from processors.worker import input_topics, resolve
+    from streams.topology import input_topics, resolve
     from streams.app import group_id
     from streams.kafka import group_lag
 
@@ -323,7 +324,7 @@ def replay(
 ):
     """Re-run one simulation from the log (beginning to the end offsets at
     start) through the processors' functions into an isolated namespace."""
-    from connectors.replay import replay_sim
+    from eval.replay import replay_sim
 
     try:
         typer.echo(json.dumps(replay_sim(get_settings(), sim, namespace=namespace, question=question)))
@@ -429,7 +430,7 @@ def eval_stance(
 def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str] = typer.Option(None),
                       note: str = typer.Option("")):
     """Record the group's committed input offsets and its tables' changelog offsets."""
-    from connectors import checkpoint as ck
+    from streams import checkpoints as ck
 
     try:
         record = ck.create(get_settings(), processors=processors, group=group, note=note)
@@ -442,7 +443,7 @@ def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str
 
 @checkpoint_app.command("list")
 def checkpoint_list():
-    from connectors import checkpoint as ck
+    from streams import checkpoints as ck
 
     for cid, data in sorted(ck.load_all(get_settings()).items()):
         try:
@@ -455,7 +456,7 @@ def checkpoint_list():
 
 @checkpoint_app.command("show")
 def checkpoint_show(checkpoint_id: str):
-    from connectors import checkpoint as ck
+    from streams import checkpoints as ck
 
     data = ck.load_all(get_settings()).get(checkpoint_id)
     if data is None:
@@ -470,7 +471,7 @@ def checkpoint_show(checkpoint_id: str):
 def checkpoint_restore(checkpoint_id: str):
     """Reset a stopped group to a checkpoint: tables cut back to its changelog
     offsets, inputs to its committed offsets; start the workers to catch up."""
-    from connectors import checkpoint as ck
+    from streams import checkpoints as ck
 
     try:
         typer.echo(json.dumps(ck.restore(get_settings(), checkpoint_id)))
@@ -480,7 +481,7 @@ def checkpoint_restore(checkpoint_id: str):
 
 @checkpoint_app.command("export")
 def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")):
-    from connectors import checkpoint as ck
+    from streams import checkpoints as ck
 
     try:
         typer.echo(f"{ck.export(get_settings(), checkpoint_id, out)} bytes written to {out}")

@@ -12,7 +12,7 @@ resumes its streams are skipped by the stream (flow control still
 suspended) and their re-fetch after the seek is dropped as "already read".
 The checkpoint restore test caught it (a post of the restarted run never
 scored; the same post was there after restoring). With this rule the commit
-stops at the lost message instead; :mod:`processors.stall_guard` then sees a
+stops at the lost message instead; :mod:`streams.stall_guard` then sees a
 partition whose commit no longer moves and seeks it back, so the message is
 read again.
 """

@@ -3,7 +3,7 @@
 Names follow Prometheus conventions: the unit in the name, ``_total`` for
 counters. Every process keeps them in prometheus-client's default registry;
 workers serve it with :func:`serve_metrics`, the API at ``GET /metrics``.
-LLM call metrics live next to the client (processors/llm/metrics.py).
+LLM call metrics live next to the client (streams/llm/metrics.py).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CHECKPOINT_AGE = Gauge(
 )
 PARTITION_RESEEKS = Counter(
     "murmur_partition_reseeks_total",
-    "Input partitions sought back to their committed offset by the stall guard (processors/stall_guard.py)", ["topic"],
+    "Input partitions sought back to their committed offset by the stall guard (streams/stall_guard.py)", ["topic"],
 )
 CHECKPOINTS_TAKEN = Counter("murmur_checkpoints_total", "Checkpoints written, by trigger", ["trigger"])
 
@@ -64,7 +64,7 @@ def serve_metrics(settings: Settings) -> int | None:
 
 def sample_group(settings: Settings, group: str, topics: list[str], checkpoints=None) -> None:
     """One sample of a group's lag per partition and of its checkpoint age
-    (``checkpoints``: a connectors.checkpoint.NewestByGroup)."""
+    (``checkpoints``: a streams.checkpoints.NewestByGroup)."""
     from streams.kafka import group_lag
 
     for p in group_lag(settings, group, topics):
@@ -92,7 +92,7 @@ class GroupSampler:
         self._stop.set()
 
     def _run(self) -> None:
-        from connectors.checkpoint import NewestByGroup
+        from streams.checkpoints import NewestByGroup
 
         checkpoints = NewestByGroup(self.settings)
         while not self._stop.is_set():

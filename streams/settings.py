@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     # snapshots them at each round end (empty: only `murmur checkpoint
     # create`), the monitor page shows their lag.
     processor_groups: tuple[str, ...] = ("all",)
-    # Stall guard (processors/stall_guard.py): every stall_check_s (0: off) a
+    # Stall guard (streams/stall_guard.py): every stall_check_s (0: off) a
     # worker re-reads from the committed offset an input partition whose
     # message there was lost (at the next check), or, in an idle worker, one
     # with lag whose offsets have not moved for stall_after_s.

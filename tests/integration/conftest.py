@@ -16,7 +16,7 @@ from deploy import local
 from deploy.pipeline import process_log, start_process, stop_process
 from deploy import jvm
 from sinks.cassandra_store import CassandraStore
-from processors.worker import input_topics, resolve
+from streams.topology import input_topics, resolve
 from streams.app import group_id
 from streams.kafka import create_topics, start_group_at_end
 from streams.settings import Settings, get_settings

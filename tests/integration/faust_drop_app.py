@@ -13,7 +13,7 @@ import argparse
 
 import faust
 
-from processors import stall_guard
+from streams import stall_guard
 from streams.app import App, create_app
 from streams.settings import get_settings
 

@@ -7,7 +7,7 @@ import pytest
 
 from deploy import jvm
 from deploy.pipeline import stop_process
-from processors.worker import input_topics, resolve
+from streams.topology import input_topics, resolve
 from sinks.cassandra_store import CassandraStore
 from streams.app import group_id
 from streams.kafka import group_lag

@@ -41,10 +41,10 @@ import pytest
 from connectors import synthetic
 from connectors.events import OutEvent
 from connectors.publisher import Publisher
-from connectors.replay import read_sim
+from eval.replay import read_sim
 from deploy.pipeline import stop_process
 from processors.batch import BatchRuntime, derive, verdicts
-from processors.llm import DeterministicLlm
+from streams.llm import DeterministicLlm
 from streams.kafka import read_to_end
 from streams.serde import default_serde
 from streams.settings import VerdictSettings, get_settings

@@ -5,7 +5,7 @@ It found three real bugs, all fixed: a fresh broker's lagging metadata
 failing Faust's changelog partition check; a re-emitted verdict counting
 today's held stances; and, under load, Faust losing the message at a
 partition's committed offset after a restart (its commit rule jumped over
-it; see streams/faust_consumer.py and processors/stall_guard.py).
+it; see streams/faust_consumer.py and streams/stall_guard.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors import checkpoint as ck
+from streams import checkpoints as ck
 from connectors import synthetic
 from connectors.publisher import Publisher
 from deploy.pipeline import stop_process

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.worker import input_topics, resolve
+from streams.topology import input_topics, resolve
 from streams.app import group_id
 from streams.kafka import group_lag
 from streams.settings import Settings

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from connectors.replay import replay_sim
+from eval.replay import replay_sim
 from connectors.publish_cli import Options, run_publish
 from deploy.pipeline import EXAMPLE
 from eval.runner import CaseSpec, run_ablation

@@ -6,7 +6,7 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from processors.llm import (
+from streams.llm import (
     RECORD_FIELDS,
     LlmClient,
     LlmUnavailable,
@@ -17,7 +17,7 @@ from processors.llm import (
     reflection_prompt,
     stance_prompt,
 )
-from processors.llm.devserver import DevServer, DevServerConfig
+from streams.llm.devserver import DevServer, DevServerConfig
 from streams.settings import LlmRole, LlmSettings
 
 FAST, BALANCED, HEAVY = "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-32B-Instruct"

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from connectors.publish_cli import run_publish
 from deploy.pipeline import stop_process
-from processors.llm.devserver import DevServer, DevServerConfig
+from streams.llm.devserver import DevServer, DevServerConfig
 from sinks.cassandra_store import CassandraStore
 from tests.integration.conftest import start_worker, wait_for
 

@@ -21,8 +21,8 @@ import pytest
 from connectors import synthetic
 from connectors.publisher import Publisher
 from deploy.pipeline import process_log, start_process, stop_process
-from processors.llm.devserver import DevServer, DevServerConfig
-from processors.worker import input_topics, resolve
+from streams.llm.devserver import DevServer, DevServerConfig
+from streams.topology import input_topics, resolve
 from sinks.cassandra_store import CassandraStore
 from streams.kafka import BatchProducer, make_producer
 from streams.topics import POSTS, topic_name

@@ -1,6 +1,6 @@
 import pytest
 
-from connectors import checkpoint as ck
+from streams import checkpoints as ck
 
 
 def record(version=ck.FORMAT_VERSION):

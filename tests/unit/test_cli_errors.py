@@ -55,7 +55,7 @@ def test_qdrant_sink_process_needs_a_server_url(monkeypatch):
 def test_worker_help_names_every_processor():
     from typer.testing import CliRunner
 
-    from processors.worker import PROCESSORS
+    from streams.topology import PROCESSORS
     from streams.cli import app
 
     out = CliRunner().invoke(app, ["worker", "--help"], terminal_width=200).output

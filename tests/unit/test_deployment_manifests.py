@@ -1,7 +1,7 @@
 """docker-compose.yml, deploy/prometheus and deploy/k8s against the code they run.
 
 Each check ties a manifest to its source of truth: variable names and values
-to streams/settings.py, worker services to processors/worker.py PROCESSORS,
+to streams/settings.py, worker services to streams/topology.py STAGES,
 commands to the Typer app, ports to the environment. Nothing is started.
 """
 
@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from processors.worker import PROCESSORS, resolve
+from streams.topology import PROCESSORS, resolve
 from streams.cli import app as cli_app
 from streams.settings import ServiceSettings, Settings
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from connectors import jsonl, mirofish, oasis
 from connectors.events import BadLine, OutEvent, Skipped
 from connectors.sources import LineSource
-from processors.runtime import Runtime
+from streams.runtime import Runtime
 from streams.errors import DecodeError
 from streams.serde import AvroSerde
 

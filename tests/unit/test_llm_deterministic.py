@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from processors.llm import (
+from streams.llm import (
     RECORD_FIELDS,
     DeterministicLlm,
     LlmClient,
@@ -15,10 +15,10 @@ from processors.llm import (
     reflection_prompt,
     stance_prompt,
 )
-from processors.llm import deterministic as det
-from processors.llm.embedder import DeterministicEmbedder, hash_embed
-from processors.llm.prompts import semantic_errors
-from processors.llm.schema import validate_subset
+from streams.llm import deterministic as det
+from streams.llm.embedder import DeterministicEmbedder, hash_embed
+from streams.llm.prompts import semantic_errors
+from streams.llm.schema import validate_subset
 from streams.settings import LlmSettings
 
 MEMORIES = [
@@ -205,7 +205,7 @@ def test_async_on_call_is_awaited():
 
 
 def test_make_embedder_follows_embed_backend_and_minilm_is_lazy():
-    from processors.llm import MiniLmEmbedder, VllmEmbedder, make_embedder
+    from streams.llm import MiniLmEmbedder, VllmEmbedder, make_embedder
 
     assert isinstance(make_embedder(LlmSettings()), DeterministicEmbedder)
     assert isinstance(make_embedder(LlmSettings(embed_backend="vllm")), VllmEmbedder)
@@ -222,7 +222,7 @@ def test_each_role_sends_its_own_api_key():
     # A vLLM server started with --api-key refuses any other bearer token.
     import asyncio
 
-    from processors.llm.transport import HttpCaller
+    from streams.llm.transport import HttpCaller
     from streams.settings import LlmSettings
 
     llm = LlmSettings.model_validate({"fast": {"url": "http://a/v1", "api_key": "k-fast"}, "balanced": {"url": "http://a/v1"}})

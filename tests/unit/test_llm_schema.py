@@ -3,8 +3,8 @@
 import email.utils
 import time
 
-from processors.llm.client import parse_reply
-from processors.llm.prompts import (
+from streams.llm.client import parse_reply
+from streams.llm.prompts import (
     CONTRADICTION_SCHEMA,
     IMPORTANCE_SCHEMA,
     REFLECTION_SCHEMA,
@@ -12,8 +12,8 @@ from processors.llm.prompts import (
     reflection_prompt,
     importance_prompt,
 )
-from processors.llm.schema import example_for, validate, validate_subset
-from processors.llm.transport import AttemptFailed, HttpCaller, parse_retry_after
+from streams.llm.schema import example_for, validate, validate_subset
+from streams.llm.transport import AttemptFailed, HttpCaller, parse_retry_after
 from streams.settings import LlmSettings
 
 

@@ -4,7 +4,7 @@ key; private texts never sent."""
 from __future__ import annotations
 
 from api.monitor import SimFilter
-from connectors.publisher import dead_letter_record
+from streams.dead_letter import dead_letter_record
 from streams.serde import default_serde
 from streams.settings import Settings
 from streams.topics import CONFLICTS, DEAD_LETTER, OBSERVATIONS, POSTS, VERDICTS, agent_key, sim_key, topic_name

@@ -9,7 +9,7 @@ import pytest
 from connectors import synthetic
 from eval.scoring import load_truth, score
 from processors import batch
-from processors.llm import DeterministicLlm
+from streams.llm import DeterministicLlm
 from processors.opinion import ALL_FEATURES, AgentStance, direction_of
 from processors.stance_model import LexiconModel, lexicon_valence as valence
 from streams.settings import Settings, VerdictSettings

@@ -8,8 +8,8 @@ import pytest
 from processors import contradiction as con
 from processors import importance as imp
 from processors import reflection as ref
-from processors.llm import DeterministicLlm, DeterministicEmbedder, LlmUnavailable
-from processors.runtime import Incoming, by_agent
+from streams.llm import DeterministicLlm, DeterministicEmbedder, LlmUnavailable
+from streams.runtime import Incoming, by_agent
 from streams.settings import Settings
 
 EMB = DeterministicEmbedder(384)

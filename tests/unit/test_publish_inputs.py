@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from connectors import mirofish, mirofish_config
 from connectors.client import SimulationPublisher
-from connectors.events import BadLine, Counts, OutEvent
+from connectors.events import BadLine, Counts
 from connectors.positions import Position, prefix_digest
 from connectors.publish_cli import Options, Plan, run_publish
 from connectors.sources import LineSource, TraceSource

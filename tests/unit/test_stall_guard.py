@@ -7,7 +7,7 @@ from collections import defaultdict
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from processors.stall_guard import StallDetector
+from streams.stall_guard import StallDetector
 from streams.faust_consumer import Consumer, unacked_head
 
 T = TP("sim.posts.v1", 1)

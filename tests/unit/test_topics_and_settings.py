@@ -70,7 +70,7 @@ def test_a_role_given_in_part_keeps_its_own_model(monkeypatch):
 
 
 def test_processor_groups_name_workers_by_processors_or_by_group_name():
-    from processors.worker import configured_groups
+    from streams.topology import configured_groups
 
     s = Settings(processor_groups=("all", "scoring=importance,cassandra-sink", " judge = stance,verdict "))
     assert configured_groups(s) == [("all", "all"), ("scoring", "importance,cassandra-sink"),

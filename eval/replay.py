@@ -82,7 +82,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     import asyncio
 
     from processors.batch import BatchRuntime, derive, verdicts
-    from processors.llm import make_llm
+    from streams.llm import make_llm
     from sinks.cassandra_store import CassandraStore
     from streams.kafka import BatchProducer, create_topics, make_producer
     from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, agent_key, sim_key

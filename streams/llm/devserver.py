@@ -11,7 +11,7 @@ queue (as vLLM's scheduler does), a seeded error rate (500 or 429 with
 Retry-After), models that always fail, scripted failures for the next
 requests, and usage token counts.
 
-CLI: ``python -m processors.llm.devserver --port 8000 --latency-ms 50 --capacity 256 --error-rate 0.0``
+CLI: ``python -m streams.llm.devserver --port 8000 --latency-ms 50 --capacity 256 --error-rate 0.0``
 In tests: ``with DevServer(DevServerConfig(latency_ms=5)) as srv: srv.url ...``
 """
 
@@ -318,7 +318,7 @@ def spawn(latency_ms: float, capacity: int):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "processors.llm.devserver", "--port", str(port),
+    cmd = [sys.executable, "-m", "streams.llm.devserver", "--port", str(port),
            "--latency-ms", str(latency_ms), "--capacity", str(capacity)]
     proc = subprocess.Popen(cmd, cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(_ROOT)})

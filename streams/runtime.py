@@ -20,7 +20,7 @@ from typing import Any
 from faust.streams import _current_event
 from faust.types import EventT
 
-from connectors.publisher import dead_letter_record
+from streams.dead_letter import dead_letter_record
 from streams.contract import check_ranges
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_producer
@@ -57,7 +57,7 @@ class Runtime:
         """The shared LLM client; every call it makes becomes an LlmCall event,
         produced with the batch that caused it."""
         if self._llm is None:
-            from processors.llm import make_llm
+            from streams.llm import make_llm
 
             self._llm = make_llm(self.settings, on_call=self._on_llm_call)
         return self._llm

@@ -19,7 +19,7 @@ from pathlib import Path
 import zstandard
 from confluent_kafka import KafkaError, TopicPartition
 
-from processors.worker import changelog_topics, input_topics, resolve
+from streams.topology import changelog_topics, input_topics, resolve
 from streams.app import group_id
 from streams.errors import DecodeError, MurmurError
 from streams.kafka import BatchProducer, committed_offsets, end_offsets, make_consumer, make_producer

@@ -1,0 +1,28 @@
+"""The dead-letter record: what every stage (publisher, processors, sinks)
+writes to the dead-letter topic for an input it cannot use, with the raw
+bytes and the reason, so nothing is dropped."""
+
+from __future__ import annotations
+
+import time
+
+from streams.ids import stable_id
+
+
+def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None = None, source_ref: str | None = None,
+                       source_topic: str | None = None, source_partition: int | None = None,
+                       source_offset: int | None = None, sim_id: str | None = None, key: bytes | None = None) -> dict:
+    return {
+        "event_id": stable_id("dead-letter", stage, source_ref, source_topic, source_partition, source_offset, raw.hex()[:4096]),
+        "ts": int(time.time() * 1000),
+        "stage": stage,
+        "reason": reason[:2000],
+        "field": field,
+        "source_topic": source_topic,
+        "source_partition": source_partition,
+        "source_offset": source_offset,
+        "source_ref": source_ref,
+        "sim_id": sim_id,
+        "key": key,
+        "raw": raw,
+    }
