@@ -20,7 +20,7 @@ import faust
 from streams import checkpoints
 from streams.app import group_id
 from streams.metrics import CHECKPOINTS_TAKEN
-from streams.runtime import Runtime
+from streams.runtime import Effects, Incoming, Runtime, register_batches
 from streams.topology import configured_groups, stage
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,19 @@ def take(rt: Runtime, groups: list[tuple[str, str]], round_ends: list[tuple[str,
     return [r["event_id"] for r in records]
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: float = 0.5) -> None:
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 100, within: float = 0.5):
     if not rt.settings.processor_groups:
-        return
+        return None
     groups = configured_groups(rt.settings)  # a bad entry stops the worker at start, not at a round end
 
-    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
-    async def checkpointer(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            batch = rt.decode_events(events, expected=("RoundMarker",), stage=STAGE)
-            ends = sorted({(i.record["sim_id"], i.record["round"]) for i in batch if i.record["kind"] == "round_end"})
-            if ends:
-                try:
-                    await asyncio.to_thread(take, rt, groups, ends)
-                except Exception as exc:  # a missed checkpoint must not stop the stream
-                    log.warning("checkpoints at round ends %s failed: %s", ends, exc)
-            await rt.flush()  # dead letters of the batch
+    async def handle(batch: list[Incoming]) -> Effects:
+        ends = sorted({(i.record["sim_id"], i.record["round"]) for i in batch if i.record["kind"] == "round_end"})
+        if ends:
+            try:
+                await asyncio.to_thread(take, rt, groups, ends)
+            except Exception as exc:  # a missed checkpoint must not stop the stream
+                log.warning("checkpoints at round ends %s failed: %s", ends, exc)
+        return Effects()
+
+    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("RoundMarker",), handle=handle,
+                            batch_size=batch_size, within=within)

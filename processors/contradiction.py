@@ -150,12 +150,12 @@ class Detector:
         return state, conflicts
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
     detector = Detector(rt, rt.settings)
 
     async def handle(state: dict, items: list[Incoming]):
         state, conflicts = await detector.agent_events(state, items)
         return state, [(CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c) for c in conflicts]
 
-    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
+    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
                        load_state=load_state, handle=handle, batch_size=batch_size, within=within)

@@ -22,12 +22,11 @@ it produced the first time is already downstream.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import faust
 
 from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
-from streams.runtime import Incoming, Runtime
+from streams.runtime import Effects, Incoming, Runtime, register_batches
 from streams.ids import stable_id
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
 from streams.topology import stage
@@ -130,26 +129,17 @@ def split_new(batch: list[Incoming], scored_before) -> tuple[list[Incoming], int
     return fresh, len(batch) - len(fresh)
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
-    source = app.topic(*(rt.topic(t) for t in INPUTS))
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
     scored = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
 
-    @app.agent(source, name=STAGE)
-    async def importance(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("Post", "Observation"), stage=STAGE)
-            fresh, repeats = split_new(batch, lambda event_id: scored.get(event_id.encode()) is not None)
-            IMPORTANCE_REPEATS.inc(repeats)
-            try:
-                memories = await score_batch(rt, fresh)
-            except Exception as exc:  # a bug or poison record: keep the inputs, move on
-                rt.dead_letter_all(STAGE, fresh, exc)
-                fresh, memories = [], []
-            for memory in memories:
-                rt.emit(STAGE, SCORED, agent_key(memory["sim_id"], memory["agent_id"]), memory)
-            await rt.flush()
-            for inc in fresh:  # after the flush: an id counts as scored once its memory is on Kafka
-                rt.remember(scored, inc.record["event_id"].encode(), 1, inc)
-            rt.commit_state(scored)
-            rt.observe_batch(STAGE, started, batch)
+    async def handle(batch: list[Incoming]) -> Effects:
+        fresh, repeats = split_new(batch, lambda event_id: scored.get(event_id.encode()) is not None)
+        IMPORTANCE_REPEATS.inc(repeats)
+        memories = await score_batch(rt, fresh)
+        return Effects(
+            outputs=[(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories],
+            # Written after the flush: an id counts as scored once its memory is on Kafka.
+            state=[(scored, inc.record["event_id"].encode(), 1, inc) for inc in fresh])
+
+    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Post", "Observation"), handle=handle,
+                            batch_size=batch_size, within=within)

@@ -161,7 +161,7 @@ class Reflector:
         return state, reflections, memories
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
     reflector = Reflector(rt, rt.settings)
 
     async def handle(state: dict, items: list[Incoming]):
@@ -170,5 +170,5 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         outputs += [(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories]
         return state, outputs
 
-    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
+    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
                        load_state=load_state, handle=handle, batch_size=batch_size, within=within)

@@ -187,13 +187,13 @@ async def agent_events(rt, state: dict, items: list[Incoming], question: Questio
     return state, out
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25) -> None:
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
     questions = Questions(rt.settings)
 
     async def handle(state: dict, items: list[Incoming]):
         state, events = await agent_events(rt, state, items, questions.of)
         return state, [(STANCES, sim_key(e["sim_id"]), e) for e in events]
 
-    register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory", "Persona", "Conflict"),
+    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory", "Persona", "Conflict"),
                        table_name=TABLES[0], load_state=load_state, handle=handle, batch_size=batch_size,
                        within=within)

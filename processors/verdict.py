@@ -20,12 +20,10 @@ these same functions (``processors/batch.py``).
 
 from __future__ import annotations
 
-import time
-
 import faust
 
 from processors.opinion import Evidence, verdict_record
-from streams.runtime import Incoming, Runtime, with_defaults
+from streams.runtime import Effects, Incoming, Runtime, register_batches, with_defaults
 from streams.settings import VerdictSettings
 from streams.topology import stage
 from streams.topics import VERDICTS, sim_key
@@ -143,42 +141,35 @@ def sim_events(state: dict, items: list[Incoming], seen,
     return state, [verdict_at(state, items[0].record["sim_id"], rnd, settings) for rnd in due]
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25) -> None:
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25):
     table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
     applied = app.Table(TABLES[1], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
 
-    @app.agent(app.topic(*(rt.topic(t) for t in INPUTS)), name=STAGE)
-    async def verdict(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=("Stance", "RoundMarker", "Simulation"), stage=STAGE)
-            groups: dict[bytes, list[Incoming]] = {}
-            for inc in batch:
-                groups.setdefault(sim_key(inc.record["sim_id"]), []).append(inc)
-            new_ids: list[tuple[bytes, Incoming]] = []
-            for key, items in groups.items():
-                pending = {i.record["event_id"] for i in items if i.type_name == "Stance"}
-                batch_seen: set[str] = set()
+    async def handle(batch: list[Incoming]) -> Effects:
+        groups: dict[bytes, list[Incoming]] = {}
+        for inc in batch:
+            groups.setdefault(sim_key(inc.record["sim_id"]), []).append(inc)
+        effects = Effects()
+        for key, items in groups.items():
+            pending = {i.record["event_id"] for i in items if i.type_name == "Stance"}
+            batch_seen: set[str] = set()
 
-                def seen(event_id: str, key=key) -> bool:
-                    if event_id in batch_seen or applied.get(key + b"/" + event_id.encode()):
-                        return True
-                    batch_seen.add(event_id)
-                    return False
+            def seen(event_id: str, key=key) -> bool:
+                if event_id in batch_seen or applied.get(key + b"/" + event_id.encode()):
+                    return True
+                batch_seen.add(event_id)
+                return False
 
-                try:
-                    state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict)
-                except Exception as exc:  # keep the inputs, move on
-                    rt.dead_letter_all(STAGE, items, exc)
-                    continue
-                for v in verdicts:
-                    rt.emit(STAGE, VERDICTS, key, v)
-                rt.remember(table, key, state, items[-1])
-                by_id = {i.record["event_id"]: i for i in items if i.type_name == "Stance"}
-                new_ids += [(key + b"/" + e.encode(), by_id[e]) for e in sorted(batch_seen & pending)]
-            await rt.flush()
-            rt.commit_state(table)
-            for k, inc in new_ids:
-                rt.remember(applied, k, True, inc)
-            rt.commit_state(applied)
-            rt.observe_batch(STAGE, started, batch)
+            try:
+                state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict)
+            except Exception as exc:  # keep the inputs, move on
+                effects.failed.append((items, exc))
+                continue
+            effects.outputs += [(VERDICTS, key, v) for v in verdicts]
+            effects.state.append((table, key, state, items[-1]))
+            by_id = {i.record["event_id"]: i for i in items if i.type_name == "Stance"}
+            effects.state += [(applied, key + b"/" + e.encode(), True, by_id[e]) for e in sorted(batch_seen & pending)]
+        return effects
+
+    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Stance", "RoundMarker", "Simulation"),
+                            handle=handle, batch_size=batch_size, within=within)

@@ -10,11 +10,9 @@ Cassandra is away), and every write is an upsert keyed by the memory id.
 
 from __future__ import annotations
 
-import time
-
 import faust
 
-from streams.runtime import Runtime
+from streams.runtime import Effects, Incoming, Runtime, register_batches
 from sinks.cassandra_store import CassandraStore
 from streams.topology import stage
 
@@ -30,29 +28,27 @@ WRITERS = {
 
 
 def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None, batch_size: int = 2000,
-             within: float = 0.25) -> None:
+             within: float = 0.25):
     if store is None:
         store = CassandraStore(rt.settings)  # connects and applies the schema at the first write
-    source = app.topic(*(rt.topic(t) for t in INPUTS))
 
-    @app.agent(source, name=STAGE)
-    async def cassandra_sink(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            batch = rt.decode_events(events, expected=tuple(WRITERS), stage=STAGE)
+    async def handle(batch: list[Incoming]) -> Effects:
+        failed: list[tuple[list[Incoming], BaseException]] = []
 
-            def writes():
-                # Built (and statements prepared) once the database answers.
-                out = []
-                for inc in batch:
-                    try:
-                        out += WRITERS[inc.type_name](store, [inc.record])
-                    except (KeyError, TypeError, ValueError) as exc:  # a record the tables cannot hold
-                        rt.dead_letter_all(STAGE, [inc], exc)
-                return out
+        def writes():
+            # Built (and statements prepared) once the database answers.
+            out = []
+            for inc in batch:
+                try:
+                    out += WRITERS[inc.type_name](store, [inc.record])
+                except (KeyError, TypeError, ValueError) as exc:  # a record the tables cannot hold
+                    failed.append(([inc], exc))
+            return out
 
-            if batch:
-                await store.execute_all(writes, sink=STAGE)
-            # Dead letters produced while decoding must land before the ack.
-            await rt.flush()
-            rt.observe_batch(STAGE, started, batch)
+        # The view's writes are this stage's effect: retried while Cassandra
+        # is away, so the batch is acked only once every row landed.
+        await store.execute_all(writes, sink=STAGE)
+        return Effects(failed=failed)
+
+    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=tuple(WRITERS), handle=handle,
+                            batch_size=batch_size, within=within)

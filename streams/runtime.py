@@ -1,21 +1,28 @@
-"""What every processor shares: decoding with dead-lettering, producing
-outputs through confluent-kafka, and the flush that makes a batch safe to ack.
+"""What every stage shares: decoding with dead-lettering, producing outputs
+through confluent-kafka, and the one batch loop that owns the commit order.
 
-Commit order (at-least-once with idempotent effects), in one place:
+Commit order (at-least-once with idempotent effects), in one place,
+:meth:`Runtime.process`, which every stage's Faust agent runs
+(:func:`register_batches`):
   1. decode the batch; bad records become dead letters (produced, not dropped);
-  2. compute outputs (pure functions, LLM calls);
+  2. the stage's handler decides (pure functions, LLM calls; a sink writes
+     its view here, retrying while the database is away) and returns its
+     :class:`Effects`; a handler that raises has its batch dead-lettered;
   3. produce outputs and dead letters, then flush until Kafka acked them all;
-  4. return to ``stream.take_events``: Faust acks the inputs, then commits.
-A crash before 4 re-delivers the batch; outputs carry deterministic ids so the
+  4. write table state, each key to the changelog partition of the input
+     that carried it;
+  5. return to ``stream.take_events``: Faust acks the inputs, then commits.
+A crash before 5 re-delivers the batch; outputs carry deterministic ids so the
 second delivery writes the same rows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from faust.streams import _current_event
 from faust.types import EventT
@@ -41,15 +48,30 @@ class Incoming:
     event: Any = field(default=None, compare=False, repr=False)
 
 
+Output = tuple[TopicSpec, bytes, dict]  # (topic, key, record)
+
+
+@dataclass
+class Effects:
+    """What a stage's handler decided for one batch; :meth:`Runtime.process`
+    applies it in the commit order."""
+
+    outputs: list[Output] = field(default_factory=list)
+    state: list[tuple[Any, bytes, Any, Incoming]] = field(default_factory=list)  # (table, key, value, input)
+    failed: list[tuple[list[Incoming], BaseException]] = field(default_factory=list)  # dead-lettered with the error
+
+
+Handler = Callable[[list[Incoming]], Awaitable[Effects]]
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None) -> None:
+    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None, producer: Any = None) -> None:
         self.settings = settings
         self.serde = serde or default_serde()
-        self.producer = BatchProducer(make_producer(settings))
+        # Anything with send(topic, key, value) and an awaitable flush(): the
+        # Kafka producer, or a recorder in tests that run without a broker.
+        self.producer = producer if producer is not None else BatchProducer(make_producer(settings))
         self._llm = None
-        # Per table: agents of one worker share this runtime and interleave at
-        # every await, so each table's pending writes are kept apart.
-        self._pending_state: dict[int, list[tuple[bytes, Any, Incoming]]] = {}
 
     # -- LLM -------------------------------------------------------------------
     @property
@@ -71,24 +93,40 @@ class Runtime:
     def _on_llm_call(self, record: dict) -> None:
         self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
 
-    # -- per-agent state ---------------------------------------------------------
-    def remember(self, table, key: bytes, state: Any, last: Incoming) -> None:
-        """Queue a table write; :meth:`commit_state` applies it after the flush."""
-        self._pending_state.setdefault(id(table), []).append((key, state, last))
-
-    def commit_state(self, table) -> None:
-        for key, state, last in self._pending_state.pop(id(table), []):
-            # Faust sends a table write to the changelog partition of the
-            # *current event*; in a batch that is not the event that carried
-            # this key, so we make it so. Changelog partition == source
-            # partition is what lets Faust rebuild the right state on the
-            # right worker after a rebalance.
-            token = _current_event.set(weakref.ref(last.event)) if last.event is not None else None
+    # -- the batch loop ------------------------------------------------------------
+    async def process(self, stage: str, events: list, expected: tuple[str, ...], handle: Handler) -> Effects:
+        """One batch through the commit order (see the module's docstring)."""
+        started = time.perf_counter()
+        batch = self.decode_events(events, expected=expected, stage=stage)
+        effects = Effects()
+        if batch:
             try:
-                table[key] = state
-            finally:
-                if token is not None:
-                    _current_event.reset(token)
+                effects = await handle(batch)
+            except Exception as exc:  # a bug or a poison record: keep the inputs, move on
+                self.dead_letter_all(stage, batch, exc)
+                effects = Effects()
+        for spec, key, record in effects.outputs:
+            self.emit(stage, spec, key, record)
+        for items, exc in effects.failed:
+            self.dead_letter_all(stage, items, exc)
+        await self.flush()
+        for table, key, value, carrier in effects.state:
+            self.write_state(table, key, value, carrier)
+        self.observe_batch(stage, started, batch)
+        return effects
+
+    def write_state(self, table, key: bytes, value: Any, carrier: Incoming) -> None:
+        # Faust sends a table write to the changelog partition of the
+        # *current event*; in a batch that is not the event that carried this
+        # key, so we make it so. Changelog partition == source partition is
+        # what lets Faust rebuild the right state on the right worker after a
+        # rebalance.
+        token = _current_event.set(weakref.ref(carrier.event)) if carrier.event is not None else None
+        try:
+            table[key] = value
+        finally:
+            if token is not None:
+                _current_event.reset(token)
 
     def topic(self, spec: TopicSpec) -> str:
         return topic_name(spec, self.settings.namespace)
@@ -163,40 +201,50 @@ def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
     return groups
 
 
-Output = tuple[TopicSpec, bytes, dict]  # (topic, key, record)
+def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
+                     handle: Handler, batch_size: int = 1000, within: float = 0.25):
+    """The Faust agent of a stage: batches of its inputs through
+    :meth:`Runtime.process`. Every processor and the Cassandra sink run this."""
+
+    @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
+    async def batches(stream):
+        async for events in stream.take_events(batch_size, within=within):
+            await rt.process(stage, events, expected, handle)
+
+    return batches
+
+
+AgentHandler = Callable[[Any, list[Incoming]], Awaitable[tuple[Any, list[Output]]]]
+
+
+def per_agent(table, load_state, handle: AgentHandler) -> Handler:
+    """A handler for per-agent state (reflection, contradiction, stance):
+    the batch grouped by agent, agents handled concurrently (their LLM calls
+    overlap), one agent's events strictly in order. ``handle(state, items)
+    -> (state, outputs)``; an agent whose handling raises is dead-lettered
+    with the error and keeps its state."""
+
+    async def handle_batch(batch: list[Incoming]) -> Effects:
+        groups = by_agent(batch)
+        results = await asyncio.gather(*(handle(load_state(table.get(key)), items) for key, items in groups.items()),
+                                       return_exceptions=True)
+        effects = Effects()
+        for (key, items), result in zip(groups.items(), results):
+            if isinstance(result, BaseException):
+                effects.failed.append((items, result))
+                continue
+            state, outputs = result
+            effects.outputs += outputs
+            effects.state.append((table, key, state, items[-1]))
+        return effects
+
+    return handle_batch
 
 
 def register_per_agent(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
-                       table_name: str, load_state, handle, batch_size: int = 1000, within: float = 0.25) -> None:
-    """A Faust agent whose state is per agent (reflection, contradiction,
-    stance): batches grouped by agent, agents handled concurrently (their
-    LLM calls overlap), one agent's events strictly in order.
-
-    ``handle(state, items) -> (state, outputs)`` is awaited per agent; an
-    agent whose handling raises is dead-lettered with the error and keeps its
-    state. Outputs are flushed before the state is written, and the state
-    before Faust acks the inputs (see the commit order above).
-    """
-    import asyncio
-
+                       table_name: str, load_state, handle: AgentHandler, batch_size: int = 1000,
+                       within: float = 0.25):
     table = app.Table(table_name, default=None, partitions=rt.settings.topic_partitions,
                       key_type=bytes)  # raw keys (sim/agent); values JSON
-
-    @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
-    async def per_agent(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            started = time.perf_counter()
-            groups = by_agent(rt.decode_events(events, expected=expected, stage=stage))
-            results = await asyncio.gather(*(handle(load_state(table.get(key)), items)
-                                             for key, items in groups.items()), return_exceptions=True)
-            for (key, items), result in zip(groups.items(), results):
-                if isinstance(result, BaseException):
-                    rt.dead_letter_all(stage, items, result)
-                    continue
-                state, outputs = result
-                for spec, out_key, record in outputs:
-                    rt.emit(stage, spec, out_key, record)
-                rt.remember(table, key, state, items[-1])
-            await rt.flush()
-            rt.commit_state(table)
-            rt.observe_batch(stage, started, [i for items in groups.values() for i in items])
+    return register_batches(app, rt, stage=stage, inputs=inputs, expected=expected,
+                            handle=per_agent(table, load_state, handle), batch_size=batch_size, within=within)

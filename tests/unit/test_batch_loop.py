@@ -1,0 +1,120 @@
+"""The one batch loop (streams/runtime.py) in Faust's in-memory test mode, no
+broker: a stage's agent decodes, decides, produces and flushes its outputs
+and dead letters, and only then writes its table state. The same loop runs
+against the real broker in every integration test (tests/integration/
+test_faults.py kills workers between these steps)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from processors import importance
+from streams.app import create_app
+from streams.llm import DeterministicLlm
+from streams.runtime import Runtime, register_per_agent
+from streams.serde import AvroSerde
+from streams.settings import Settings
+from streams.topics import POSTS, agent_key
+
+SERDE = AvroSerde()
+
+
+class Recorder:
+    """The runtime's producer, in memory: what was sent, and when it flushed."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple] = []
+
+    def send(self, topic, key, value) -> None:
+        self.log.append(("send", topic, key, value))
+
+    async def flush(self) -> None:
+        self.log.append(("flush",))
+
+    def sent(self, topic_suffix: str) -> list[dict]:
+        return [SERDE.decode(e[3])[1] for e in self.log if e[0] == "send" and e[1].endswith(topic_suffix)]
+
+
+def runtime(tmp_path) -> tuple:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", topic_partitions=1, state_dir=tmp_path)
+    app = create_app(settings, "loop-test")
+    rec = Recorder()
+    rt = Runtime(settings, producer=rec)
+    rt._llm = DeterministicLlm(settings)
+    write_state = rt.write_state
+
+    def logged_write(table, key, value, carrier):  # state writes, in order with sends and flushes
+        rec.log.append(("state", key))
+        write_state(table, key, value, carrier)
+
+    rt.write_state = logged_write
+    return app, rt, rec
+
+
+def post(event_id: str, agent: str = "a", content: str = "The plan is a disaster, I oppose it") -> bytes:
+    return SERDE.encode("Post", {"event_id": event_id, "sim_id": "s", "round": 1, "ts": 5, "agent_id": agent,
+                                 "action": "CREATE_POST", "content": content})
+
+
+async def feed(agent, values: list[tuple[bytes, bytes]]) -> None:
+    async with agent.test_context() as ctx:
+        for key, value in values:
+            await ctx.put(value, key=key)
+        await asyncio.sleep(0.6)  # take_events: within=0.25
+
+
+def test_outputs_and_dead_letters_are_flushed_before_state_is_written(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+    agent = importance.register(app, rt, within=0.1)
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1")), (agent_key("s", "a"), b"\x00junk"),
+                                             (agent_key("s", "b"), post("e2", "b")), (agent_key("s", "a"), post("e1"))]))
+    scored = rec.sent("memory.scored.v1")
+    assert sorted(m["memory_id"] for m in scored) == ["e1", "e2"]  # e1 once: the copy in the batch is skipped
+    assert len(rec.sent("ops.dead-letter.v1")) == 1
+    kinds = [e[0] for e in rec.log]
+    first_state = kinds.index("state")
+    assert "flush" in kinds[:first_state] and "send" not in kinds[first_state:]  # commit order
+    assert sorted(e[1] for e in rec.log if e[0] == "state") == [b"e1", b"e2"]
+    # e1 again, in a later batch: already scored, no call, no output
+    before = len(rec.sent("memory.scored.v1"))
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
+    assert len(rec.sent("memory.scored.v1")) == before
+
+
+def test_a_failing_handler_dead_letters_its_batch_and_writes_no_state(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+
+    class Broken(DeterministicLlm):
+        async def embed(self, texts):
+            raise RuntimeError("embedder bug")
+
+    rt._llm = Broken(rt.settings)
+    agent = importance.register(app, rt, within=0.1)
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1")), (agent_key("s", "b"), post("e2", "b"))]))
+    dead = rec.sent("ops.dead-letter.v1")
+    assert len(dead) == 2 and all("RuntimeError: embedder bug" in d["reason"] for d in dead)
+    assert rec.sent("memory.scored.v1") == [] and not any(e[0] == "state" for e in rec.log)
+
+
+def test_per_agent_state_one_failing_agent_does_not_stop_the_others(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+    seen: dict[bytes, list[str]] = {}
+
+    async def handle(state, items):
+        agent = items[0].record["agent_id"]
+        if agent == "bad":
+            raise ValueError("poison")
+        ids = (state or []) + [i.record["event_id"] for i in items]
+        seen[agent] = ids
+        return ids, [(POSTS, b"out", {**items[-1].record, "event_id": f"out-{agent}"})]
+
+    agent = register_per_agent(app, rt, stage="test-stage", inputs=(POSTS,), expected=("Post",), table_name="t-state",
+                               load_state=lambda stored: stored, handle=handle, within=0.1)
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "good"), post("g1", "good")),
+                                             (agent_key("s", "bad"), post("b1", "bad")),
+                                             (agent_key("s", "good"), post("g2", "good"))]))
+    assert seen == {"good": ["g1", "g2"]}  # one agent's events in order
+    assert [r["event_id"] for r in rec.sent("sim.posts.v1")] == ["out-good"]
+    assert [d["reason"] for d in rec.sent("ops.dead-letter.v1")] == ["ValueError: poison"]
+    assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]
+
