@@ -17,9 +17,8 @@ from typing import Any, Sequence
 
 from . import lexicon as lx
 from .embedder import DeterministicEmbedder, Embedder
-from .prompts import Prompt, semantic_errors
+from .prompts import Prompt
 from .records import LlmResult, LlmUnavailable, OnCall, emit, estimate_tokens, make_record
-from .schema import validate
 
 MODEL = "murmur-deterministic-v1"
 ROLES = ("fast", "balanced", "heavy")
@@ -191,10 +190,11 @@ class DeterministicLlm:
         key = cache_key or prompt.default_cache_key()
         error, data = None, None
         try:
+            # Not validated here: these answers match their schemas by
+            # construction, which tests/unit/test_llm_deterministic.py checks
+            # over generated inputs (validating every call cost a fifth of a
+            # replay's time). A model's answers are validated (client.py).
             data = answer(prompt.task, prompt.inputs)
-            problems = validate(prompt.schema, data) + semantic_errors(prompt, data)
-            if problems:
-                error, data = f"invalid_output: {problems[0]}", None
         except (KeyError, ValueError) as exc:
             error = f"no deterministic answer for task {prompt.task!r}: {exc}"
         completion = json.dumps(data) if data is not None else ""

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from streams.llm import (
     RECORD_FIELDS,
@@ -234,3 +235,32 @@ def test_each_role_sends_its_own_api_key():
         return got
 
     assert asyncio.run(headers()) == ["Bearer k-fast", "Bearer EMPTY"]
+
+
+# The backend does not validate its own answers at run time; this is why it need not.
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_texts, st.sampled_from(["post", "quote", "comment", "repost", "like", "view", "follow", "observation"]))
+def test_importance_answers_match_their_schema(text, kind):
+    prompt = importance_prompt(text, kind=kind)
+    data = det.answer(prompt.task, prompt.inputs)
+    assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="abcdef0123456789", min_size=1, max_size=8), _texts), min_size=1,
+                max_size=12, unique_by=lambda m: m[0]))
+def test_reflection_answers_match_their_schema(memories):
+    prompt = reflection_prompt("agent", memories)
+    data = det.answer(prompt.task, prompt.inputs)
+    assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(_texts, _texts)
+def test_contradiction_and_stance_answers_match_their_schema(a, b):
+    for prompt in (contradiction_prompt(a, b), stance_prompt(a, b)):
+        data = det.answer(prompt.task, prompt.inputs)
+        assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
