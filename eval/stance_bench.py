@@ -110,7 +110,7 @@ async def score_target(rt: BatchRuntime, target: Target) -> tuple[dict, list[tup
     out.memories = [{"event_id": f"{target.name}-{i}", "memory_id": f"{target.name}-{i}", "sim_id": f"stance-{target.name}",
                      "round": 0, "ts": 0, "agent_id": f"a{i}", "kind": "post", "public": True, "action": "CREATE_POST",
                      "platform": "", "content": text, "importance": 5, "importance_fallback": False, "scorer": "",
-                     "embedding": [], "embedder": ""} for i, text in enumerate(target.texts)]
+                     "embedding": [], "embedding_f32": b"", "embedder": ""} for i, text in enumerate(target.texts)]
     (verdict,) = await verdicts(rt, out, sim_id=f"stance-{target.name}", question=target.question, reader=cached)
     pairs = [(predicted(r), g) for r, g in zip(readings, target.labels)]
     truth = {"direction": direction_of(target.balance), "magnitude": round(abs(target.balance), 6)}

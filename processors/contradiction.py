@@ -25,12 +25,13 @@ import math
 import faust
 import numpy as np
 
+from streams.ids import stable_id
 from streams.llm import LlmUnavailable, contradiction_prompt
 from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
-from streams.ids import stable_id
 from streams.settings import Settings
-from streams.topology import stage
 from streams.topics import CONFLICTS, agent_key
+from streams.topology import stage
+from streams.vectors import vector_of
 
 STAGE = "contradiction"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
@@ -103,7 +104,7 @@ def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIG
 
 def remember(state: dict, memory: dict, window: int, mode: str = "numpy") -> None:
     state["window"].append({"id": memory["memory_id"], "ts": memory["ts"], "t": memory["content"][:TEXT_CHARS],
-                            "v": quantise(memory["embedding"], mode)})
+                            "v": quantise(vector_of(memory), mode)})
     del state["window"][:-window]
 
 
@@ -129,9 +130,10 @@ class Detector:
         conflicts: list[dict] = []
         for inc in items:
             m = inc.record
-            if not m["embedding"] or already_seen(state, m):
+            vec = vector_of(m)
+            if not len(vec) or already_seen(state, m):
                 continue
-            near = neighbours(state, m["embedding"], threshold=self.threshold, mode=self.mode)
+            near = neighbours(state, vec, threshold=self.threshold, mode=self.mode)
             # One memory's comparisons are independent of each other: overlap them.
             answers = await asyncio.gather(*(
                 self.rt.llm.complete_json("fast", contradiction_prompt(old["t"], m["content"]),

@@ -25,12 +25,13 @@ import asyncio
 
 import faust
 
-from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
-from streams.runtime import Effects, Incoming, Runtime, register_batches
 from streams.ids import stable_id
+from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
-from streams.topology import stage
+from streams.runtime import Effects, Incoming, Runtime, register_batches
 from streams.topics import SCORED, agent_key
+from streams.topology import stage
+from streams.vectors import pack
 
 STAGE = "importance"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
@@ -68,7 +69,8 @@ def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = F
         "importance": importance,
         "importance_fallback": fallback,
         "scorer": scorer,
-        "embedding": embedding or [],
+        "embedding": [],
+        "embedding_f32": pack(embedding),
         "embedder": embedder,
         "source_topic": inc.topic,
         "source_partition": inc.partition,

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.ids import stable_id
 from streams.llm import LlmUnavailable, reflection_prompt
 from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
-from streams.ids import stable_id
 from streams.settings import Settings
-from streams.topology import stage
 from streams.topics import REFLECTIONS, SCORED, agent_key
+from streams.topology import stage
+from streams.vectors import pack
 
 STAGE = "reflection"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
@@ -122,7 +123,8 @@ def as_memory(reflection: dict, embedding: list[float], embedder: str) -> dict:
         "memory_id": reflection["event_id"], "sim_id": reflection["sim_id"], "round": reflection["round"],
         "ts": reflection["ts"], "agent_id": reflection["agent_id"], "kind": "reflection", "public": False,
         "action": "", "platform": "", "content": reflection["content"], "importance": reflection["importance"],
-        "importance_fallback": False, "scorer": f"reflection:{reflection['backend']}", "embedding": embedding, "embedder": embedder,
+        "importance_fallback": False, "scorer": f"reflection:{reflection['backend']}", "embedding": [], "embedding_f32": pack(embedding),
+        "embedder": embedder,
         "source_topic": reflection["source_topic"], "source_partition": reflection["source_partition"],
         "source_offset": reflection["source_offset"],
     }

@@ -38,8 +38,8 @@ from processors.opinion import ALL_FEATURES, AgentStance, Persona, post_weight, 
 from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
 from processors.stance_model import UNREADABLE, Reading, StanceModel, make_model, status_of
 from streams.ids import stable_id
-from streams.topology import stage
 from streams.topics import STANCES, sim_key
+from streams.topology import stage
 
 STAGE = "stance"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py

@@ -25,8 +25,8 @@ import faust
 from processors.opinion import Evidence, verdict_record
 from streams.runtime import Effects, Incoming, Runtime, register_batches, with_defaults
 from streams.settings import VerdictSettings
-from streams.topology import stage
 from streams.topics import VERDICTS, sim_key
+from streams.topology import stage
 
 STAGE = "verdict"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py

@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient, models
 
 from streams.ids import point_uuid
 from streams.settings import Settings
+from streams.vectors import vector_of
 
 PAYLOAD_INDEXES = {
     "sim_id": models.PayloadSchemaType.KEYWORD,
@@ -92,9 +93,9 @@ class QdrantStore:
 
     def upsert(self, memories: list[dict]) -> int:
         points = [
-            models.PointStruct(id=point_uuid(m["memory_id"]), vector=list(m["embedding"]), payload=payload_of(m))
+            models.PointStruct(id=point_uuid(m["memory_id"]), vector=vector_of(m).tolist(), payload=payload_of(m))
             for m in memories
-            if m.get("embedding")
+            if len(vector_of(m))
         ]
         if points:
             self.ensure_collection()

@@ -27,8 +27,8 @@ from typing import Any, Awaitable, Callable
 from faust.streams import _current_event
 from faust.types import EventT
 
-from streams.dead_letter import dead_letter_record
 from streams.contract import check_ranges
+from streams.dead_letter import dead_letter_record
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_producer
 from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE_SECONDS, EVENTS_IN, EVENTS_OUT

@@ -11,6 +11,7 @@ from processors import reflection as ref
 from streams.llm import DeterministicLlm, DeterministicEmbedder, LlmUnavailable
 from streams.runtime import Incoming, by_agent
 from streams.settings import Settings
+from streams.vectors import vector_of
 
 EMB = DeterministicEmbedder(384)
 
@@ -43,7 +44,7 @@ def test_importance_scores_embeds_and_keeps_order():
     out = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
     assert [m["memory_id"] for m in out] == ["e1", "e2"]
     assert out[0]["importance"] < out[1]["importance"] and out[0]["kind"] == "observation" and not out[0]["public"]
-    assert all(len(m["embedding"]) == 384 and m["scorer"] == "deterministic" for m in out)
+    assert all(len(vector_of(m)) == 384 and m["embedding"] == [] and m["scorer"] == "deterministic" for m in out)
     again = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
     assert again == out  # deterministic ids and values
 
@@ -125,7 +126,7 @@ def test_agent_crossing_threshold_gets_3_to_5_reflections_citing_real_ids():
     assert 3 <= len(reflections) <= 5
     ids = {i.record["memory_id"] for i in items}
     assert all(r["source_ids"] and set(r["source_ids"]) <= ids for r in reflections)
-    assert len(memories) == len(reflections) and all(len(m["embedding"]) == 384 for m in memories)
+    assert len(memories) == len(reflections) and all(len(vector_of(m)) == 384 for m in memories)
 
 
 # -- contradiction ----------------------------------------------------------------

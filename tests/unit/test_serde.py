@@ -142,3 +142,21 @@ def test_encode_names_the_bad_field():
 
 def test_schema_names_are_sorted_and_complete():
     assert schema_names() == sorted(EXPECTED_TYPES)
+
+
+def test_embeddings_travel_packed_and_older_records_still_read():
+    import numpy as np
+
+    from streams.vectors import pack, vector_of
+
+    vec = [0.25, -0.5, 1.0, 0.1]
+    rec = {"event_id": "e", "memory_id": "m", "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "kind": "post",
+           "public": True, "content": "x", "importance": 5, "scorer": "t", "embedding_f32": pack(vec),
+           "source_topic": "t", "source_partition": 0, "source_offset": 0}
+    serde = AvroSerde()
+    _, back = serde.decode(serde.encode("ScoredMemory", rec, check=True), "ScoredMemory")
+    assert back["embedding"] == [] and np.allclose(vector_of(back), vec, atol=1e-7)
+    assert len(back["embedding_f32"]) == 4 * len(vec)
+    old = {**rec, "embedding_f32": b"", "embedding": vec}  # written before the packed field existed
+    assert np.allclose(vector_of(old), vec) and len(vector_of({**rec, "embedding_f32": b""})) == 0
+    assert pack([]) == b"" and pack(None) == b""

@@ -1,0 +1,28 @@
+"""Embeddings on the wire: packed float32 bytes.
+
+``ScoredMemory.embedding_f32`` holds the vector as little-endian float32
+bytes (4 bytes a dimension): Avro decodes it as one byte string, where the
+older ``embedding`` (``array<float>``) costs a decode step per dimension. New
+records leave ``embedding`` empty; a record written before the packed field
+existed still has its vector there, and :func:`vector_of` reads either.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def pack(vec: Sequence[float] | np.ndarray | None) -> bytes:
+    if vec is None or len(vec) == 0:
+        return b""
+    return np.asarray(vec, dtype="<f4").tobytes()
+
+
+def vector_of(record: dict) -> np.ndarray:
+    """The record's embedding as float32 (empty when it has none)."""
+    packed = record.get("embedding_f32")
+    if packed:
+        return np.frombuffer(packed, dtype="<f4")
+    return np.asarray(record.get("embedding") or [], dtype=np.float32)
