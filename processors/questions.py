@@ -36,6 +36,7 @@ class Questions:
         self._given_up: set[str] = set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.caught_up = float("-inf")  # when the reader last stood at the end of every partition
 
     def start(self) -> None:
         with self._lock:
@@ -50,9 +51,12 @@ class Questions:
         if sim_id in self._given_up:
             return ""
         self.start()
-        deadline = time.monotonic() + self.settings.verdict.question_wait_s
-        while sim_id not in self.known and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        asked = time.monotonic()
+        deadline = asked + self.settings.verdict.question_wait_s
+        # Done waiting once the reader has read the whole topic after we
+        # asked: a simulation whose event is not there by then has none.
+        while sim_id not in self.known and self.caught_up < asked and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if sim_id not in self.known:
             self._given_up.add(sim_id)
         return self.known.get(sim_id, "")
@@ -60,7 +64,7 @@ class Questions:
     def _follow(self) -> None:
         serde = default_serde()
         topic = topic_name(SIMULATIONS)
-        consumer = make_consumer(self.settings, **{"enable.partition.eof": False})
+        consumer = make_consumer(self.settings, **{"enable.partition.eof": True})
         try:
             while True:
                 try:
@@ -72,16 +76,26 @@ class Questions:
                     pass
                 time.sleep(2)
             consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+            at_end: set[int] = set()
             while True:
-                for msg in consumer.consume(500, 1.0):
+                started = time.monotonic()
+                msgs = consumer.consume(500, 0.2)
+                for msg in msgs:
                     if msg.error():
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                        if msg.error().code() == KafkaError._PARTITION_EOF:
+                            at_end.add(msg.partition())
+                        else:
                             time.sleep(0.5)
                         continue
+                    at_end.discard(msg.partition())
                     try:
                         _, record = serde.decode(msg.value(), "Simulation")
                     except DecodeError:
                         continue  # the verdict processor dead-letters it
                     self.known[record["sim_id"]] = record["question"]
+                if not msgs and len(at_end) == len(parts):
+                    # Nothing new for a whole poll and every partition at its
+                    # end: everything written before `started` has been read.
+                    self.caught_up = started
         finally:
             consumer.close()

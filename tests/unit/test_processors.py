@@ -251,3 +251,34 @@ def test_stance_stage_applies_persona_inertia_and_retracts():
     # a post the model cannot read weighs nothing and moves no stance
     e3 = stn.apply(state, inc(memory("m3", "太糟糕了", importance=5)), Reading(0.0, "unreadable", "zh", "lexicon-v2"))
     assert e3["weight"] == 0 and e3["reading"] == "unreadable" and e3["agent_stance"] == -1
+
+
+def test_questions_wait_only_until_the_reader_has_caught_up():
+    import threading
+    import time as _time
+
+    from processors.questions import Questions
+    from streams.settings import VerdictSettings
+
+    q = Questions(Settings(verdict=VerdictSettings(question_wait_s=2.0)))
+    q._thread = threading.current_thread()  # no reader thread: the test plays it
+    q.known["s1"] = "Will it pass?"
+
+    async def ask_then_catch_up(sim, delay):
+        async def reader():
+            await asyncio.sleep(delay)
+            q.caught_up = _time.monotonic()
+        task = asyncio.create_task(reader())
+        started = _time.monotonic()
+        answer = await q.of(sim)
+        await task
+        return answer, _time.monotonic() - started
+
+    assert asyncio.run(q.of("s1")) == "Will it pass?"
+    answer, waited = asyncio.run(ask_then_catch_up("s2", 0.1))
+    assert answer == "" and waited < 1.0  # the whole topic read after the ask: s2 has no question
+    assert asyncio.run(q.of("s2")) == ""  # and is not waited for again
+    q2 = Questions(Settings(verdict=VerdictSettings(question_wait_s=0.2)))
+    q2._thread = threading.current_thread()
+    started = _time.monotonic()
+    assert asyncio.run(q2.of("s3")) == "" and _time.monotonic() - started >= 0.2  # a reader that never catches up
