@@ -50,7 +50,7 @@ class LineParser:
         if not isinstance(obj, dict):
             return BadLine(ref, f"expected a JSON object, got {type(obj).__name__}", bytes(raw), sim_id=sim_id)
         type_name = obj.pop("type", None)
-        spec = PUBLISHABLE.get(type_name)
+        spec = PUBLISHABLE.get(type_name) if isinstance(type_name, str) else None
         if spec is None:
             return BadLine(ref, f"unknown or unpublishable type {type_name!r}; expected one of {sorted(PUBLISHABLE)}",
                            bytes(raw), field="type", sim_id=sim_id)

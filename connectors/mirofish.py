@@ -105,7 +105,7 @@ class LineParser:
 
     def _marker(self, obj: dict, plat: str, event_id: str, ref: str) -> OutEvent:
         kind = obj.get("event_type")
-        if kind not in MARKER_KINDS:
+        if not isinstance(kind, str) or kind not in MARKER_KINDS:
             raise LineError(f"unknown event_type {kind!r}; expected one of {sorted(MARKER_KINDS)}", "event_type")
         if kind in ("round_start", "round_end"):
             rnd = _round(obj)

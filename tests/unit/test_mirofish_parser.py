@@ -164,3 +164,11 @@ def test_unknown_action_types_are_published_and_flagged(tmp_path):
     assert "teleport" in item.record["content"] and json.loads(item.record["args_json"]) == {"to": "mars"}
     known = parse(write(tmp_path / "k", [action(action_type="LIKE_POST", action_args={"post_id": 1})]))[0]
     assert known.unknown_action is None
+
+
+def test_values_of_the_wrong_type_are_bad_lines_not_crashes(tmp_path):
+    # Found by fuzzing: a list where a name is expected.
+    path = write(tmp_path, [{"event_type": ["round_end"], "round": 1}, action(action_type=["LIKE_POST"])])
+    items = parse(path)
+    assert [type(i) for i in items] == [BadLine, BadLine]
+    assert items[0].field == "event_type" and items[1].field == "action_type"
