@@ -12,16 +12,20 @@ opinion markers, entities, numbers; observations capped low): see
 ``streams/llm/deterministic.py``. Every event records which scorer made it.
 
 Importance has no per-agent state, so all calls of a batch run at once,
-bounded by the client's semaphore; outputs keep the input order. Its one
-table remembers which event ids it has scored (keyed by id, so each write is
-one small changelog record): an input re-sent with the same id (a publisher
-that resumed, a file published twice) is skipped and costs no LLM call; what
-it produced the first time is already downstream.
+bounded by the client's semaphore; outputs keep the input order. It
+remembers the event ids it has scored (the last ``MURMUR_IMPORTANCE_SEEN_IDS``,
+200,000 by default, per worker process): an input re-sent with the same id (a
+publisher that resumed, a file published twice) is skipped and costs no LLM
+call; what it produced the first time is already downstream. The memory is
+the process's, not a Faust table: a changelog record per event made
+restarts recover slowly and stall (see docs/adr/0002), and after a worker
+restart a re-sent event is only scored again, with the same output id.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 import faust
 
@@ -131,17 +135,36 @@ def split_new(batch: list[Incoming], scored_before) -> tuple[list[Incoming], int
     return fresh, len(batch) - len(fresh)
 
 
+class ScoredIds:
+    """The most recent event ids scored, bounded."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def add(self, ids: list[str]) -> None:
+        for event_id in ids:
+            self._ids[event_id] = None
+            self._ids.move_to_end(event_id)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
-    scored = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    scored = ScoredIds(rt.settings.importance_seen_ids)
 
     async def handle(batch: list[Incoming]) -> Effects:
-        fresh, repeats = split_new(batch, lambda event_id: scored.get(event_id.encode()) is not None)
+        fresh, repeats = split_new(batch, scored.__contains__)
         IMPORTANCE_REPEATS.inc(repeats)
         memories = await score_batch(rt, fresh)
+        ids = [inc.record["event_id"] for inc in fresh]
         return Effects(
             outputs=[(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories],
-            # Written after the flush: an id counts as scored once its memory is on Kafka.
-            state=[(scored, inc.record["event_id"].encode(), 1, inc) for inc in fresh])
+            # Only once the memories are on Kafka does an id count as scored.
+            after_flush=[lambda: scored.add(ids)])
 
     return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Post", "Observation"), handle=handle,
                             batch_size=batch_size, within=within)

@@ -10,7 +10,7 @@ Commit order (at-least-once with idempotent effects), in one place,
      :class:`Effects`; a handler that raises has its batch dead-lettered;
   3. produce outputs and dead letters, then flush until Kafka acked them all;
   4. write table state, each key to the changelog partition of the input
-     that carried it;
+     that carried it (and run what holds only once the outputs are on Kafka);
   5. return to ``stream.take_events``: Faust acks the inputs, then commits.
 A crash before 5 re-delivers the batch; outputs carry deterministic ids so the
 second delivery writes the same rows.
@@ -59,6 +59,7 @@ class Effects:
     outputs: list[Output] = field(default_factory=list)
     state: list[tuple[Any, bytes, Any, Incoming]] = field(default_factory=list)  # (table, key, value, input)
     failed: list[tuple[list[Incoming], BaseException]] = field(default_factory=list)  # dead-lettered with the error
+    after_flush: list[Callable[[], None]] = field(default_factory=list)  # what holds only once outputs are on Kafka
 
 
 Handler = Callable[[list[Incoming]], Awaitable[Effects]]
@@ -110,6 +111,8 @@ class Runtime:
         for items, exc in effects.failed:
             self.dead_letter_all(stage, items, exc)
         await self.flush()
+        for done in effects.after_flush:
+            done()
         for table, key, value, carrier in effects.state:
             self.write_state(table, key, value, carrier)
         self.observe_batch(stage, started, batch)

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     namespace: str = ""
 
     # Processors
+    # Event ids the importance stage remembers having scored (per worker
+    # process, most recent first): a re-sent event among them costs no call.
+    importance_seen_ids: int = Field(200_000, ge=0)
     reflection_threshold: int = 150
     reflection_every_rounds: int = 5
     reflection_top_k: int = 10

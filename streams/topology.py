@@ -29,7 +29,7 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("importance", "processors.importance", (POSTS, OBSERVATIONS), ("importance-scored",)),
+    Stage("importance", "processors.importance", (POSTS, OBSERVATIONS)),
     Stage("reflection", "processors.reflection", (SCORED,), ("reflection-state",)),
     Stage("contradiction", "processors.contradiction", (SCORED,), ("contradiction-window",)),
     Stage("stance", "processors.stance", (SCORED, PERSONAS, CONFLICTS), ("stance-state",)),

@@ -11,7 +11,7 @@ import asyncio
 from processors import importance
 from streams.app import create_app
 from streams.llm import DeterministicLlm
-from streams.runtime import Runtime, register_per_agent
+from streams.runtime import Effects, Runtime, register_batches, register_per_agent
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import POSTS, agent_key
@@ -63,7 +63,7 @@ async def feed(agent, values: list[tuple[bytes, bytes]]) -> None:
         await asyncio.sleep(0.6)  # take_events: within=0.25
 
 
-def test_outputs_and_dead_letters_are_flushed_before_state_is_written(tmp_path):
+def test_importance_scores_an_event_id_once(tmp_path):
     app, rt, rec = runtime(tmp_path)
     agent = importance.register(app, rt, within=0.1)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1")), (agent_key("s", "a"), b"\x00junk"),
@@ -71,10 +71,6 @@ def test_outputs_and_dead_letters_are_flushed_before_state_is_written(tmp_path):
     scored = rec.sent("memory.scored.v1")
     assert sorted(m["memory_id"] for m in scored) == ["e1", "e2"]  # e1 once: the copy in the batch is skipped
     assert len(rec.sent("ops.dead-letter.v1")) == 1
-    kinds = [e[0] for e in rec.log]
-    first_state = kinds.index("state")
-    assert "flush" in kinds[:first_state] and "send" not in kinds[first_state:]  # commit order
-    assert sorted(e[1] for e in rec.log if e[0] == "state") == [b"e1", b"e2"]
     # e1 again, in a later batch: already scored, no call, no output
     before = len(rec.sent("memory.scored.v1"))
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
@@ -118,3 +114,17 @@ def test_per_agent_state_one_failing_agent_does_not_stop_the_others(tmp_path):
     assert [d["reason"] for d in rec.sent("ops.dead-letter.v1")] == ["ValueError: poison"]
     assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]
 
+
+
+def test_outputs_and_dead_letters_are_flushed_before_state_and_after_flush_effects(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+    table = app.Table("order-test", default=None, key_type=bytes)
+
+    async def handle(batch):
+        return Effects(outputs=[(POSTS, b"k", {**batch[0].record, "event_id": "out"})],
+                       state=[(table, b"k", 1, batch[0])], after_flush=[lambda: rec.log.append(("after_flush",))])
+
+    agent = register_batches(app, rt, stage="order-stage", inputs=(POSTS,), expected=("Post",), handle=handle,
+                             within=0.1)
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
+    assert [e[0] for e in rec.log] == ["send", "flush", "after_flush", "state"]  # outputs on Kafka, then the rest

@@ -105,4 +105,4 @@ def test_group_ids_make_valid_changelog_topic_names():
 
     gid = group_id(Settings(namespace="ns1"), "importance,cassandra-sink")
     assert gid == "ns1-murmur-importance_cassandra-sink"
-    assert re.fullmatch(r"[A-Za-z0-9._-]+", f"{gid}-importance-scored-changelog")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", f"{gid}-reflection-state-changelog")
