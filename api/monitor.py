@@ -35,13 +35,12 @@ from streams.errors import DecodeError
 from streams.kafka import end_offsets, group_lag, make_consumer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import (CONFLICTS, DEAD_LETTER, OBSERVATIONS, POSTS, REFLECTIONS, ROUNDS, SCORED, STANCES,
-                            VERDICTS, TopicSpec, topic_name)
+from streams.topics import (AGENT_LOG, CONFLICTS, DEAD_LETTER, REFLECTIONS, ROUNDS, SCORED, STANCES, VERDICTS, TopicSpec,
+                            topic_name)
 
 log = logging.getLogger(__name__)
 
-MONITORED: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, ROUNDS, SCORED, STANCES, REFLECTIONS, CONFLICTS, VERDICTS,
-                                    DEAD_LETTER)
+MONITORED: tuple[TopicSpec, ...] = (AGENT_LOG, ROUNDS, SCORED, STANCES, REFLECTIONS, CONFLICTS, VERDICTS, DEAD_LETTER)
 VERDICT_FIELDS = ("round", "ts", "support_ratio", "confidence", "direction", "magnitude", "post_count",
                   "author_count", "flips")
 REFLECTION_FIELDS = ("event_id", "agent_id", "round", "ts", "content", "importance", "trigger")

@@ -58,7 +58,7 @@ def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: st
     rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
     t0 = time.perf_counter()
     out = asyncio.run(batch.derive(rt, events))
-    verdicts = batch.verdicts(out, sim_id=sim, question="")
+    verdicts = asyncio.run(batch.verdicts(rt, out, sim_id=sim, question=""))
     return len(events) / (time.perf_counter() - t0), [out.memories, out.reflections, out.conflicts, verdicts]
 
 

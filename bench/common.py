@@ -293,17 +293,17 @@ T0_MS = 1_700_000_000_000
 def post_events(sim: str, n: int, *, agents: int = 200, per_round: int | None = None, first: int = 0) -> list:
     """n Posts of ``agents`` agents; ts 1 ms apart, so a range of ts is a range of posts."""
     from connectors.events import OutEvent
-    from streams.topics import POSTS, agent_key
+    from streams.topics import AGENT_LOG, agent_key
 
     per_round = per_round or agents
     out = []
     for i in range(first, first + n):
         agent = f"a{i % agents}"
-        out.append(OutEvent(POSTS, agent_key(sim, agent), {
+        out.append(OutEvent(AGENT_LOG, agent_key(sim, agent), {
             "event_id": f"{sim}-{i}", "sim_id": sim, "round": i // per_round, "ts": T0_MS + i,
             "agent_id": agent, "agent_name": "", "platform": "bench", "action": "CREATE_POST",
             "content": f"{TEXTS[i % len(TEXTS)]} #{i}", "post_id": None, "parent_id": None, "source": "bench",
-            "source_ref": "bench"}))
+            "source_ref": "bench"}, type="Post"))
     return out
 
 

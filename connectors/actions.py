@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from connectors.events import OutEvent
-from streams.topics import OBSERVATIONS, POSTS, agent_key
+from streams.topics import AGENT_LOG, agent_key
 
 POST_ACTIONS = frozenset({"CREATE_POST", "QUOTE_POST", "REPOST", "CREATE_COMMENT"})
 SKIP_ACTIONS = {
@@ -228,7 +228,7 @@ def to_event(a: Action, index: PostIndex | None = None) -> OutEvent:
                     index.add(a.platform, kind, a.post_id, t.author, t.text, root=t.id)
             else:
                 index.add(a.platform, kind, a.post_id, a.agent_name or None, a.text or content)
-        return OutEvent(POSTS, key, record, a.source_ref)
+        return OutEvent(AGENT_LOG, key, record, a.source_ref, type="Post")
     record = {**base, "content": observation_content(a), "target_id": _target_id(a),
               "args_json": json.dumps(a.args or {}, sort_keys=True, ensure_ascii=False)}
-    return OutEvent(OBSERVATIONS, key, record, a.source_ref)
+    return OutEvent(AGENT_LOG, key, record, a.source_ref, type="Observation")

@@ -15,10 +15,11 @@ class OutEvent:
     source_ref: str = ""
     unknown_action: str | None = None  # an action type the reader does not know: published, and reported
     derived: bool = False  # made by the reader (a round marker from the clock), not one input line or row
+    type: str = ""  # the record's Avro type, where the topic carries several (the agent log)
 
     @property
     def type_name(self) -> str:
-        return self.spec.value
+        return self.type or self.spec.value
 
 
 @dataclass(frozen=True)

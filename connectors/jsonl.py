@@ -20,9 +20,9 @@ from connectors.events import BadLine, OutEvent, Skipped
 from connectors.timeparse import to_ms
 from streams.ids import stable_id
 from streams.serde import current_schemas
-from streams.topics import SOURCES, agent_key, sim_key
+from streams.topics import ROUTES, agent_key, sim_key
 
-PUBLISHABLE = {spec.value: spec for spec in SOURCES}
+PUBLISHABLE = {type_name: routes[0] for type_name, routes in ROUTES.items()}
 
 
 class LineParser:
@@ -89,7 +89,7 @@ class LineParser:
             key = agent_key(record["sim_id"], record["agent_id"])
         if type_name == "RoundMarker" and record["kind"] == "simulation_end":
             self.ended.add(record.get("platform") or "")
-        return OutEvent(spec, key, record, ref)
+        return OutEvent(spec, key, record, ref, type=type_name)
 
 
 def parse_file(path: Path, *, sim_id: str | None = None) -> Iterator[OutEvent | BadLine | Skipped]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -144,7 +145,7 @@ class LineParser:
                    target=target, post_id=post_id, args=args, source=SOURCE, source_ref=ref)
         event = to_event(a, self.index)
         if action not in KNOWN_ACTIONS:
-            return OutEvent(event.spec, event.key, event.record, event.source_ref, unknown_action=action)
+            return replace(event, unknown_action=action)
         return event
 
 

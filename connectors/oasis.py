@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -373,7 +373,7 @@ class TraceReader:
                    target=target, post_id=post_id, args=info, source=SOURCE, source_ref=ref)
         event = to_event(a)
         if name not in KNOWN_ACTIONS:
-            event = OutEvent(event.spec, event.key, event.record, event.source_ref, unknown_action=name)
+            event = replace(event, unknown_action=name)
         return out + [event]
 
     def _post_ref(self, post_id: Any) -> Ref | None:

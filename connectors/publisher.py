@@ -16,7 +16,7 @@ from streams.dead_letter import dead_letter_record
 from streams.kafka import BatchProducer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import DEAD_LETTER, topic_name
+from streams.topics import DEAD_LETTER, ROUTES, topic_name
 
 
 class Publisher:
@@ -52,7 +52,8 @@ class Publisher:
                                        sim_id=item.record.get("sim_id")))
                 else:
                     if self.producer is not None:
-                        self.producer.send(topic_name(item.spec), item.key, value)
+                        for spec in ROUTES.get(item.type_name, (item.spec,)):
+                            self.producer.send(topic_name(spec), item.key, value)
                     action = item.record.get("action") if item.type_name in ("Post", "Observation") else None
                     self.counts.add(item.type_name, action, item.derived)
                     if item.unknown_action:

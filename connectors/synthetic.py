@@ -22,7 +22,7 @@ from pathlib import Path
 
 from connectors.events import OutEvent
 from streams.ids import stable_id
-from streams.topics import OBSERVATIONS, PERSONAS, POSTS, ROUNDS, agent_key, sim_key
+from streams.topics import AGENT_LOG, PERSONAS, ROUNDS, agent_key, sim_key
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: synthetic runs start here
 ROUND_MS = 30 * 60 * 1000  # MiroFish's default round: 30 simulated minutes
@@ -119,8 +119,8 @@ def generate(case_dir: Path, *, sim_id: str, seed: int = 42, agents: int = 40, r
     population = _population(rng, agents, lean)
     events: list[OutEvent] = []
 
-    def emit(spec, key, record):
-        events.append(OutEvent(spec, key, record, ref))
+    def emit(spec, key, record, type_name: str = ""):
+        events.append(OutEvent(spec, key, record, ref, type=type_name))
 
     for a in population:
         emit(PERSONAS, agent_key(sim_id, a.agent_id), {
@@ -147,21 +147,21 @@ def generate(case_dir: Path, *, sim_id: str, seed: int = 42, agents: int = 40, r
             if last_posts:
                 seen_id, seen_stance, seen_author = rng.choice(last_posts)
                 a.stance += (1 - a.conviction) * 0.15 * (seen_stance - a.stance)
-                emit(OBSERVATIONS, agent_key(sim_id, a.agent_id), {
+                emit(AGENT_LOG, agent_key(sim_id, a.agent_id), {
                     "event_id": stable_id("synthetic-obs", sim_id, seed, rnd, a.agent_id, seen_id),
                     "sim_id": sim_id, "round": rnd, "ts": ts - 500, "agent_id": a.agent_id, "agent_name": a.name,
                     "platform": "synthetic", "action": "LIKE_POST" if (seen_stance > 0) == (a.stance > 0) else "DISLIKE_POST",
                     "content": f"I {'liked' if (seen_stance > 0) == (a.stance > 0) else 'disliked'} a post by {seen_author} about {topic}",
                     "target_id": seen_id, "args_json": "{}", "source": "synthetic", "source_ref": ref,
-                })
+                }, "Observation")
             voiced = max(-1.0, min(1.0, a.stance + rng.gauss(0, 0.15)))
             text = _utter(rng, a.archetype, voiced, topic)
             pid = stable_id("synthetic-post", sim_id, seed, rnd, a.agent_id)
-            emit(POSTS, agent_key(sim_id, a.agent_id), {
+            emit(AGENT_LOG, agent_key(sim_id, a.agent_id), {
                 "event_id": pid, "sim_id": sim_id, "round": rnd, "ts": ts, "agent_id": a.agent_id,
                 "agent_name": a.name, "platform": "synthetic", "action": "CREATE_POST", "content": text,
                 "post_id": pid[:12], "parent_id": None, "source": "synthetic", "source_ref": ref,
-            })
+            }, "Post")
             posts_this_round.append((pid[:12], voiced, a.name))
             num += voiced * a.credibility
             den += a.credibility

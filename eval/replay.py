@@ -1,12 +1,13 @@
 """``murmur replay``: re-run one simulation from the log into an isolated
 namespace.
 
-Reads the source topics (posts, observations, personas, rounds) from the
+Reads the source topics (the agent log, rounds, simulations) from the
 beginning (or a checkpoint's offsets) to the end offsets recorded when it
 starts, with a fresh consumer that commits nothing, keeps the simulation's
 events, and stops by itself at those offsets. The events then go through the
-batch path (``processors.batch``): the processors' own decision functions in
-a deterministic order. Outputs land in ``<namespace>.`` topics and the
+batch path (``processors.batch``): the agent pass of a live worker, over each
+agent's events in log order, so the replay's outputs are the live run's.
+The persona topic is not read: it holds copies of the log's personas. Outputs land in ``<namespace>.`` topics and the
 namespace's keyspace, never in the live read model.
 """
 
@@ -20,12 +21,15 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import end_offsets, make_consumer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import SOURCES, topic_name
+from streams.topics import AGENT_LOG, ROUNDS, SIMULATIONS, topic_name
+
+REPLAYED = (AGENT_LOG, ROUNDS, SIMULATIONS)
 
 
 @dataclass
 class ReplayRead:
     events: list[tuple[str, dict]]
+    positions: list[tuple[str, int, int]]  # where each event was read: (topic, partition, offset)
     read: int  # records read, all simulations
     undecodable: int
     end_offsets: dict[tuple[str, int], int]
@@ -34,10 +38,10 @@ class ReplayRead:
 def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], int] | None = None,
              serde: AvroSerde | None = None) -> ReplayRead:
     serde = serde or default_serde()
-    topics = [topic_name(s) for s in SOURCES]
+    topics = [topic_name(s) for s in REPLAYED]
     ends = end_offsets(settings, topics)  # the stopping point, fixed now
     todo = {tp: end for tp, end in ends.items() if end > (start or {}).get(tp, 0)}
-    out = ReplayRead([], 0, 0, ends)
+    out = ReplayRead([], [], 0, 0, ends)
     if not todo:
         return out
     consumer = make_consumer(settings, **{"enable.partition.eof": False})
@@ -65,6 +69,7 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
                     continue
                 if record.get("sim_id") == sim_id:
                     out.events.append((type_name, record))
+                    out.positions.append((msg.topic(), msg.partition(), msg.offset()))
             # Compaction leaves gaps: a partition is done once its position
             # passed the end, even if the last offset itself is gone.
             if not msgs and remaining:
@@ -94,7 +99,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
     rt = BatchRuntime(ns, make_llm(ns))
-    out = asyncio.run(derive(rt, read.events))
+    out = asyncio.run(derive(rt, read.events, positions=read.positions))
     # The simulation's own question (its Simulation event) unless one is given.
     per_round = asyncio.run(verdicts(rt, out, sim_id=sim_id, question=question or out.question))
     create_topics(ns, namespace=namespace)

@@ -85,7 +85,7 @@ def replay_outputs(settings: Settings, spec: CaseSpec) -> tuple[SimOutputs, int,
     rt = BatchRuntime(es, DeterministicLlm(es))
     # A re-published case has its events twice in the log (same ids): count
     # events, not records, so the result does not depend on how often.
-    return asyncio.run(derive(rt, read.events)), len({r["event_id"] for _, r in read.events}), rt
+    return asyncio.run(derive(rt, read.events, positions=read.positions)), len({r["event_id"] for _, r in read.events}), rt
 
 
 def result_for(rt: BatchRuntime, spec: CaseSpec, question: str, out: SimOutputs, n_events: int, truth: dict,

@@ -37,6 +37,7 @@ from processors.opinion import direction_of
 from processors.stance import reading_of
 from processors.stance_model import READ, LinearModel, Reading
 from streams.settings import Settings
+from streams.runtime import Incoming
 
 LABEL_NAMES = {0: "none", 1: "against", 2: "favor"}
 CONFIDENT = 0.2
@@ -107,10 +108,12 @@ async def score_target(rt: BatchRuntime, target: Target) -> tuple[dict, list[tup
         return by_text[text]
 
     out = SimOutputs(round_ends={0: 0})
-    out.memories = [{"event_id": f"{target.name}-{i}", "memory_id": f"{target.name}-{i}", "sim_id": f"stance-{target.name}",
-                     "round": 0, "ts": 0, "agent_id": f"a{i}", "kind": "post", "public": True, "action": "CREATE_POST",
-                     "platform": "", "content": text, "importance": 5, "importance_fallback": False, "scorer": "",
-                     "embedding": [], "embedding_f32": b"", "embedder": ""} for i, text in enumerate(target.texts)]
+    memories = [{"event_id": f"{target.name}-{i}", "memory_id": f"{target.name}-{i}", "sim_id": f"stance-{target.name}",
+                 "round": 0, "ts": 0, "agent_id": f"a{i}", "kind": "post", "public": True, "action": "CREATE_POST",
+                 "platform": "", "content": text, "importance": 5, "importance_fallback": False, "scorer": "",
+                 "embedding": [], "embedding_f32": b"", "embedder": ""} for i, text in enumerate(target.texts)]
+    # Each tweet one author's only post: what the agent pass gives the stance step.
+    out.stance_inputs = {m["agent_id"]: [Incoming("ScoredMemory", m, "", 0, i, None)] for i, m in enumerate(memories)}
     (verdict,) = await verdicts(rt, out, sim_id=f"stance-{target.name}", question=target.question, reader=cached)
     pairs = [(predicted(r), g) for r, g in zip(readings, target.labels)]
     truth = {"direction": direction_of(target.balance), "magnitude": round(abs(target.balance), 6)}

@@ -1,11 +1,11 @@
-"""The batch path: the processors' pure decision functions run over one
-simulation's events in a deterministic order, without Faust.
+"""The batch path: the agent pass (``processors/agent.py``) and the verdict
+over one simulation's events, without Faust.
 
-Replay for eval uses it: the same importance, reflection, contradiction and
-verdict functions as the live agents, so a change in any of them changes the
-score; and because the order is fixed (round, event time, kind, agent, id)
-rather than arrival order, two runs over the same input are identical to the
-byte.
+Replays and eval run it over what a plain consumer read from the log. Each
+agent's events go through the same pass as in a live worker, in the order of
+the agent log (the order given here: a consumer keeps each partition's
+order), so a replay writes what the live run wrote, to the byte; how the
+agents' events are interleaved does not matter.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from processors import contradiction as con
-from processors import importance as imp
-from processors import reflection as ref
 from processors import stance, verdict
+from processors.agent import AgentPass, empty_state
 from processors.opinion import ALL_FEATURES
 from streams.runtime import Incoming
 from streams.settings import Settings
-from streams.topics import OBSERVATIONS, POSTS
+from streams.topics import AGENT_LOG, CONFLICTS, REFLECTIONS, SCORED, agent_key
 
-KIND_RANK = {"Persona": 0, "round_start": 1, "simulation_start": 1, "Post": 2, "Observation": 2, "round_end": 3,
-             "simulation_end": 4}
+Position = tuple[str, int, int]  # (topic, partition, offset) an event was read at
 
 
 @dataclass
@@ -44,80 +41,76 @@ class SimOutputs:
     personas: dict[str, dict] = field(default_factory=dict)
     round_ends: dict[int, int] = field(default_factory=dict)  # round -> ts of its (latest) end
     question: str = ""  # the simulation's own, from its Simulation event
+    stance_inputs: dict[str, list[Incoming]] = field(default_factory=dict)  # agent -> what its stance step read
 
 
-def order_key(type_name: str, record: dict) -> tuple:
-    kind = record.get("kind", type_name) if type_name == "RoundMarker" else type_name
-    return (record.get("round", 0), KIND_RANK.get(kind, 2), record["ts"], record.get("agent_id", ""), record["event_id"])
+def in_log_order(events: list[tuple[str, dict]], positions: list[Position] | None = None
+                 ) -> list[tuple[str, dict, Position]]:
+    """The events as given (the log's order), each id once (the first: a
+    redelivered or re-published event is the same event)."""
+    seen: set[str] = set()
+    out = []
+    for i, (t, r) in enumerate(events):
+        if r["event_id"] in seen:
+            continue
+        seen.add(r["event_id"])
+        out.append((t, r, positions[i] if positions else (AGENT_LOG.name, 0, i)))
+    return out
 
 
-def ordered(events: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-    """Deterministic order; duplicates (same event id) collapse to one."""
-    unique = {rec["event_id"]: (t, rec) for t, rec in events}
-    return sorted(unique.values(), key=lambda tr: order_key(*tr))
-
-
-async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, chunk: int = 1000) -> SimOutputs:
-    """importance -> reflection and contradiction, per agent in order."""
+async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, positions: list[Position] | None = None,
+                 chunk: int = 1000) -> SimOutputs:
+    """Every agent's pass over its events; the stance step's inputs are kept
+    for :func:`verdicts` (which runs it, once per ablation)."""
     out = SimOutputs()
-    incs: list[Incoming] = []
-    for i, (t, r) in enumerate(ordered(events)):
-        if t == "Persona":
-            out.personas[r["agent_id"]] = r
-        elif t == "Simulation":
+    log: list[Incoming] = []
+    for t, r, (topic, partition, offset) in in_log_order(events, positions):
+        if t == "Simulation":
             out.question = r["question"]
-        elif t == "RoundMarker" and r["kind"] == "round_end":
-            out.round_ends[r["round"]] = max(out.round_ends.get(r["round"], 0), r["ts"])
-        elif t in ("Post", "Observation"):
-            topic = (POSTS if t == "Post" else OBSERVATIONS).name
-            incs.append(Incoming(t, r, topic, 0, i, None))
-    for start in range(0, len(incs), chunk):
-        out.memories += await imp.score_batch(rt, incs[start:start + chunk])
+        elif t == "RoundMarker":
+            if r["kind"] == "round_end":
+                out.round_ends[r["round"]] = max(out.round_ends.get(r["round"], 0), r["ts"])
+        elif t in ("Persona", "Post", "Observation"):
+            if t == "Persona":
+                out.personas[r["agent_id"]] = r
+            log.append(Incoming(t, r, topic, partition, offset, agent_key(r["sim_id"], r["agent_id"])))
 
-    by_agent: dict[str, list[Incoming]] = defaultdict(list)
-    for i, m in enumerate(out.memories):
-        by_agent[m["agent_id"]].append(Incoming("ScoredMemory", m, "memory.scored", 0, i, None))
-    reflector = ref.Reflector(rt, rt.settings)
-    detector = con.Detector(rt, rt.settings)
-    for agent in sorted(by_agent):
-        items = by_agent[agent]
-        _, reflections, memories = await reflector.agent_events(ref.empty_state(), items)
-        out.reflections += reflections
-        out.reflection_memories += memories
-        # Reflections reach contradiction after the memories they came from.
-        with_reflections = items + [Incoming("ScoredMemory", m, "memory.scored", 0, len(out.memories) + j, None)
-                                    for j, m in enumerate(memories)]
-        with_reflections.sort(key=lambda inc: (inc.record["ts"], inc.record["kind"] == "reflection", inc.offset))
-        _, conflicts = await detector.agent_events(con.empty_state(), with_reflections)
-        out.conflicts += conflicts
+    async def no_question(_sim: str) -> str:
+        return ""
+
+    one_pass = AgentPass(rt, no_question, run_stance=False)
+    states: dict[bytes, dict] = defaultdict(empty_state)
+    # Chunks bound what is in flight at once; a pass's outputs do not depend
+    # on where the chunks end.
+    for start in range(0, len(log), chunk):
+        groups: dict[bytes, list[Incoming]] = {}
+        for inc in log[start:start + chunk]:
+            groups.setdefault(inc.key, []).append(inc)
+        for key, result, derived in await one_pass.batch({k: states[k] for k in groups}, groups):
+            if isinstance(result, BaseException):
+                raise result
+            states[key] = result
+            for m in derived.of(SCORED):
+                (out.reflection_memories if m["kind"] == "reflection" else out.memories).append(m)
+            out.reflections += derived.of(REFLECTIONS)
+            out.conflicts += derived.of(CONFLICTS)
+            agent = groups[key][0].record["agent_id"]
+            out.stance_inputs.setdefault(agent, []).extend(derived.stance_inputs)
     return out
 
 
 async def verdicts(rt, out: SimOutputs, *, sim_id: str, question: str,
                    features: frozenset[str] = frozenset(ALL_FEATURES), reader: stance.Reader | None = None) -> list[dict]:
     """One verdict per round end, by the live path's own functions: per
-    author, ``stance.agent_events`` over its persona, posts, reflections and
-    conflicts (in the order a drained live run sees them: per round, posts,
-    then reflections, then conflicts); then ``verdict.sim_events`` over the
-    contributions and the round ends."""
-    per_agent: dict[str, list[Incoming]] = defaultdict(list)
-    for agent_id, p in sorted(out.personas.items()):
-        per_agent[agent_id].append(Incoming("Persona", p, "sim.personas", 0, 0, None))
-    staged = [((m["round"], 0, m["ts"], m["memory_id"]), Incoming("ScoredMemory", m, "memory.scored", 0, 0, None))
-              for m in out.memories if m["kind"] == "post"]
-    staged += [((m["round"], 1, m["ts"], m["memory_id"]), Incoming("ScoredMemory", m, "memory.scored", 0, 0, None))
-               for m in out.reflection_memories]
-    staged += [((c["round"], 2, c["ts"], c["event_id"]), Incoming("Conflict", c, "memory.conflicts", 0, 0, None))
-               for c in out.conflicts]
-    for _, inc in sorted(staged, key=lambda s: s[0]):
-        per_agent[inc.record["agent_id"]].append(inc)
-
+    author, ``stance.agent_events`` over what the agent pass gave its stance
+    step, in that order; then ``verdict.sim_events`` over the contributions
+    and the round ends."""
     async def the_question(_sim: str) -> str:
         return question
 
     contributions: list[dict] = []
-    for agent in sorted(per_agent):
-        _, events = await stance.agent_events(rt, stance.empty_state(), per_agent[agent], the_question,
+    for agent in sorted(out.stance_inputs):
+        _, events = await stance.agent_events(rt, stance.empty_state(), out.stance_inputs[agent], the_question,
                                               features=features, reader=reader)
         contributions += events
     items = [Incoming("Stance", c, "sim.stances", 0, i, None) for i, c in enumerate(contributions)]

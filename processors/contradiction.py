@@ -22,19 +22,14 @@ import asyncio
 import base64
 import math
 
-import faust
 import numpy as np
 
 from streams.ids import stable_id
 from streams.llm import LlmUnavailable, contradiction_prompt
-from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.runtime import Incoming, Runtime, with_defaults
 from streams.settings import Settings
-from streams.topics import CONFLICTS, agent_key
-from streams.topology import stage
 from streams.vectors import vector_of
 
-STAGE = "contradiction"
-INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 NEIGHBOURS = 3
 TEXT_CHARS = 300
 
@@ -150,14 +145,3 @@ class Detector:
                     conflicts.append(conflict(m, old, sim, ans.data["reason"], backend, inc))
             remember(state, m, self.window, self.mode)
         return state, conflicts
-
-
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
-    detector = Detector(rt, rt.settings)
-
-    async def handle(state: dict, items: list[Incoming]):
-        state, conflicts = await detector.agent_events(state, items)
-        return state, [(CONFLICTS, agent_key(c["sim_id"], c["agent_id"]), c) for c in conflicts]
-
-    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
-                       load_state=load_state, handle=handle, batch_size=batch_size, within=within)

@@ -27,18 +27,12 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-import faust
-
 from streams.ids import stable_id
 from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
-from streams.runtime import Effects, Incoming, Runtime, register_batches
-from streams.topics import SCORED, agent_key
-from streams.topology import stage
+from streams.runtime import Incoming, Runtime
 from streams.vectors import pack
 
-STAGE = "importance"
-INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 
 # MiroFish/OASIS action -> the event kind the prompt names.
 KIND_OF_ACTION = {
@@ -151,20 +145,3 @@ class ScoredIds:
             self._ids.move_to_end(event_id)
         while len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
-
-
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
-    scored = ScoredIds(rt.settings.importance_seen_ids)
-
-    async def handle(batch: list[Incoming]) -> Effects:
-        fresh, repeats = split_new(batch, scored.__contains__)
-        IMPORTANCE_REPEATS.inc(repeats)
-        memories = await score_batch(rt, fresh)
-        ids = [inc.record["event_id"] for inc in fresh]
-        return Effects(
-            outputs=[(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories],
-            # Only once the memories are on Kafka does an id count as scored.
-            after_flush=[lambda: scored.add(ids)])
-
-    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Post", "Observation"), handle=handle,
-                            batch_size=batch_size, within=within)

@@ -26,18 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faust
-
 from streams.ids import stable_id
 from streams.llm import LlmUnavailable, reflection_prompt
-from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.runtime import Incoming, Runtime, with_defaults
 from streams.settings import Settings
-from streams.topics import REFLECTIONS, SCORED, agent_key
-from streams.topology import stage
 from streams.vectors import pack
 
-STAGE = "reflection"
-INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 REFLECTION_IMPORTANCE = 7
 CONTENT_CHARS = 400
 
@@ -161,16 +155,3 @@ class Reflector:
             vectors = await self.rt.llm.embed([r["content"] for r in reflections])
             memories = [as_memory(r, v, self.rt.embedder_name) for r, v in zip(reflections, vectors)]
         return state, reflections, memories
-
-
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
-    reflector = Reflector(rt, rt.settings)
-
-    async def handle(state: dict, items: list[Incoming]):
-        state, reflections, memories = await reflector.agent_events(state, items)
-        outputs = [(REFLECTIONS, agent_key(r["sim_id"], r["agent_id"]), r) for r in reflections]
-        outputs += [(SCORED, agent_key(m["sim_id"], m["agent_id"]), m) for m in memories]
-        return state, outputs
-
-    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory",), table_name=TABLES[0],
-                       load_state=load_state, handle=handle, batch_size=batch_size, within=within)

@@ -30,19 +30,12 @@ import asyncio
 from functools import lru_cache
 from typing import Awaitable, Callable
 
-import faust
-
 from streams.llm import LlmUnavailable, stance_prompt
-from processors.questions import Questions
 from processors.opinion import ALL_FEATURES, AgentStance, Persona, post_weight, reflection_weight
-from streams.runtime import Incoming, Runtime, register_per_agent, with_defaults
+from streams.runtime import Incoming, with_defaults
 from processors.stance_model import UNREADABLE, Reading, StanceModel, make_model, status_of
 from streams.ids import stable_id
-from streams.topics import STANCES, sim_key
-from streams.topology import stage
 
-STAGE = "stance"
-INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
 RECENT = 64  # contributions kept per agent, to retract superseded ones
 EXCLUDED = "excluded"
 
@@ -185,15 +178,3 @@ async def agent_events(rt, state: dict, items: list[Incoming], question: Questio
         if event is not None:
             out.append(event)
     return state, out
-
-
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25):
-    questions = Questions(rt.settings)
-
-    async def handle(state: dict, items: list[Incoming]):
-        state, events = await agent_events(rt, state, items, questions.of)
-        return state, [(STANCES, sim_key(e["sim_id"]), e) for e in events]
-
-    return register_per_agent(app, rt, stage=STAGE, inputs=INPUTS, expected=("ScoredMemory", "Persona", "Conflict"),
-                       table_name=TABLES[0], load_state=load_state, handle=handle, batch_size=batch_size,
-                       within=within)

@@ -108,7 +108,7 @@ def topics_list():
     from streams.topics import ALL
 
     for s in ALL:
-        typer.echo(f"{s.name:26} key={s.key:16} value={s.value:13} cleanup={s.cleanup:7} {s.doc}")
+        typer.echo(f"{s.name:26} key={s.key:16} value={'|'.join(s.types):13} cleanup={s.cleanup:7} {s.doc}")
 
 
 # -- db ---------------------------------------------------------------------
@@ -229,8 +229,7 @@ def tail(
 @app.command()
 def worker(
     processors: str = typer.Option("all", help="Comma-separated names from streams/topology.py STAGES "
-                                               "(importance, reflection, contradiction, stance, verdict, "
-                                               "cassandra-sink, checkpointer), or all"),
+                                               "(agent, verdict, cassandra-sink, checkpointer), or all"),
     group: Optional[str] = typer.Option(None, help="Consumer group suffix (default: the processor names)"),
     loglevel: str = typer.Option("warning"),
 ):

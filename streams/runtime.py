@@ -18,7 +18,6 @@ second delivery writes the same rows.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -215,39 +214,3 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
             await rt.process(stage, events, expected, handle)
 
     return batches
-
-
-AgentHandler = Callable[[Any, list[Incoming]], Awaitable[tuple[Any, list[Output]]]]
-
-
-def per_agent(table, load_state, handle: AgentHandler) -> Handler:
-    """A handler for per-agent state (reflection, contradiction, stance):
-    the batch grouped by agent, agents handled concurrently (their LLM calls
-    overlap), one agent's events strictly in order. ``handle(state, items)
-    -> (state, outputs)``; an agent whose handling raises is dead-lettered
-    with the error and keeps its state."""
-
-    async def handle_batch(batch: list[Incoming]) -> Effects:
-        groups = by_agent(batch)
-        results = await asyncio.gather(*(handle(load_state(table.get(key)), items) for key, items in groups.items()),
-                                       return_exceptions=True)
-        effects = Effects()
-        for (key, items), result in zip(groups.items(), results):
-            if isinstance(result, BaseException):
-                effects.failed.append((items, result))
-                continue
-            state, outputs = result
-            effects.outputs += outputs
-            effects.state.append((table, key, state, items[-1]))
-        return effects
-
-    return handle_batch
-
-
-def register_per_agent(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
-                       table_name: str, load_state, handle: AgentHandler, batch_size: int = 1000,
-                       within: float = 0.25):
-    table = app.Table(table_name, default=None, partitions=rt.settings.topic_partitions,
-                      key_type=bytes)  # raw keys (sim/agent); values JSON
-    return register_batches(app, rt, stage=stage, inputs=inputs, expected=expected,
-                            handle=per_agent(table, load_state, handle), batch_size=batch_size, within=within)

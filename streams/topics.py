@@ -25,6 +25,11 @@ class TopicSpec:
     partitions: int | None = None  # None: settings.topic_partitions
     derived: bool = False  # written by processors: isolated per namespace on replay
     doc: str = ""
+    values: tuple[str, ...] = ()  # every Avro record type the topic carries, when more than ``value``
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.values or (self.value,)
 
     def config(self) -> dict[str, str]:
         cfg = {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms)}
@@ -33,8 +38,8 @@ class TopicSpec:
         return cfg
 
 
-POSTS = TopicSpec("sim.posts.v1", "sim_id/agent_id", "Post", doc="public timeline")
-OBSERVATIONS = TopicSpec("sim.observations.v1", "sim_id/agent_id", "Observation", doc="private to one agent")
+AGENT_LOG = TopicSpec("sim.agent-log.v1", "sim_id/agent_id", "Post", values=("Persona", "Post", "Observation"),
+                      doc="one agent's persona, posts and observations, in the order they happened")
 PERSONAS = TopicSpec("sim.personas.v1", "sim_id/agent_id", "Persona", cleanup="compact", doc="latest persona per agent")
 ROUNDS = TopicSpec("sim.rounds.v1", "sim_id", "RoundMarker", doc="round boundaries; drive cadence")
 SIMULATIONS = TopicSpec("sim.simulations.v1", "sim_id", "Simulation", cleanup="compact", doc="question and config used")
@@ -50,9 +55,15 @@ PUBLISHER_POSITIONS = TopicSpec("ops.publisher-positions.v1", "sim_id/source", "
                                 partitions=1, doc="how far publishers have read each input")
 EVAL_RESULTS = TopicSpec("eval.results.v1", "case", "EvalResult", doc="scores of eval replays")
 
+# Before the agent log (ADR 0005): posts and observations on two topics, which
+# gave one agent's events no order. Read only by `murmur migrate agent-log`.
+POSTS = TopicSpec("sim.posts.v1", "sim_id/agent_id", "Post", doc="(before the agent log) public timeline")
+OBSERVATIONS = TopicSpec("sim.observations.v1", "sim_id/agent_id", "Observation",
+                         doc="(before the agent log) private to one agent")
+LEGACY: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS)
+
 ALL: tuple[TopicSpec, ...] = (
-    POSTS,
-    OBSERVATIONS,
+    AGENT_LOG,
     PERSONAS,
     ROUNDS,
     SIMULATIONS,
@@ -67,7 +78,15 @@ ALL: tuple[TopicSpec, ...] = (
     PUBLISHER_POSITIONS,
     EVAL_RESULTS,
 )
-SOURCES: tuple[TopicSpec, ...] = (POSTS, OBSERVATIONS, PERSONAS, ROUNDS, SIMULATIONS)
+SOURCES: tuple[TopicSpec, ...] = (AGENT_LOG, PERSONAS, ROUNDS, SIMULATIONS)
+
+# Where a publisher sends each record type. A persona goes to the agent log
+# (so the agent's pass reads it before the agent's first post) and to the
+# compacted persona topic (the latest per agent, for the read model).
+ROUTES: dict[str, tuple[TopicSpec, ...]] = {
+    "Persona": (AGENT_LOG, PERSONAS), "Post": (AGENT_LOG,), "Observation": (AGENT_LOG,),
+    "RoundMarker": (ROUNDS,), "Simulation": (SIMULATIONS,),
+}
 
 
 def topic_name(spec: TopicSpec, namespace: str = "") -> str:
@@ -80,7 +99,7 @@ def topic_name(spec: TopicSpec, namespace: str = "") -> str:
 
 def by_name(name: str) -> TopicSpec:
     """Spec of a physical topic name (namespaced or not)."""
-    for spec in ALL:
+    for spec in ALL + LEGACY:
         if name == spec.name or name.endswith("." + spec.name):
             return spec
     raise KeyError(f"unknown topic {name!r}; known: {', '.join(s.name for s in ALL)}")

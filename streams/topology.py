@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.settings import Settings
-from streams.topics import (CONFLICTS, OBSERVATIONS, PERSONAS, POSTS, REFLECTIONS, ROUNDS, SCORED, SIMULATIONS, STANCES,
-                            VERDICTS, TopicSpec, topic_name)
+from streams.topics import (AGENT_LOG, CONFLICTS, PERSONAS, REFLECTIONS, ROUNDS, SCORED, SIMULATIONS, STANCES, VERDICTS,
+                            TopicSpec, topic_name)
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,9 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("importance", "processors.importance", (POSTS, OBSERVATIONS)),
-    Stage("reflection", "processors.reflection", (SCORED,), ("reflection-state",)),
-    Stage("contradiction", "processors.contradiction", (SCORED,), ("contradiction-window",)),
-    Stage("stance", "processors.stance", (SCORED, PERSONAS, CONFLICTS), ("stance-state",)),
+    # importance -> contradiction -> reflection -> stance, one pass per agent
+    # over its log (processors/agent.py; ADR 0005).
+    Stage("agent", "processors.agent", (AGENT_LOG,), ("agent-state",)),
     Stage("verdict", "processors.verdict", (STANCES, ROUNDS, SIMULATIONS), ("verdict-state", "verdict-applied")),
     Stage("cassandra-sink", "sinks.cassandra_writer", (SCORED, REFLECTIONS, CONFLICTS, VERDICTS, PERSONAS)),
     Stage("checkpointer", "processors.checkpointer", (ROUNDS,)),
@@ -40,7 +39,16 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 PROCESSORS: dict[str, str] = {name: s.module for name, s in STAGES.items()}
 
 
+# Stages that are now steps of the agent pass: named, they get an upgrade
+# message rather than "unknown".
+MERGED_INTO_AGENT = ("importance", "reflection", "contradiction", "stance")
+
+
 def stage(name: str) -> Stage:
+    if name in MERGED_INTO_AGENT:
+        raise ValueError(f"processor {name!r} is now a step of the 'agent' processor (one ordered pass per agent: "
+                         f"importance, contradiction, reflection, stance); run --processors agent instead "
+                         f"(upgrade notes: docs/adr/0005-agent-log.md)")
     if name not in STAGES:
         raise ValueError(f"unknown processor {name!r}; known: {', '.join(STAGES)}")
     return STAGES[name]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from processors import importance
+from processors import agent as agent_stage
+from processors import contradiction as con
 from streams.app import create_app
 from streams.llm import DeterministicLlm
-from streams.runtime import Effects, Runtime, register_batches, register_per_agent
+from streams.runtime import Effects, Runtime, register_batches
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import POSTS, agent_key
@@ -56,6 +57,10 @@ def post(event_id: str, agent: str = "a", content: str = "The plan is a disaster
                                  "action": "CREATE_POST", "content": content})
 
 
+async def no_question(_sim: str) -> str:  # no broker, so no simulations topic to read questions from
+    return ""
+
+
 async def feed(agent, values: list[tuple[bytes, bytes]]) -> None:
     async with agent.test_context() as ctx:
         for key, value in values:
@@ -63,14 +68,15 @@ async def feed(agent, values: list[tuple[bytes, bytes]]) -> None:
         await asyncio.sleep(0.6)  # take_events: within=0.25
 
 
-def test_importance_scores_an_event_id_once(tmp_path):
+def test_the_agent_pass_scores_an_event_id_once(tmp_path):
     app, rt, rec = runtime(tmp_path)
-    agent = importance.register(app, rt, within=0.1)
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1")), (agent_key("s", "a"), b"\x00junk"),
                                              (agent_key("s", "b"), post("e2", "b")), (agent_key("s", "a"), post("e1"))]))
     scored = rec.sent("memory.scored.v1")
     assert sorted(m["memory_id"] for m in scored) == ["e1", "e2"]  # e1 once: the copy in the batch is skipped
     assert len(rec.sent("ops.dead-letter.v1")) == 1
+    assert sorted(s["memory_id"] for s in rec.sent("sim.stances.v1")) == ["e1", "e2"]  # the pass's last step
     # e1 again, in a later batch: already scored, no call, no output
     before = len(rec.sent("memory.scored.v1"))
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
@@ -85,35 +91,30 @@ def test_a_failing_handler_dead_letters_its_batch_and_writes_no_state(tmp_path):
             raise RuntimeError("embedder bug")
 
     rt._llm = Broken(rt.settings)
-    agent = importance.register(app, rt, within=0.1)
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1")), (agent_key("s", "b"), post("e2", "b"))]))
     dead = rec.sent("ops.dead-letter.v1")
     assert len(dead) == 2 and all("RuntimeError: embedder bug" in d["reason"] for d in dead)
     assert rec.sent("memory.scored.v1") == [] and not any(e[0] == "state" for e in rec.log)
 
 
-def test_per_agent_state_one_failing_agent_does_not_stop_the_others(tmp_path):
+def test_one_failing_agent_does_not_stop_the_others(tmp_path, monkeypatch):
     app, rt, rec = runtime(tmp_path)
-    seen: dict[bytes, list[str]] = {}
+    detect = con.Detector.agent_events
 
-    async def handle(state, items):
-        agent = items[0].record["agent_id"]
-        if agent == "bad":
+    async def poisoned(self, state, items):
+        if any(i.record["agent_id"] == "bad" for i in items):
             raise ValueError("poison")
-        ids = (state or []) + [i.record["event_id"] for i in items]
-        seen[agent] = ids
-        return ids, [(POSTS, b"out", {**items[-1].record, "event_id": f"out-{agent}"})]
+        return await detect(self, state, items)
 
-    agent = register_per_agent(app, rt, stage="test-stage", inputs=(POSTS,), expected=("Post",), table_name="t-state",
-                               load_state=lambda stored: stored, handle=handle, within=0.1)
+    monkeypatch.setattr(con.Detector, "agent_events", poisoned)
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "good"), post("g1", "good")),
                                              (agent_key("s", "bad"), post("b1", "bad")),
                                              (agent_key("s", "good"), post("g2", "good"))]))
-    assert seen == {"good": ["g1", "g2"]}  # one agent's events in order
-    assert [r["event_id"] for r in rec.sent("sim.posts.v1")] == ["out-good"]
+    assert [m["memory_id"] for m in rec.sent("memory.scored.v1")] == ["g1", "g2"]  # one agent's events in order
     assert [d["reason"] for d in rec.sent("ops.dead-letter.v1")] == ["ValueError: poison"]
-    assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]
-
+    assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]  # the bad agent keeps its state
 
 
 def test_outputs_and_dead_letters_are_flushed_before_state_and_after_flush_effects(tmp_path):

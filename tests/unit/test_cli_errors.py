@@ -22,8 +22,13 @@ def test_publish_missing_file_is_named(tmp_path):
 
 
 def test_unknown_processor():
-    res = run("worker", "--processors", "importance,telepathy")
+    res = run("worker", "--processors", "agent,telepathy")
     assert res.exit_code == 2 and "unknown processor 'telepathy'" in res.output
+
+
+def test_a_processor_merged_into_the_agent_pass_says_how_to_upgrade():
+    res = run("worker", "--processors", "importance,cassandra-sink")
+    assert res.exit_code == 2 and "now a step of the 'agent' processor" in res.output and "0005" in res.output
 
 
 def test_eval_case_must_be_a_folder(tmp_path):

@@ -7,7 +7,7 @@ from api.monitor import SimFilter
 from streams.dead_letter import dead_letter_record
 from streams.serde import default_serde
 from streams.settings import Settings
-from streams.topics import CONFLICTS, DEAD_LETTER, OBSERVATIONS, POSTS, VERDICTS, agent_key, sim_key, topic_name
+from streams.topics import AGENT_LOG, CONFLICTS, DEAD_LETTER, VERDICTS, agent_key, sim_key, topic_name
 
 SERDE = default_serde()
 
@@ -31,19 +31,19 @@ def conflict(sim: str) -> bytes:
 def test_only_one_sim_counted_and_sent_without_private_text():
     settings = Settings(namespace="ns")
     f = SimFilter(settings, "s1")
-    posts, obs = topic_name(POSTS, "ns"), topic_name(OBSERVATIONS, "ns")
+    log = topic_name(AGENT_LOG, "ns")
     verdicts, conflicts = topic_name(VERDICTS, "ns"), topic_name(CONFLICTS, "ns")
     assert verdicts == "ns.sim.verdicts.v1"  # derived topics are namespaced, sources are not
-    assert f.feed(posts, agent_key("s1", "a"), b"x") is None
-    assert f.feed(posts, agent_key("s10", "a"), b"x") is None  # a sim whose id extends ours
-    assert f.feed(obs, agent_key("s1", "a"), b"x") is None
+    assert f.feed(log, agent_key("s1", "a"), b"x") is None
+    assert f.feed(log, agent_key("s10", "a"), b"x") is None  # a sim whose id extends ours
+    assert f.feed(log, agent_key("s1", "a"), b"x") is None
     assert f.feed(verdicts, sim_key("s10"), verdict("s10", 1)) is None
     name, v = f.feed(verdicts, sim_key("s1"), verdict("s1", 3))
     assert name == "verdict" and v["round"] == 3 and v["support_ratio"] == -0.25
     name, c = f.feed(conflicts, agent_key("s1", "a"), conflict("s1"))
     assert name == "conflict" and "private" not in repr(c) and c["reason"] == "flip"
     assert f.feed("some.other.topic", sim_key("s1"), b"x") is None
-    assert dict(f.counts) == {POSTS.name: 1, OBSERVATIONS.name: 1, VERDICTS.name: 1, CONFLICTS.name: 1}
+    assert dict(f.counts) == {AGENT_LOG.name: 2, VERDICTS.name: 1, CONFLICTS.name: 1}
 
 
 def test_dead_letters_are_matched_by_their_sim_field():

@@ -9,6 +9,7 @@ import pytest
 from connectors import synthetic
 from eval.scoring import load_truth, score
 from processors import batch
+from streams.runtime import Incoming
 from streams.llm import DeterministicLlm
 from processors.opinion import ALL_FEATURES, AgentStance, direction_of
 from processors.stance_model import LexiconModel, lexicon_valence as valence
@@ -56,7 +57,22 @@ def persona(agent, credibility, conviction=0.1, initial=0.0):
             "credibility": credibility, "conviction": conviction, "initial_stance": initial}
 
 
+def staged(out):
+    """What the agent pass would give each author's stance step: its persona,
+    then per round its posts, reflections and conflicts."""
+    inputs = {a: [Incoming("Persona", p, "log", 0, 0, None)] for a, p in sorted(out.personas.items())}
+    rows = [((m["round"], 0, m["ts"]), Incoming("ScoredMemory", m, "log", 0, 0, None)) for m in out.memories]
+    rows += [((m["round"], 1, m["ts"]), Incoming("ScoredMemory", m, "log", 0, 0, None)) for m in out.reflection_memories]
+    rows += [((c["round"], 2, c["ts"]), Incoming("Conflict", c, "log", 0, 0, None)) for c in out.conflicts]
+    for _, inc in sorted(rows, key=lambda r: r[0]):
+        inputs.setdefault(inc.record["agent_id"], []).append(inc)
+    out.stance_inputs = inputs
+    return out
+
+
 def run_verdicts(out, settings=None, question=Q, **kw):
+    if not out.stance_inputs:
+        staged(out)
     settings = settings or Settings()
     rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
     return asyncio.run(batch.verdicts(rt, out, sim_id="s", question=question, **kw))
@@ -99,7 +115,7 @@ def test_a_contradicted_author_no_longer_counts_and_reflections_are_not_posts():
     assert (r1["post_count"], r1["author_count"], r1["reflection_count"]) == (1, 1, 1)
     # the deterministic backend's template reflections never count
     out.reflection_memories[0]["scorer"] = "reflection:deterministic"
-    r1 = run_verdicts(out, settings_with(min_signal_posts=1))[1]
+    r1 = run_verdicts(staged(out), settings_with(min_signal_posts=1))[1]
     assert (r1["reflection_count"], r1["reflections_excluded"]) == (0, 1)
     r1 = run_verdicts(out, settings_with(min_signal_posts=1, reflections="all"))[1]
     assert (r1["reflection_count"], r1["reflections_excluded"]) == (1, 0)
@@ -149,17 +165,39 @@ def derive(case_dir, seed=3):
     return events, asyncio.run(batch.derive(rt, events))
 
 
-def test_batch_path_is_deterministic_whatever_the_arrival_order():
+def test_the_pass_depends_on_each_agents_order_only():
     case = CASES / "new_coke_1985"
     events, out = derive(case)
-    shuffled = list(reversed(events)) + events[:10]  # other order, and duplicates
+    # Agents interleaved otherwise (each agent's own events still in order),
+    # duplicates, and other chunk boundaries: the same outputs.
+    rank = {}
+    for _, r in events:
+        rank.setdefault(r.get("agent_id", ""), len(rank))
+    regrouped = sorted(events, key=lambda e: -rank[e[1].get("agent_id", "")]) + events[:10]
     settings = Settings()
-    out2 = asyncio.run(batch.derive(batch.BatchRuntime(settings, DeterministicLlm(settings)), shuffled))
+    out2 = asyncio.run(batch.derive(batch.BatchRuntime(settings, DeterministicLlm(settings)), regrouped, chunk=37))
+    def rows(records):  # where an event was read differs with the order given; nothing else may
+        return sorted(repr({**r, "source_offset": None}) for r in records)
+
+    for field in ("memories", "reflections", "reflection_memories", "conflicts"):
+        assert rows(getattr(out, field)) == rows(getattr(out2, field)), field
     q = (case / "question.md").read_text()
     a = run_verdicts(out, question=q)
     b = run_verdicts(out2, question=q)
     assert a == b and [v["round"] for v in a] == list(range(7))
     assert out.reflections and out.personas
+
+
+def test_an_agents_own_order_matters():
+    """The log's order is the agent's history: the pass does not re-sort it."""
+    events, out = derive(CASES / "new_coke_1985")
+    agent = next(r["agent_id"] for t, r in events if t == "Post")
+    mine = [e for e in events if e[1].get("agent_id") == agent and e[0] in ("Post", "Observation")]
+    others = [e for e in events if e not in mine]
+    settings = Settings()
+    out2 = asyncio.run(batch.derive(batch.BatchRuntime(settings, DeterministicLlm(settings)), others + mine[::-1]))
+    first = [m["memory_id"] for m in out.memories if m["agent_id"] == agent]
+    assert [m["memory_id"] for m in out2.memories if m["agent_id"] == agent] == first[::-1]
 
 
 def test_each_feature_can_move_the_verdict():

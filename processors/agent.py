@@ -1,0 +1,197 @@
+"""agent: everything that happens to one agent, in one pass, in the order
+it happened.
+
+The agent log (``AGENT_LOG``, keyed ``sim_id/agent_id``) holds an
+agent's persona, posts and observations in the order its simulation
+produced them, on one partition. This stage reads it and, per agent, event
+by event:
+
+  1. importance: the event becomes a ScoredMemory (rating and embedding;
+     stateless, so every new event of the batch is scored at once first);
+  2. contradiction: the memory against the agent's recent window;
+  3. reflection: the memory counted toward the agent's next reflection; a
+     reflection due is written, embedded, and checked for contradictions too;
+  4. stance: the post's (and reflection's) contribution to the verdict, and
+     the retractions its conflicts cause.
+
+Each step's decisions are the pure functions of its own module
+(``importance``, ``contradiction``, ``reflection``, ``stance``); this module
+fixes the order they run in. Because every input of one agent comes from one
+partition in log order, and nothing here depends on how events are batched
+or on other agents, a live run, a second live run and a replay of the log
+(``processors/batch.py`` runs this same pass over a plain consumer's events)
+give the same outputs to the byte. The verdict then meets the agents'
+contributions keyed by simulation (``processors/verdict.py``), whose result
+does not depend on their arrival order.
+
+State per agent (one Faust table): the three steps' states side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import faust
+
+from processors import contradiction as con
+from processors import importance as imp
+from processors import reflection as ref
+from processors import stance
+from processors.questions import Questions
+from processors.stance_model import Reading
+from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
+from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
+from streams.topology import stage
+
+STAGE = "agent"
+INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
+EXPECTED = ("Persona", "Post", "Observation")
+
+
+def empty_state() -> dict:
+    return {"reflection": ref.empty_state(), "contradiction": con.empty_state(), "stance": stance.empty_state()}
+
+
+def load_state(stored: dict | None) -> dict:
+    stored = stored if isinstance(stored, dict) else {}
+    return {"reflection": ref.load_state(stored.get("reflection")),
+            "contradiction": con.load_state(stored.get("contradiction")),
+            "stance": stance.load_state(stored.get("stance"))}
+
+
+@dataclass
+class Derived:
+    """What one agent's events produced, in the order produced."""
+
+    events: list[tuple[TopicSpec, dict]] = field(default_factory=list)
+    stance_inputs: list[Incoming] = field(default_factory=list)  # what the stance step read, in order
+
+    def of(self, spec: TopicSpec) -> list[dict]:
+        return [r for s, r in self.events if s is spec]
+
+    def outputs(self) -> list[Output]:
+        return [(s, sim_key(r["sim_id"]) if s is STANCES else agent_key(r["sim_id"], r["agent_id"]), r)
+                for s, r in self.events]
+
+
+Question = Callable[[str], Awaitable[str]]
+
+
+def derived_input(record: dict, origin: Incoming, type_name: str = "ScoredMemory") -> Incoming:
+    """A derived record as the next step's input; its provenance is the log
+    event it came from."""
+    return Incoming(type_name, record, origin.topic, origin.partition, origin.offset, origin.key, origin.event)
+
+
+class AgentPass:
+    """The one pass. ``run_stance=False`` leaves the stance step to the
+    caller, which gets the inputs it would have read (the batch path runs it
+    later, once per ablation, with these same inputs)."""
+
+    def __init__(self, rt, question: Question, *, run_stance: bool = True) -> None:
+        self.rt = rt
+        self.question = question
+        self.run_stance = run_stance
+        self.reflector = ref.Reflector(rt, rt.settings)
+        self.detector = con.Detector(rt, rt.settings)
+
+    async def score(self, items: list[Incoming]) -> dict[int, dict]:
+        """Importance for every post and observation given (stateless: all at
+        once), by the input's identity."""
+        todo = [i for i in items if i.type_name in ("Post", "Observation")]
+        memories = await imp.score_batch(self.rt, todo)
+        return {id(i): m for i, m in zip(todo, memories)}
+
+    async def readings(self, memories: list[dict]) -> Callable[..., Awaitable[Reading]]:
+        """Stance readings of the public posts about to be read, all at once
+        (a reading depends on the text and the question only); a reader that
+        serves them, and reads anything else (reflections) when asked."""
+        if not self.run_stance:
+            return stance.reading_of
+        posts = [m for m in memories if m["public"]]
+        questions = {sim: await self.question(sim) for sim in dict.fromkeys(m["sim_id"] for m in posts)}
+        keys = list(dict.fromkeys((m["content"], questions[m["sim_id"]], m["sim_id"], m["round"]) for m in posts))
+        read = await asyncio.gather(*(stance.reading_of(self.rt, t, q, sim_id=s, round_=r) for t, q, s, r in keys))
+        known = {(t, q): rd for (t, q, _, _), rd in zip(keys, read)}
+
+        async def reader(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
+            hit = known.get((text, question))
+            return hit if hit is not None else await stance.reading_of(rt, text, question, sim_id=sim_id, round_=round_)
+
+        return reader
+
+    async def agent(self, state: dict, items: list[Incoming], scored: dict[int, dict], reader) -> tuple[dict, Derived]:
+        """One agent's events in log order -> its new state and what it produced."""
+        out = Derived()
+        for inc in items:
+            if inc.type_name == "Persona":
+                await self._stance(state, [inc], out, reader)
+                continue
+            memory = scored.get(id(inc))
+            if memory is None:
+                continue  # scored before (a re-sent event): its outputs are downstream already
+            m = derived_input(memory, inc)
+            out.events.append((SCORED, memory))
+            _, conflicts = await self.detector.agent_events(state["contradiction"], [m])
+            out.events += [(CONFLICTS, c) for c in conflicts]
+            _, reflections, thoughts = await self.reflector.agent_events(state["reflection"], [m])
+            out.events += [(REFLECTIONS, r) for r in reflections] + [(SCORED, t) for t in thoughts]
+            thought_inputs = [derived_input(t, inc) for t in thoughts]
+            _, second = await self.detector.agent_events(state["contradiction"], thought_inputs)
+            out.events += [(CONFLICTS, c) for c in second]
+            await self._stance(state, [m] + [derived_input(c, inc, "Conflict") for c in conflicts] + thought_inputs
+                               + [derived_input(c, inc, "Conflict") for c in second], out, reader)
+        return state, out
+
+    async def _stance(self, state: dict, inputs: list[Incoming], out: Derived, reader) -> None:
+        inputs = [i for i in inputs if stance.counts(i)]
+        out.stance_inputs += inputs
+        if self.run_stance and inputs:
+            _, events = await stance.agent_events(self.rt, state["stance"], inputs, self.question, reader=reader)
+            out.events += [(STANCES, e) for e in events]
+
+    async def batch(self, states: dict[bytes, dict], groups: dict[bytes, list[Incoming]]
+                    ) -> list[tuple[bytes, dict | BaseException, Derived | None]]:
+        """Many agents: scoring and readings for all at once, then each
+        agent's pass (agents concurrently, their LLM calls overlap)."""
+        scored = await self.score([i for items in groups.values() for i in items])
+        reader = await self.readings(list(scored.values()))
+        results = await asyncio.gather(*(self.agent(states[k], items, scored, reader) for k, items in groups.items()),
+                                       return_exceptions=True)
+        return [(k, r, None) if isinstance(r, BaseException) else (k, r[0], r[1])
+                for k, r in zip(groups, results)]
+
+
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25,
+             question: Question | None = None):
+    """The stage's Faust agent. ``question`` (sim id -> its question) is read
+    from the simulations topic unless given (tests without a broker)."""
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    one_pass = AgentPass(rt, question or Questions(rt.settings).of)
+    scored_ids = imp.ScoredIds(rt.settings.importance_seen_ids)
+
+    async def handle(batch: list[Incoming]) -> Effects:
+        # A re-sent post or observation (a publisher that resumed, a file
+        # published twice) is skipped before it costs an LLM call.
+        fresh, repeats = imp.split_new(batch, scored_ids.__contains__)
+        imp.IMPORTANCE_REPEATS.inc(repeats)
+        groups = by_agent(fresh)
+        states = {k: load_state(table.get(k)) for k in groups}
+        effects = Effects()
+        done: list[str] = []
+        for key, result, derived in await one_pass.batch(states, groups):
+            items = groups[key]
+            if isinstance(result, BaseException):
+                effects.failed.append((items, result))  # dead-lettered; the agent keeps its state
+                continue
+            effects.outputs += derived.outputs()
+            effects.state.append((table, key, result, items[-1]))
+            done += [i.record["event_id"] for i in items if i.type_name != "Persona"]
+        # Only once the outputs are on Kafka does an id count as scored.
+        effects.after_flush.append(lambda: scored_ids.add(done))
+        return effects
+
+    return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=EXPECTED, handle=handle,
+                            batch_size=batch_size, within=within)
