@@ -87,7 +87,7 @@ def ceiling_run(ctx: Ctx, mode: str, n: int) -> float:
 
 def stage_run(ctx: Ctx, n: int, workers: int, *, full: bool, writes: str = "batched") -> float:
     env = {"MURMUR_CASSANDRA_WRITES": writes}
-    w = start_workers(ctx, "importance,cassandra-sink" if full else "importance", count=workers, prefix="b1", env=env)
+    w = start_workers(ctx, "agent,cassandra-sink" if full else "agent", count=workers, prefix="b1", env=env)
     try:
         wait_members(ctx.settings, w.group_id, workers)
         sim = f"b1-{uuid.uuid4().hex[:8]}"

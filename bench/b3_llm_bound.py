@@ -47,7 +47,7 @@ def events_for(ctx: Ctx, c: int) -> int:
 
 
 def worker_run(ctx: Ctx, url: str, c: int, n: int) -> float:
-    w = start_workers(ctx, "importance", prefix="b3", env=llm_env(url, c))
+    w = start_workers(ctx, "agent", prefix="b3", env=llm_env(url, c))
     scored = topic_name(SCORED, w.settings.namespace)
     try:
         wait_members(ctx.settings, w.group_id, 1)

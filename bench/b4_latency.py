@@ -123,7 +123,7 @@ def run(ctx: Ctx) -> dict:
     seconds = 4.0 if ctx.quick else 10.0
     from sinks.cassandra_store import CassandraStore
 
-    w = start_workers(ctx, "importance,cassandra-sink", prefix="b4")
+    w = start_workers(ctx, "agent,cassandra-sink", prefix="b4")
     ns = w.settings.namespace
     store = CassandraStore(w.settings)
     store.apply_schema()  # the API queries the namespace's keyspace before the sink's first write

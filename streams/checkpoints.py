@@ -25,7 +25,7 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import BatchProducer, committed_offsets, end_offsets, make_consumer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import CHECKPOINTS, topic_name
+from streams.topics import CHECKPOINTS, LEGACY, topic_name
 
 FORMAT_VERSION = 1
 MAX_BYTES = 16 << 20
@@ -177,6 +177,10 @@ def restore(settings: Settings, checkpoint_id: str) -> dict:
     if data is None:
         raise CheckpointError(f"no checkpoint {checkpoint_id!r}; see `murmur checkpoint list`")
     rec = decode(data)
+    legacy = {topic_name(spec) for spec in LEGACY} & {g["topic"] for g in rec["group_offsets"]}
+    if legacy:
+        raise CheckpointError(f"checkpoint {checkpoint_id!r} was taken before the agent log ({', '.join(sorted(legacy))}): "
+                              "its offsets cannot place the 'agent' processor; see docs/adr/0005-agent-log.md")
     groups = sorted({g["group"] for g in rec["group_offsets"]})
     client = admin(settings)
     for g in groups:

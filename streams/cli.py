@@ -201,7 +201,7 @@ def publish(
 # -- tail -------------------------------------------------------------------
 @app.command()
 def tail(
-    topics: list[str] = typer.Argument(..., help="Topic names or short aliases: posts, observations, scored, ..."),
+    topics: list[str] = typer.Argument(..., help="Topic names or short aliases: agent-log, rounds, scored, verdicts, dead-letter, ..."),
     sim: Optional[str] = typer.Option(None, "--sim"),
     agent: Optional[str] = typer.Option(None, "--agent"),
     type_: Optional[str] = typer.Option(None, "--type", help="Event type, e.g. Post"),

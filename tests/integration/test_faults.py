@@ -65,7 +65,7 @@ class Stream:
 def mid_stream(live, agents: int = 200, **env: str):
     """A worker (importance + cassandra-sink) with the first half of a
     workload published and landing: the moment each fault is injected."""
-    w = start_worker(live, "importance,cassandra-sink", **env)
+    w = start_worker(live, "agent,cassandra-sink", **env)
     sim, events, expected = workload(agents=agents)
     half = len(events) // 2
     m = Stream(w, CassandraStore(w.settings), sim, events[half:], expected)
@@ -198,7 +198,7 @@ def test_api_killed_under_load_restarts_and_answers_the_same(live, tmp_path):
     from connectors.publish_cli import Options, run_publish
     from deploy.pipeline import EXAMPLE, start_process
 
-    w = start_worker(live, "importance,cassandra-sink")
+    w = start_worker(live, "agent,cassandra-sink")
     store = CassandraStore(w.settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

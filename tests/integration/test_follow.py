@@ -27,7 +27,7 @@ from sinks.cassandra_store import CassandraStore
 from streams.errors import DecodeError
 from streams.kafka import read_to_end
 from streams.serde import default_serde
-from streams.topics import POSTS, OBSERVATIONS, PUBLISHER_POSITIONS, SCORED, topic_name
+from streams.topics import AGENT_LOG, PUBLISHER_POSITIONS, SCORED, topic_name
 from tests.integration.conftest import start_worker, wait_for
 from tests.integration.readmodel import stopped, wait_drained
 
@@ -48,17 +48,17 @@ def expected_memories(folder: Path, sim: str) -> set[str]:
     return ids
 
 
-def records(settings, topic: str, sim: str) -> list[dict]:
-    """One simulation's records of a shared topic (other tests put undecodable
-    records there on purpose: they are skipped)."""
+def records(settings, topic: str, sim: str, types: tuple[str, ...] = ()) -> list[dict]:
+    """One simulation's records of a shared topic, of some types or all (other
+    tests put undecodable records there on purpose: they are skipped)."""
     serde = default_serde()
     out = []
     for m in read_to_end(settings, topic):
         try:
-            _, r = serde.decode(m.value())
+            t, r = serde.decode(m.value())
         except DecodeError:
             continue
-        if r.get("sim_id") == sim:
+        if r.get("sim_id") == sim and (not types or t in types):
             out.append(r)
     return out
 
@@ -140,7 +140,7 @@ def test_follow_a_growing_run_through_a_publisher_kill(live, tmp_path):
         got = {m["memory_id"] for a in store.agents(sim) for m in store.memories(sim, a, limit=100_000)
                if m["kind"] in ("post", "observation")}
         lost, extra = want - got, got - want
-        sent = Counter(r["event_id"] for t in (POSTS, OBSERVATIONS) for r in records(live, topic_name(t), sim))
+        sent = Counter(r["event_id"] for r in records(live, topic_name(AGENT_LOG), sim, ("Post", "Observation")))
         scored = Counter(r["memory_id"] for r in records(live, topic_name(SCORED, w.settings.namespace), sim)
                          if r["kind"] in ("post", "observation"))
         resent = sum(n - 1 for n in sent.values())
@@ -196,5 +196,5 @@ def test_follow_an_oasis_database_as_rows_arrive(live, tmp_path):
                            timeout=60)
     second = json.loads(again.stdout.decode().strip().splitlines()[-1])
     assert again.returncode == 0 and second["resumed"] == len(trace) and second["published_by_action"] == {}
-    on_topic = Counter(r["event_id"] for r in records(live, topic_name(POSTS), sim))
+    on_topic = Counter(r["event_id"] for r in records(live, topic_name(AGENT_LOG), sim, ("Post",)))
     assert len(on_topic) == 75 and max(on_topic.values()) == 1

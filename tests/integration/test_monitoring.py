@@ -25,7 +25,7 @@ from streams.llm.devserver import DevServer, DevServerConfig
 from streams.topology import input_topics, resolve
 from sinks.cassandra_store import CassandraStore
 from streams.kafka import BatchProducer, make_producer
-from streams.topics import POSTS, topic_name
+from streams.topics import AGENT_LOG, topic_name
 from tests.integration.conftest import free_port, metric_sum, scrape, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     run = synthetic.generate(CASE, sim_id=sim, seed=3, agents=30, rounds=6)
     publish(settings, run.events)
     garbage = BatchProducer(make_producer(settings))  # a record no schema reads: a dead letter
-    garbage.send(topic_name(POSTS), f"{sim}/intruder".encode(), b"\x00not avro at all")
+    garbage.send(topic_name(AGENT_LOG), f"{sim}/intruder".encode(), b"\x00not avro at all")
     garbage.flush_blocking()
     store = CassandraStore(settings)
     try:
@@ -96,8 +96,8 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     got = scrape(metrics_url)
     # (family, label filter) that must be > 0 after this run, per issue 6.
     must = {
-        "murmur_events_in": {"processor": "importance"},
-        "murmur_events_out": {"processor": "importance"},
+        "murmur_events_in": {"processor": "agent"},
+        "murmur_events_out": {"processor": "agent"},
         "murmur_batch_processing_seconds": {},
         "murmur_event_age_seconds": {},
         "murmur_llm_calls": {"role": "fast"},
@@ -105,7 +105,7 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
         "murmur_llm_latency_seconds": {"role": "fast"},
         "murmur_llm_failures": {"role": "balanced"},
         "murmur_llm_fallbacks": {"from_role": "balanced", "to_role": "fast"},
-        "murmur_dead_letters": {"stage": "importance"},
+        "murmur_dead_letters": {"stage": "agent"},
         "murmur_sink_write_seconds": {"sink": "cassandra-sink"},
         "murmur_checkpoints": {"trigger": "round_end"},
     }
@@ -168,10 +168,10 @@ def test_stream_sends_snapshot_counts_and_verdicts_of_one_sim_only(pipeline):
     assert names[0] == "snapshot" and events[0][1]["verdicts"] == []
     verdicts = [d for e, d in events if e == "verdict"]
     assert {v["round"] for v in verdicts} >= {0, 1, 2}, verdicts
-    posts = sum(1 for e in run.events if e.type_name == "Post")
+    logged = sum(1 for e in run.events if e.type_name in ("Persona", "Post", "Observation"))
     counts = [d["topics"] for e, d in events if e == "counts"]
-    # Counts cover this sim only: never more posts than it published.
-    assert counts and max(c.get(POSTS.name, 0) for c in counts) <= posts
+    # Counts cover this sim only: never more agent-log events than it published.
+    assert counts and max(c.get(AGENT_LOG.name, 0) for c in counts) <= logged
     assert "lag" in names
     # Observations are counted, never sent.
     assert not any("content" in d for e, d in events if e not in ("reflection", "snapshot"))

@@ -16,7 +16,7 @@ from connectors.publish_cli import Options, run_publish
 from connectors.tail import TailFilter, tail
 from deploy.pipeline import EXAMPLE
 from streams.kafka import BatchProducer, make_producer
-from streams.topics import POSTS, topic_name
+from streams.topics import AGENT_LOG, topic_name
 from tests.integration.conftest import wait_for
 from tests.integration.readmodel import drained
 
@@ -83,10 +83,10 @@ def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id
     assert re.search(r"twitter/actions\.jsonl:\d+: \[round\] expected int, got str 'five'", err)
     assert re.search(r"reddit/actions\.jsonl:\d+: \[agent_id\] missing required field", err)
 
-    # Garbage straight onto the posts topic: the processor dead-letters it and goes on.
+    # Garbage straight onto the agent log: the processor dead-letters it and goes on.
     producer = BatchProducer(make_producer(live))
     garbage = f"not avro {sim_id}".encode()
-    producer.send(topic_name(POSTS), f"{sim_id}/x".encode(), garbage)
+    producer.send(topic_name(AGENT_LOG), f"{sim_id}/x".encode(), garbage)
     producer.flush_blocking()
 
     import io
@@ -100,7 +100,7 @@ def test_bad_lines_and_bad_bytes_become_dead_letters(live, worker, store, sim_id
     def found():
         rows = dead_letters()
         pub = [r for r in rows if r["sim_id"] == sim_id and r["stage"] == "publisher"]
-        proc = [r for r in rows if r["stage"] == "importance" and garbage.hex() in _raw_hex(r)]
+        proc = [r for r in rows if r["stage"] == "agent" and garbage.hex() in _raw_hex(r)]
         return len(pub) == 3 and len(proc) == 1
 
     wait_for(found, timeout=120, what="dead letters", worker=worker)
@@ -122,19 +122,19 @@ def _raw_hex(row) -> str:
 def test_cli_tail_json_filters_by_sim_and_type(live, sim_id):
     run_publish(live, [EXAMPLE], Options(sim=sim_id)).counts
     out = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "tail", "posts", "observations", "--sim", sim_id, "--type", "Post",
+        [sys.executable, "-m", "streams.cli", "tail", "agent-log", "--sim", sim_id, "--type", "Post",
          "--from-beginning", "--max", "5", "--format", "json"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout.splitlines()
     events = [json.loads(line) for line in out]
     assert len(events) == 5
-    assert all(e["type"] == "Post" and e["sim_id"] == sim_id and e["_topic"] == "sim.posts.v1" for e in events)
+    assert all(e["type"] == "Post" and e["sim_id"] == sim_id and e["_topic"] == "sim.agent-log.v1" for e in events)
 
 
 def test_cli_topics_create_is_idempotent(live):
     first = subprocess.run([sys.executable, "-m", "streams.cli", "topics", "create"], capture_output=True, text=True,
                            timeout=120, check=True).stdout
-    assert "sim.posts.v1: exists" in first and "created" not in first
+    assert "sim.agent-log.v1: exists" in first and "created" not in first
 
 
 def test_cli_tail_unknown_topic_is_a_clear_error(live):
