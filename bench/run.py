@@ -1,4 +1,4 @@
-"""Run Murmur's benchmarks (B1..B7) on the real local Kafka and Cassandra,
+"""Run Murmur's benchmarks (B1..B8) on the real local Kafka and Cassandra,
 print a table and write bench/results/<name>.json.
 
     python -m bench.run                # every benchmark, full size (~20 min on 2 cores)
@@ -36,6 +36,7 @@ BENCHMARKS = {
     "B5": "bench.b5_replay",
     "B6": "bench.b6_retrieve_restore",
     "B7": "bench.b7_llm_cost",
+    "B8": "bench.b8_before_after",
 }
 
 
