@@ -1,6 +1,6 @@
-"""B1: the Faust ceiling on this machine, and Murmur's importance stage and
-full path (publish -> scored -> Cassandra row) as a fraction of it; 1 worker
-vs 2 workers of one group.
+"""B1: the Faust ceiling on this machine, and Murmur's agent stage and full
+path (publish -> scored -> Cassandra row) as a fraction of it; 1 worker vs 2
+workers of one group.
 
 Every run is a backlog: the group is started (and has joined) before the
 events are published, and the rate is n / (last output - first publish), so
@@ -10,10 +10,11 @@ time themselves from their first batch to the n-th event).
 * ceiling, count-only: ``bench.faust_ceiling --mode count`` (no work);
 * ceiling, consume+produce: the same agent producing each value through
   confluent-kafka, flushed per batch (Murmur's commit order, no work);
-* importance: ``murmur worker --processors importance`` (deterministic
-  scorer and embedder); rate from the Kafka timestamps of its ScoredMemory
-  outputs;
-* full path: ``importance,cassandra-sink`` in one worker; rate from the
+* agent stage (figures ``importance_*``, the name of the stage it replaced):
+  ``murmur worker --processors agent`` (deterministic LLM and embedder:
+  importance, then contradiction, reflection and stance per agent); rate
+  from the Kafka timestamps of its ScoredMemory outputs;
+* full path: ``agent,cassandra-sink`` in one worker; rate from the
   Cassandra WRITETIME of the timeline rows; with the sink's per-partition
   batches (now the default) and with one request per row (before the
   performance pass, ``MURMUR_CASSANDRA_WRITES=single``), side by side.
@@ -35,7 +36,7 @@ from streams.kafka import BatchProducer, admin, make_producer
 from streams.topics import SCORED, topic_name
 
 NAME = "B1"
-TITLE = "Faust ceiling vs Murmur's importance stage and full path"
+TITLE = "Faust ceiling vs Murmur's agent stage and full path"
 
 
 def ceiling_run(ctx: Ctx, mode: str, n: int) -> float:
@@ -108,8 +109,10 @@ def stage_run(ctx: Ctx, n: int, workers: int, *, full: bool, writes: str = "batc
         stop_workers(ctx, w)
 
 
-# (what, workers, Cassandra write mode); "single" is the sink before the
-# performance pass (one request per row), run side by side with the new one.
+# (what, workers, Cassandra write mode); "importance" is the agent stage
+# alone (the figures keep the name of the stage it replaced); "single" is the
+# sink before the performance pass (one request per row), run side by side
+# with the new one.
 VARIANTS = [("importance", 1, "batched"), ("full_path", 1, "single"), ("full_path", 1, "batched"),
             ("importance", 2, "batched"), ("full_path", 2, "batched")]
 

@@ -4,11 +4,11 @@ The synthetic population of ``connectors/synthetic.py`` (MiroFish's
 archetypes; each round an agent is active with probability 0.35-0.95 and
 posts once, with one observation of a post of the previous round), 1,000
 agents, 20 and 40 rounds, published at once to a worker running every
-processor (importance, reflection, contradiction, stance, verdict,
-cassandra-sink; deterministic LLM). Figures:
+stage (``all``: agent, verdict, cassandra-sink, checkpointer; deterministic
+LLM). Figures:
 
 * posts/s until every post is queryable (its timeline row in Cassandra);
-* posts/s until every processor has drained its inputs (reflections,
+* posts/s until every stage has drained its inputs (reflections,
   conflicts, verdicts included);
 * the rate per round decile (posts of those rounds / time between the last
   timeline write of the previous decile and of this one): whether it holds

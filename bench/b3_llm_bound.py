@@ -1,11 +1,13 @@
-"""B3: the importance stage when the LLM bounds it.
+"""B3: the agent stage when the LLM bounds it.
 
 The vLLM-like dev server (``streams/llm/devserver.py``, its own process as
 vLLM would be) answers every request after 50 ms and processes at most 256
-at once. The importance worker calls it with ``MURMUR_LLM__BACKEND=vllm``
+at once. The agent worker calls it with ``MURMUR_LLM__BACKEND=vllm``
 (embeddings too) and ``MURMUR_LLM__MAX_CONCURRENCY`` = 1, 16, 64, 256. With
 c requests in flight and 50 ms each, the limit is min(c, 256) / 0.05 s;
-the absolute limit is capacity/latency = 5,120 calls/s.
+the absolute limit is capacity/latency = 5,120 calls/s. The limit counts
+one call per event, importance's; the stage's contradiction and stance
+steps call the same ``fast`` server too.
 
 Measured like B1 (a backlog; n / (last ScoredMemory - first publish), after
 a warm-up post has opened the connections), plus the same calls
@@ -25,7 +27,7 @@ from streams.llm.devserver import spawn
 from streams.topics import SCORED, topic_name
 
 NAME = "B3"
-TITLE = "importance stage against a 50 ms, capacity-256 LLM server, by client concurrency"
+TITLE = "agent stage against a 50 ms, capacity-256 LLM server, by client concurrency"
 LATENCY_MS = 50.0
 CAPACITY = 256
 CONCURRENCY = (1, 16, 64, 256)

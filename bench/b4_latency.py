@@ -1,9 +1,10 @@
 """B4: latency from publish to queryable in the API, p50/p99, at 100 and
 1,000 events/s offered.
 
-A worker runs what a post needs to become queryable (importance and
-cassandra-sink); ``murmur api`` serves the namespace (with its Qdrant sink
-thread, as deployed locally). A paced publisher produces posts on a 10 ms
+A worker runs what a post needs to become queryable (the agent stage,
+whose importance step writes the scored memory, and cassandra-sink);
+``murmur api`` serves the namespace (with its Qdrant sink thread, as
+deployed locally). A paced publisher produces posts on a 10 ms
 tick and records when each was produced; a poller reads
 ``GET /simulations/{sim}/timeline`` every 20 ms (only the window of event
 times still unseen) and records when each post first appears. Latency =
@@ -158,6 +159,6 @@ def run(ctx: Ctx) -> dict:
             figures[f"at_{key}_per_s_p{q}_ms"] = figure([percentile(x, q) for x in results[key]], unit="ms",
                                                         reference=ref, reference_value=idle_p50)
     return {"title": TITLE, "settings": {"seconds_per_rate": seconds, "poll_interval_ms": POLL_S * 1000,
-                                         "publish_tick_ms": TICK_S * 1000, "processors": "importance,cassandra-sink",
+                                         "publish_tick_ms": TICK_S * 1000, "processors": "agent,cassandra-sink",
                                          "llm": "deterministic"},
             "figures": figures}

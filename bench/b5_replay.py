@@ -2,14 +2,15 @@
 
 One synthetic simulation (``connectors/synthetic.py``) is replayed:
 
-* Faust path: published as a backlog, then a worker running every processor
+* Faust path: published as a backlog, then a worker running every stage
   (group committed before the backlog) replays it; events/s from its first
-  output (Kafka timestamp) until every processor drained (lag 0, sampled
+  output (Kafka timestamp) until every stage drained (lag 0, sampled
   every 0.5 s, so up to ~1 s late);
-* batch path end to end: ``eval.replay.replay_sim`` (read the source
-  topics from the beginning to their end offsets, the pure decision functions
-  in a fixed order, outputs produced to the namespace's topics and written to
-  its keyspace); it reads the whole source log, so its time grows with
+* batch path end to end: ``eval.replay.replay_sim`` (read the agent log,
+  rounds and simulations from the beginning to their end offsets, the live
+  worker's agent pass over each agent's events in log order, then the
+  verdict; outputs produced to the namespace's topics and written to its
+  keyspace); it reads the whole source log, so its time grows with
   everything published before, which the figure's ``records_read`` says;
 * batch path compute only: ``processors.batch.derive`` + ``verdicts`` on the
   events in memory.

@@ -1,6 +1,6 @@
 """B7: LLM calls and tokens per 1,000 events, per role.
 
-The whole pipeline (every processor) with the LLM over HTTP
+The whole pipeline (every stage) with the LLM over HTTP
 (``MURMUR_LLM__BACKEND=vllm``, embeddings too) against the vLLM-like dev
 server (5 ms per call, so the run is short; its token counts are len/4
 estimates, as ``streams/llm/records.py`` makes them), on a synthetic

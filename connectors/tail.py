@@ -21,7 +21,7 @@ from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import ALL, topic_name
 
-ALIASES = {spec.name.split(".")[1]: spec for spec in ALL}  # short aliases: "posts", "scored", "dead-letter", ...
+ALIASES = {spec.name.split(".")[1]: spec for spec in ALL}  # short aliases: "agent-log", "scored", "dead-letter", ...
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,11 @@ When to reflect (the pure function :func:`step` decides):
   the agent reflects on that window before the new memory opens the next.
 Both are driven by the agent's own memories (event time and rounds, never
 wall clock), so the same memories in the same order reflect at the same
-points with the same sources. The order is the one thing a live run does
-not fix: an agent's posts and observations come from two topics, and
-Kafka orders nothing across topics; eval replays use the batch path, which
-sorts (processors/batch.py).
+points with the same sources. The agent pass (processors/agent.py) gives
+it the agent's memories in the order of the agent log, live and in replays.
 An agent's reflections are not sources of its later reflections (no echo).
 
-State per agent (a Faust table, changelogged): the importance sum, the round
+State per agent (part of the agent pass's table): the importance sum, the round
 the window began, the top-K memories of the window, and the offset of the
 last memory ids applied (a redelivered memory is recognised and skipped).
 """

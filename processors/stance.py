@@ -7,10 +7,11 @@ question (a stance model from ``processors/stance_model.py`` offline, the
 ``fast`` LLM with structured output otherwise, falling back to the offline
 model), stance inertia (a flip needs ceil(10*conviction) opposing posts) and
 the weight (credibility x importance; half for a post against the author's
-held stance). Personas and conflicts arrive on co-partitioned topics (same
-key), so each agent's persona, stance and recent contributions are one piece
-of partition-local state. A Conflict retracts the superseded contribution
-(the verdict counts current beliefs).
+held stance). The agent pass (processors/agent.py) gives it the agent's
+persona, posts, reflections and conflicts in log order, so each agent's
+persona, stance and recent contributions are one piece of partition-local
+state. A Conflict retracts the superseded contribution (the verdict counts
+current beliefs).
 
 Every counted input yields one Stance event, including what does not move
 the ratio, so the verdict can say what it rests on: a post the model could

@@ -56,7 +56,8 @@ PUBLISHER_POSITIONS = TopicSpec("ops.publisher-positions.v1", "sim_id/source", "
 EVAL_RESULTS = TopicSpec("eval.results.v1", "case", "EvalResult", doc="scores of eval replays")
 
 # Before the agent log (ADR 0005): posts and observations on two topics, which
-# gave one agent's events no order. Read only by `murmur migrate agent-log`.
+# gave one agent's events no order. Nothing reads them now; they stay for what
+# was published before (docs/adr/0005-agent-log.md).
 POSTS = TopicSpec("sim.posts.v1", "sim_id/agent_id", "Post", doc="(before the agent log) public timeline")
 OBSERVATIONS = TopicSpec("sim.observations.v1", "sim_id/agent_id", "Observation",
                          doc="(before the agent log) private to one agent")

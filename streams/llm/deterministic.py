@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Sequence
 
 from . import lexicon as lx
@@ -142,11 +143,17 @@ def reflection(agent: str, memories: Sequence[dict[str, str]]) -> dict[str, Any]
     return {"beliefs": beliefs[:5]}
 
 
+@lru_cache(maxsize=65536)
+def _reading(text: str) -> tuple[float, str, frozenset[str]]:
+    # A memory meets every newer neighbour of its agent's window: reading
+    # each text once, not once per pair, was an eighth of a replay's time.
+    v = lx.valence(text)
+    return v, lx.label(v), frozenset(lx.stem(w) for w in lx.content_words(text))
+
+
 def contradiction(a: str, b: str) -> dict[str, Any]:
-    va, vb = lx.valence(a), lx.valence(b)
-    la, lb = lx.label(va), lx.label(vb)
-    wa = {lx.stem(w) for w in lx.content_words(a)}
-    wb = {lx.stem(w) for w in lx.content_words(b)}
+    va, la, wa = _reading(a)
+    vb, lb, wb = _reading(b)
     shared = sorted(wa & wb)
     overlap = len(shared) / max(1, min(len(wa), len(wb)))
     similar = bool(shared) and overlap >= 0.3

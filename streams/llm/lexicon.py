@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[.,]\d+)?%?")
 
@@ -108,8 +109,10 @@ def raw_polarity(text: str) -> float:
     return score
 
 
+@lru_cache(maxsize=65536)
 def valence(text: str) -> float:
-    """Polarity squashed into [-1, 1]."""
+    """Polarity squashed into [-1, 1]. Cached: one text is read by several
+    steps (importance, reflection, contradiction)."""
     score = raw_polarity(text)
     return max(-1.0, min(1.0, score / math.sqrt(score * score + _ALPHA)))
 

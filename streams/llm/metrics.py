@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -26,12 +27,20 @@ LLM_FALLBACKS = Counter(
 )
 
 
+@lru_cache(maxsize=256)
+def _children(role: str, status: str) -> tuple:
+    # labels() looks its child up under a lock on every call: once per
+    # (role, status) is enough, roles and statuses being a handful.
+    return (LLM_CALLS.labels(role=role, status=status), LLM_TOKENS.labels(role=role, kind="prompt"),
+            LLM_TOKENS.labels(role=role, kind="completion"), LLM_LATENCY.labels(role=role))
+
+
 def observe_call(record: dict[str, Any]) -> None:
-    role = record["role"]
-    LLM_CALLS.labels(role=role, status=record["status"]).inc()
-    LLM_TOKENS.labels(role=role, kind="prompt").inc(record["prompt_tokens"])
-    LLM_TOKENS.labels(role=role, kind="completion").inc(record["completion_tokens"])
-    LLM_LATENCY.labels(role=role).observe(record["latency_ms"] / 1000.0)
+    calls, prompt, completion, latency = _children(record["role"], record["status"])
+    calls.inc()
+    prompt.inc(record["prompt_tokens"])
+    completion.inc(record["completion_tokens"])
+    latency.observe(record["latency_ms"] / 1000.0)
 
 
 def observe_failure(role: str, reason: str) -> None:
