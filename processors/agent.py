@@ -24,7 +24,8 @@ give the same outputs to the byte. The verdict then meets the agents'
 contributions keyed by simulation (``processors/verdict.py``), whose result
 does not depend on their arrival order.
 
-State per agent (one Faust table): the three steps' states side by side.
+State per agent (one Faust table): the three steps' states side by side,
+bounded (each keeps a fixed window), packed as zstd-compressed JSON.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from processors import stance
 from processors.questions import Questions
 from processors.stance_model import Reading
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
+from streams.state_codec import pack_state, unpack_state
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
 from streams.topology import stage
 
@@ -54,8 +56,9 @@ def empty_state() -> dict:
     return {"reflection": ref.empty_state(), "contradiction": con.empty_state(), "stance": stance.empty_state()}
 
 
-def load_state(stored: dict | None) -> dict:
-    stored = stored if isinstance(stored, dict) else {}
+def load_state(raw: bytes | None) -> dict:
+    """An agent's state from its table value (:mod:`streams.state_codec`)."""
+    stored = unpack_state(raw) or {}
     return {"reflection": ref.load_state(stored.get("reflection")),
             "contradiction": con.load_state(stored.get("contradiction")),
             "stance": stance.load_state(stored.get("stance"))}
@@ -168,7 +171,10 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
              question: Question | None = None):
     """The stage's Faust agent. ``question`` (sim id -> its question) is read
     from the simulations topic unless given (tests without a broker)."""
-    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    # Values are packed (zstd JSON, streams/state_codec.py): the changelog
+    # record per agent and batch is a seventh of its JSON.
+    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes,
+                      value_type=bytes)
     one_pass = AgentPass(rt, question or Questions(rt.settings).of)
     scored_ids = imp.ScoredIds(rt.settings.importance_seen_ids)
 
@@ -178,8 +184,13 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         fresh, repeats = imp.split_new(batch, scored_ids.__contains__)
         imp.IMPORTANCE_REPEATS.inc(repeats)
         groups = by_agent(fresh)
-        states = {k: load_state(table.get(k)) for k in groups}
         effects = Effects()
+        states = {}
+        for key in list(groups):
+            try:
+                states[key] = load_state(table.get(key))
+            except ValueError as exc:  # unreadable state: this agent's events wait in the dead-letter topic
+                effects.failed.append((groups.pop(key), exc))
         done: list[str] = []
         for key, result, derived in await one_pass.batch(states, groups):
             items = groups[key]
@@ -187,7 +198,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
                 effects.failed.append((items, result))  # dead-lettered; the agent keeps its state
                 continue
             effects.outputs += derived.outputs()
-            effects.state.append((table, key, result, items[-1]))
+            effects.state.append((table, key, pack_state(result), items[-1]))
             done += [i.record["event_id"] for i in items if i.type_name != "Persona"]
         # Only once the outputs are on Kafka does an id count as scored.
         effects.after_flush.append(lambda: scored_ids.add(done))

