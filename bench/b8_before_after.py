@@ -2,7 +2,7 @@
 measured in the same run.
 
 "Before" is a revision of this repository, by default the one before the
-agent log (the parent of the commit that added docs/adr/0005-agent-log.md),
+agent log (the parent of the commit that added processors/agent.py),
 checked out as a git worktree under the state dir; "after" is this checkout.
 Each side runs its own code end to end: its publisher (its topics), one
 ``murmur worker --processors all`` of its own (deterministic LLM), the same
@@ -35,7 +35,7 @@ from bench.common import ROOT, BenchError, Ctx, figure
 NAME = "B8"
 TITLE = "worker CPU per post and drained posts/s, before vs after the agent log (same run)"
 CHILD = Path(__file__).resolve().parent / "b8_child.py"
-MARK = "docs/adr/0005-agent-log.md"
+MARK = "processors/agent.py"
 
 
 def git(*args: str) -> str:
@@ -63,7 +63,9 @@ def worktree(ctx: Ctx, sha: str) -> Path:
 
 
 def measure(ctx: Ctx, checkout: Path, agents: int, rounds: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(checkout), "MURMUR_LLM__BACKEND": "deterministic"}
+    # One state dir for both sides (the services' and this run's).
+    env = {**os.environ, "PYTHONPATH": str(checkout), "MURMUR_LLM__BACKEND": "deterministic",
+           "MURMUR_STATE_DIR": str(ctx.settings.state_dir.resolve())}
     proc = subprocess.run([sys.executable, str(CHILD), "--agents", str(agents), "--rounds", str(rounds)],
                           cwd=checkout, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
