@@ -3,7 +3,7 @@ measured in the same run.
 
 "Before" is a revision of this repository, by default the one before the
 agent log (the parent of the commit that added processors/agent.py),
-checked out as a git worktree under the state dir; "after" is this checkout.
+checked out as a git worktree in the temp dir; "after" is this checkout.
 Each side runs its own code end to end: its publisher (its topics), one
 ``murmur worker --processors all`` of its own (deterministic LLM), the same
 synthetic population (B2's: 1,000 agents x 20 rounds; quick: 200), on the
@@ -18,8 +18,8 @@ same Kafka and Cassandra. Figures, per side:
 
 Ratios are after / before. Each side's measurement runs in a child process
 whose ``sys.path`` is that side's checkout (``bench/b8_child.py``), so the
-two never share code. The worktree is left under the state dir for the
-next run (``git worktree prune`` removes it once deleted).
+two never share code. The worktree is left in the temp dir for the next
+run (``git worktree prune`` removes it once deleted).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, BenchError, Ctx, figure
@@ -54,7 +55,9 @@ def before_revision() -> str:
 
 
 def worktree(ctx: Ctx, sha: str) -> Path:
-    path = ctx.settings.state_dir / "bench-worktrees" / sha[:12]
+    # Outside the checkout: a second copy of the code inside it would be read
+    # by the tests that scan the tree.
+    path = Path(tempfile.gettempdir()) / "murmur-bench-worktrees" / sha[:12]
     if not (path / "streams").is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
         git("worktree", "prune")

@@ -287,6 +287,9 @@ def run_publish(settings: Settings | None, paths: list[Path], opts: Options | No
                 synthetic: Path | None = None, seed: int = 42, agents: int = 40, rounds: int = 6,
                 on_error: Callable[[str], None] | None = None) -> Summary:
     opts = opts or Options()
+    missing = [p for p in paths if not p.exists()]
+    if missing:  # a usage error: said before any broker is asked
+        raise FileNotFoundError(f"{missing[0]}: no such file or folder")
     publisher = Publisher(settings, dry_run=opts.dry_run, on_error=on_error)
     store = None
     if not opts.dry_run:

@@ -42,6 +42,7 @@ from processors import reflection as ref
 from processors import stance
 from processors.questions import Questions
 from processors.stance_model import Reading
+from streams.metrics import IMPORTANCE_REPEATS
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
 from streams.state_codec import pack_state, unpack_state
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
@@ -79,9 +80,6 @@ class Derived:
                 for s, r in self.events]
 
 
-Question = Callable[[str], Awaitable[str]]
-
-
 def derived_input(record: dict, origin: Incoming, type_name: str = "ScoredMemory") -> Incoming:
     """A derived record as the next step's input; its provenance is the log
     event it came from."""
@@ -93,7 +91,7 @@ class AgentPass:
     caller, which gets the inputs it would have read (the batch path runs it
     later, once per ablation, with these same inputs)."""
 
-    def __init__(self, rt, question: Question, *, run_stance: bool = True) -> None:
+    def __init__(self, rt, question: stance.Question, *, run_stance: bool = True) -> None:
         self.rt = rt
         self.question = question
         self.run_stance = run_stance
@@ -168,7 +166,7 @@ class AgentPass:
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25,
-             question: Question | None = None):
+             question: stance.Question | None = None):
     """The stage's Faust agent. ``question`` (sim id -> its question) is read
     from the simulations topic unless given (tests without a broker)."""
     # Values are packed (zstd JSON, streams/state_codec.py): the changelog
@@ -182,7 +180,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         # A re-sent post or observation (a publisher that resumed, a file
         # published twice) is skipped before it costs an LLM call.
         fresh, repeats = imp.split_new(batch, scored_ids.__contains__)
-        imp.IMPORTANCE_REPEATS.inc(repeats)
+        IMPORTANCE_REPEATS.inc(repeats)
         groups = by_agent(fresh)
         effects = Effects()
         states = {}

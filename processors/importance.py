@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 from streams.ids import stable_id
 from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
-from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS, IMPORTANCE_REPEATS
+from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS
 from streams.runtime import Incoming, Runtime
 from streams.vectors import pack
 
