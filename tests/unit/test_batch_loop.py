@@ -129,3 +129,19 @@ def test_outputs_and_dead_letters_are_flushed_before_state_and_after_flush_effec
                              within=0.1)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
     assert [e[0] for e in rec.log] == ["send", "flush", "after_flush", "state"]  # outputs on Kafka, then the rest
+
+
+def test_an_unreadable_agent_state_dead_letters_that_agent_only(tmp_path, monkeypatch):
+    app, rt, rec = runtime(tmp_path)
+    bad_key = agent_key("s", "bad")
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question)
+    table = app.tables["agent-state"]
+    original_get = type(table).get
+    # The bad agent's stored value is not a packed state (written by something else).
+    monkeypatch.setattr(type(table), "get", lambda self, key, default=None: b"corrupt" if key == bad_key
+                        else original_get(self, key, default))
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "good"), post("g1", "good")), (bad_key, post("b1", "bad"))]))
+    assert [m["memory_id"] for m in rec.sent("memory.scored.v1")] == ["g1"]
+    (dead,) = rec.sent("ops.dead-letter.v1")
+    assert "unknown format" in dead["reason"] and dead["stage"] == "agent"
+    assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]
