@@ -15,6 +15,8 @@ scored; the same post was there after restoring). With this rule the commit
 stops at the lost message instead; :mod:`streams.stall_guard` then sees a
 partition whose commit no longer moves and seeks it back, so the message is
 read again.
+
+It also moves Faust's seek onto the consumer's thread (see ``_seek``).
 """
 
 from __future__ import annotations
@@ -36,9 +38,23 @@ class Consumer(aiokafka_driver.Consumer):
             return None
         return super()._new_offset(tp)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # Faust (0.15.3) calls aiokafka's seek from the app's event loop, but
+        # the aiokafka consumer lives on its own thread and loop, and its seek
+        # completes that loop's futures (the fetcher's wake-up, the position
+        # waiter). From another thread that is not safe: the fetcher can sleep
+        # on a future nobody wakes, and the worker stops reading every
+        # partition (asyncio's debug mode raises "Non-thread-safe operation").
+        # So the seek runs on the consumer's own thread.
+        await self._thread.call_thread(_seek_on_consumer_thread, self._thread, partition, offset)
+
 
 class Transport(aiokafka_driver.Transport):
     Consumer = Consumer
+
+
+async def _seek_on_consumer_thread(thread, partition: TP, offset: int) -> None:
+    thread._ensure_consumer().seek(partition, offset)
 
 
 def unacked_head(consumer, tp: TP) -> Optional[int]:

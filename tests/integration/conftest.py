@@ -122,5 +122,7 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker
         if worker is not None and not jvm.alive(worker.pid):
             pytest.fail(f"worker died while waiting for {what}:\n{process_log(get_settings(), worker.name, 60)}")
         if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            # The worker's own log is the only witness of why it stalled.
+            tail = f":\n{process_log(get_settings(), worker.name, 80)}" if worker is not None else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{tail}")
         time.sleep(0.5)
