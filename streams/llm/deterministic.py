@@ -198,7 +198,7 @@ class DeterministicLlm:
         error, data = None, None
         try:
             # Not validated here: these answers match their schemas by
-            # construction, which tests/unit/test_llm_deterministic.py checks
+            # construction, which tests/unit/streams/llm/test_llm_deterministic.py checks
             # over generated inputs (validating every call cost a fifth of a
             # replay's time). A model's answers are validated (client.py).
             data = answer(prompt.task, prompt.inputs)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("streams", "schemas", "connectors", "sinks", "processors", "api", "eval", "deploy", "bench")
 TOP = "top"
 FLOOR = {"platform": 0, "connectors": 1, "sinks": 1, "processors": 1, "api": 2, "eval": 3, "deploy": 4, TOP: 5}
@@ -131,3 +131,33 @@ def test_the_checker_catches_what_it_is_for():
     assert violations({"sinks.cassandra_writer": {"connectors.publisher"}})  # sideways between rooms
     assert violations({"bench.run": {"eval.runner"}, "streams.cli": {"deploy.local"}}) == []
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def misplaced_unit_tests(unit: Path, root: Path) -> list[str]:
+    """Unit tests mirror the packages: ``tests/unit/<package>/[<sub>/]test_*.py``
+    for a package (or subpackage) that exists; only whole-tree checks like this
+    one sit at the top."""
+    bad = []
+    for path in sorted(unit.rglob("test_*.py")):
+        rel = path.relative_to(unit)
+        if len(rel.parts) == 1:
+            if rel.name != Path(__file__).name:
+                bad.append(f"{rel}: not in a package's folder")
+        elif not (root / rel.parent / "__init__.py").is_file() and not (root / rel.parent).is_dir():
+            bad.append(f"{rel}: tests/unit/{rel.parent} mirrors no package")
+    return bad
+
+
+def test_unit_tests_mirror_the_packages():
+    assert misplaced_unit_tests(ROOT / "tests" / "unit", ROOT) == []
+
+
+def test_the_mirror_check_catches_a_stray(tmp_path):
+    unit = tmp_path / "tests" / "unit"
+    (unit / "streams").mkdir(parents=True)
+    (unit / "nowhere").mkdir()
+    (tmp_path / "streams").mkdir()
+    for rel in ("streams/test_ok.py", "nowhere/test_lost.py", "test_loose.py"):
+        (unit / rel).write_text("")
+    assert misplaced_unit_tests(unit, tmp_path) == ["nowhere/test_lost.py: tests/unit/nowhere mirrors no package",
+                                                    "test_loose.py: not in a package's folder"]

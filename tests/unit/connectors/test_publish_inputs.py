@@ -18,8 +18,9 @@ from connectors.sources import LineSource, TraceSource
 from connectors.summary import EXIT_DEAD_LETTERS, EXIT_NOTHING, EXIT_OK, dead_letter_limit, exit_code
 from deploy.pipeline import EXAMPLE
 from streams.cli import app
+from tests.paths import SHARED
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real-runs"
+REAL = SHARED / "real-runs"
 
 
 def line(**kw) -> bytes:

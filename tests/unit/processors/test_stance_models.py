@@ -8,8 +8,9 @@ from eval import stance_bench
 from processors.stance_model import (NO_SIGNAL, READ, UNREADABLE, LexiconModel, LinearModel, english_readable,
                                      make_model)
 from streams.settings import Settings
+from tests.paths import SHARED
 
-TWEETEVAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "tweeteval-stance"
+TWEETEVAL = SHARED / "tweeteval-stance"
 
 
 def test_language_gate():

@@ -14,8 +14,9 @@ from streams.llm import DeterministicLlm
 from processors.opinion import ALL_FEATURES, AgentStance, direction_of
 from processors.stance_model import LexiconModel, lexicon_valence as valence
 from streams.settings import Settings, VerdictSettings
+from tests.paths import ROOT
 
-CASES = Path(__file__).resolve().parents[2] / "eval" / "cases"
+CASES = ROOT / "eval" / "cases"
 Q = "Will public opinion on the carbon tax be positive or negative?"
 
 

@@ -17,8 +17,9 @@ from streams.runtime import Incoming
 from streams.settings import Settings
 from streams.state_codec import pack_state, unpack_state
 from streams.topics import AGENT_LOG, CONFLICTS, REFLECTIONS, SCORED, STANCES, agent_key, sim_key
+from tests.paths import ROOT
 
-CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "new_coke_1985"
+CASE = ROOT / "eval" / "cases" / "new_coke_1985"
 
 
 async def no_question(_sim: str) -> str:

@@ -16,6 +16,7 @@ from connectors.sources import LineSource
 from streams.runtime import Runtime
 from streams.errors import DecodeError
 from streams.serde import AvroSerde
+from tests.paths import SHARED
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -132,7 +133,7 @@ def test_processor_decoder_reconciles_counts(values):
 
 
 # -- OASIS databases and growing logs ------------------------------------------------
-OASIS_EMPTY = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real-runs" / "oasis-empty" / "twitter_simulation.db"
+OASIS_EMPTY = SHARED / "real-runs" / "oasis-empty" / "twitter_simulation.db"
 oasis_actions = st.sampled_from(["create_post", "quote_post", "repost", "create_comment", "like_post", "follow", "refresh",
                                  "sign_up", "do_nothing", "interview", "teleport", "", "LIKE_COMMENT"])
 oasis_info = st.one_of(

@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 from streams.topology import PROCESSORS, resolve
 from streams.cli import app as cli_app
 from streams.settings import ServiceSettings, Settings
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

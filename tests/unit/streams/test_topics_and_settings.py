@@ -7,8 +7,8 @@ from pydantic import ValidationError
 from streams import topics
 from streams.serde import current_schemas
 from streams.settings import Settings
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_topic_declared_once_with_a_schema():

@@ -5,8 +5,9 @@ import pytest
 
 from connectors import mirofish
 from connectors.events import BadLine, OutEvent, Skipped
+from tests.paths import ROOT
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "connectors" / "examples" / "town_hall"
+EXAMPLE = ROOT / "connectors" / "examples" / "town_hall"
 
 
 def write(tmp_path: Path, lines: list, platform: str = "twitter") -> Path:

@@ -11,8 +11,9 @@ import pytest
 from connectors import oasis
 from connectors.events import BadLine, OutEvent, Skipped
 from streams.serde import AvroSerde
+from tests.paths import SHARED
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real-runs"
+REAL = SHARED / "real-runs"
 REDDIT = REAL / "oasis-reddit-qwen" / "reddit_simulation.db"
 TWITTER = REAL / "oasis-twitter-gemini" / "twitter_simulation.db"
 EMPTY = REAL / "oasis-empty" / "twitter_simulation.db"

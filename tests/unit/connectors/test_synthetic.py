@@ -4,8 +4,9 @@ import pytest
 
 from connectors import synthetic
 from streams.serde import AvroSerde
+from tests.paths import SHARED
 
-CASES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mirofish-eval-cases"
+CASES = SHARED / "mirofish-eval-cases"
 
 
 @pytest.fixture
