@@ -19,7 +19,7 @@ from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Problem,
 from api import auth
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
-from sinks.qdrant_store import QdrantStore
+from sinks.vector_stores import VectorStore, open_vector_store
 from streams.errors import ServiceUnavailable
 from streams.kafka import check_kafka
 from streams.settings import Settings, get_settings
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             from streams.llm import make_embedder
 
             app.state.store = CassandraStore(settings)
-            app.state.vectors = QdrantStore(settings)
+            app.state.vectors = open_vector_store(settings)
             app.state.embedder = make_embedder(settings.llm)
             app.state.sink = None
             if app.state.vectors.local and run_qdrant_sink:
@@ -223,7 +223,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         """The agent's own memories (and, if asked, the public timeline) most
         worth recalling for the query, with the three score components."""
         db: CassandraStore = request.app.state.store
-        vectors: QdrantStore = request.app.state.vectors
+        vectors: VectorStore = request.app.state.vectors
         latest = await run_in_threadpool(db.latest_ts, sim, agent)
         if latest is None:
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")

@@ -27,14 +27,14 @@ from streams.metrics import DEAD_LETTERS, EVENTS_IN, SINK_RETRIES, SINK_WRITE_SE
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, SCORED, topic_name
-from sinks.qdrant_store import QdrantStore
+from sinks.vector_stores import VectorStore
 
 log = logging.getLogger(__name__)
 STAGE = "qdrant-sink"
 
 
 class QdrantSink:
-    def __init__(self, settings: Settings, store: QdrantStore, *, serde: AvroSerde | None = None,
+    def __init__(self, settings: Settings, store: VectorStore, *, serde: AvroSerde | None = None,
                  batch_size: int = 500) -> None:
         self.settings = settings
         self.store = store

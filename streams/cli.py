@@ -260,7 +260,7 @@ def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Op
 def sink_qdrant():
     """ScoredMemory embeddings -> a Qdrant server (MURMUR_QDRANT_URL). In local
     mode the API runs this loop itself (docs/adr/0001)."""
-    from sinks.qdrant_store import QdrantStore
+    from sinks.vector_stores import open_vector_store
     from sinks.qdrant_writer import QdrantSink
     from streams.metrics import serve_metrics
 
@@ -268,7 +268,7 @@ def sink_qdrant():
     if not settings.qdrant_url:
         fail("murmur sink qdrant needs MURMUR_QDRANT_URL: with local Qdrant the API process runs the sink", 2)
     serve_metrics(settings)
-    store = QdrantStore(settings)
+    store = open_vector_store(settings)
     try:
         QdrantSink(settings, store).run()
     except KeyboardInterrupt:

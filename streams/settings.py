@@ -151,8 +151,11 @@ class Settings(BaseSettings):
     # one-request-per-row path, kept for benchmarks (bench B1 before/after).
     cassandra_writes: Literal["batched", "single"] = "batched"
 
-    # Qdrant: in-process local mode under state_dir unless a URL is given.
+    # Qdrant: in-process under state_dir unless a URL is given. In process,
+    # "local" is qdrant-client's local mode (a Python scan of every point),
+    # "edge" is Qdrant Edge (Qdrant's own engine: HNSW, payload indexes, WAL).
     qdrant_url: str | None = None
+    qdrant_engine: Literal["local", "edge"] = "local"
     qdrant_collection: str = "memories"
     # Local mode's folder (default state_dir/qdrant/<namespace or live>); one
     # process at a time may open it.
