@@ -30,7 +30,6 @@ bounded (each keeps a fixed window), packed as zstd-compressed JSON.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -41,7 +40,8 @@ from processors import importance as imp
 from processors import reflection as ref
 from processors import stance
 from processors.questions import Questions
-from processors.stance_model import Reading
+from processors.stance_model import Reading, load_language_model
+from streams.llm.fanout import together
 from streams.metrics import IMPORTANCE_REPEATS
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
 from streams.state_codec import pack_state, unpack_state
@@ -114,7 +114,7 @@ class AgentPass:
         posts = [m for m in memories if m["public"]]
         questions = {sim: await self.question(sim) for sim in dict.fromkeys(m["sim_id"] for m in posts)}
         keys = list(dict.fromkeys((m["content"], questions[m["sim_id"]], m["sim_id"], m["round"]) for m in posts))
-        read = await asyncio.gather(*(stance.reading_of(self.rt, t, q, sim_id=s, round_=r) for t, q, s, r in keys))
+        read = await together(self.rt.llm, (stance.reading_of(self.rt, t, q, sim_id=s, round_=r) for t, q, s, r in keys))
         known = {(t, q): rd for (t, q, _, _), rd in zip(keys, read)}
 
         async def reader(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
@@ -159,8 +159,8 @@ class AgentPass:
         agent's pass (agents concurrently, their LLM calls overlap)."""
         scored = await self.score([i for items in groups.values() for i in items])
         reader = await self.readings(list(scored.values()))
-        results = await asyncio.gather(*(self.agent(states[k], items, scored, reader) for k, items in groups.items()),
-                                       return_exceptions=True)
+        results = await together(self.rt.llm, (self.agent(states[k], items, scored, reader)
+                                               for k, items in groups.items()), return_exceptions=True)
         return [(k, r, None) if isinstance(r, BaseException) else (k, r[0], r[1])
                 for k, r in zip(groups, results)]
 
@@ -174,6 +174,7 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
     table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes,
                       value_type=bytes)
     one_pass = AgentPass(rt, question or Questions(rt.settings).of)
+    load_language_model()
     scored_ids = imp.ScoredIds(rt.settings.importance_seen_ids)
 
     async def handle(batch: list[Incoming]) -> Effects:

@@ -18,7 +18,6 @@ the benchmark can run both side by side.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from streams.ids import stable_id
 from streams.llm import LlmUnavailable, contradiction_prompt
+from streams.llm.fanout import together
 from streams.runtime import Incoming, Runtime, with_defaults
 from streams.settings import Settings
 from streams.vectors import vector_of
@@ -130,7 +130,7 @@ class Detector:
                 continue
             near = neighbours(state, vec, threshold=self.threshold, mode=self.mode)
             # One memory's comparisons are independent of each other: overlap them.
-            answers = await asyncio.gather(*(
+            answers = await together(self.rt.llm, (
                 self.rt.llm.complete_json("fast", contradiction_prompt(old["t"], m["content"]),
                                           sim_id=m["sim_id"], round=m["round"])
                 for _, old in near

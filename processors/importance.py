@@ -29,6 +29,7 @@ from collections import OrderedDict
 
 from streams.ids import stable_id
 from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
+from streams.llm.fanout import together
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS
 from streams.runtime import Incoming, Runtime
 from streams.vectors import pack
@@ -97,7 +98,7 @@ async def score_batch(rt: Runtime, batch: list[Incoming]) -> list[dict]:
     if not batch:
         return []
     ratings, vectors = await asyncio.gather(
-        asyncio.gather(*(rate(rt, inc) for inc in batch)),
+        together(rt.llm, (rate(rt, inc) for inc in batch)),
         embed(rt, [inc.record["content"] for inc in batch]),
     )
     embedder = rt.embedder_name if vectors else ""

@@ -27,12 +27,12 @@ batch.py``) run these same functions with the question they read.
 
 from __future__ import annotations
 
-import asyncio
 from functools import lru_cache
 from typing import Awaitable, Callable
 
 from streams.llm import LlmUnavailable, stance_prompt
 from processors.opinion import ALL_FEATURES, AgentStance, Persona, post_weight, reflection_weight
+from streams.llm.fanout import together
 from streams.runtime import Incoming, with_defaults
 from processors.stance_model import UNREADABLE, Reading, StanceModel, make_model, status_of
 from streams.ids import stable_id
@@ -170,8 +170,8 @@ async def agent_events(rt, state: dict, items: list[Incoming], question: Questio
     asked = [i for i in relevant if needs_reading(i, policy)]
     questions = {sim: await question(sim) for sim in dict.fromkeys(i.record["sim_id"] for i in asked)}
     # Readings do not depend on state: all at once, applied in order.
-    readings = await asyncio.gather(*(read(rt, i.record["content"], questions[i.record["sim_id"]],
-                                           sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
+    readings = await together(rt.llm, (read(rt, i.record["content"], questions[i.record["sim_id"]],
+                                            sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
     by_input = {id(i): rd for i, rd in zip(asked, readings)}
     out = []
     for inc in relevant:

@@ -96,6 +96,12 @@ def _identifier():
     return LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
 
 
+def load_language_model() -> None:
+    """Load the language model now (about 0.7 s: an LZMA-packed file), not
+    at the first post a stage reads."""
+    _identifier()
+
+
 def language_of(text: str) -> tuple[str, float]:
     """(ISO 639-1 code, probability); ("", 0) for text without letters."""
     if not any(c.isalpha() for c in text):

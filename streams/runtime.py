@@ -72,6 +72,7 @@ class Runtime:
         # Kafka producer, or a recorder in tests that run without a broker.
         self.producer = producer if producer is not None else BatchProducer(make_producer(settings))
         self._llm = None
+        self._out_counters: dict[tuple[str, str], Any] = {}
 
     # -- LLM -------------------------------------------------------------------
     @property
@@ -169,7 +170,10 @@ class Runtime:
     def emit(self, stage: str, spec: TopicSpec, key: bytes, record: dict) -> None:
         name = self.topic(spec)
         self.producer.send(name, key, self.serde.encode(spec.value, record))
-        EVENTS_OUT.labels(stage, name).inc()
+        counter = self._out_counters.get((stage, name))
+        if counter is None:  # labels() per record cost more than the count itself
+            counter = self._out_counters[(stage, name)] = EVENTS_OUT.labels(stage, name)
+        counter.inc()
 
     async def flush(self) -> None:
         await self.producer.flush()

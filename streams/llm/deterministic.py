@@ -184,6 +184,7 @@ class DeterministicLlm:
     """Drop-in for :class:`LlmClient` when ``settings.llm.backend == "deterministic"``."""
 
     backend = "deterministic"
+    waits = False  # answers in-process: callers need not overlap its calls (streams/llm/fanout.py)
 
     def __init__(self, settings: Any, on_call: OnCall | None = None, *, embedder: Embedder | None = None):
         llm = getattr(settings, "llm", settings)
