@@ -33,7 +33,7 @@ def build(settings: Settings, names: list[str], group: str | None = None) -> fau
     rt = Runtime(settings)
     for name in names:
         module(name).register(app, rt)
-    stall_guard.register(app, interval_s=settings.stall_check_s, stall_after_s=settings.stall_after_s)
+    stall_guard.register(app, interval_s=settings.stall_check_s, stall_after_s=settings.stall_after_s, busy=rt.busy)
     return app
 
 

@@ -73,6 +73,7 @@ class Runtime:
         self.producer = producer if producer is not None else BatchProducer(make_producer(settings))
         self._llm = None
         self._out_counters: dict[tuple[str, str], Any] = {}
+        self._in_flight = 0
 
     # -- LLM -------------------------------------------------------------------
     @property
@@ -95,8 +96,20 @@ class Runtime:
         self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
 
     # -- the batch loop ------------------------------------------------------------
+    def busy(self) -> bool:
+        """Whether a batch is inside :meth:`process` (the stall guard's sign
+        that the worker is working, whatever Faust's books say)."""
+        return self._in_flight > 0
+
     async def process(self, stage: str, events: list, expected: tuple[str, ...], handle: Handler) -> Effects:
         """One batch through the commit order (see the module's docstring)."""
+        self._in_flight += 1
+        try:
+            return await self._process(stage, events, expected, handle)
+        finally:
+            self._in_flight -= 1
+
+    async def _process(self, stage: str, events: list, expected: tuple[str, ...], handle: Handler) -> Effects:
         started = time.perf_counter()
         batch = self.decode_events(events, expected=expected, stage=stage)
         effects = Effects()

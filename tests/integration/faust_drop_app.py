@@ -26,15 +26,42 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--faust-commit-rule", action="store_true", help="plain faust.App: Faust's own commit rule")
     p.add_argument("--drop-always", action="store_true", help="lose it on every delivery, not just the first")
+    p.add_argument("--orphan", action="store_true",
+                   help="lose it the other way: taken by the stream, never processed nor acked (Faust still "
+                        "counts it as in the worker); the guard is told when a message is being processed")
     p.add_argument("--stall-after", type=float, default=3.0)
     a = p.parse_args()
 
     settings = get_settings()
     app = create_app(settings, a.group, app_class=faust.App if a.faust_commit_rule else App)
-    stall_guard.register(app, interval_s=0.5, stall_after_s=a.stall_after)
+    processing = [0]
+    stall_guard.register(app, interval_s=0.5, stall_after_s=a.stall_after,
+                         busy=(lambda: processing[0] > 0) if a.orphan else None)
     dropped: list[int] = []
+    held: list = []
 
-    @app.agent(app.topic(a.topic, key_serializer="raw", value_serializer="raw"))
+    async def consume_acking_by_hand(stream):
+        async for event in stream.noack().events():
+            message = event.message
+            if message.partition == 0 and message.offset == a.drop_offset and not dropped:
+                dropped.append(message.offset)
+                # Faust counts it as taken (its unacked set is weak: something
+                # must hold the message, as a stuck buffer would); nobody acks it.
+                held.append(message)
+                app.consumer._unacked_messages.add(message)
+                continue
+            processing[0] += 1
+            try:
+                with open(a.out, "a") as f:
+                    f.write(f"{message.partition} {message.offset}\n")
+            finally:
+                processing[0] -= 1
+            await stream.ack(event)
+
+    topic = app.topic(a.topic, key_serializer="raw", value_serializer="raw")
+    if a.orphan:
+        app.agent(topic, name="consume")(consume_acking_by_hand)
+
     async def consume(stream):
         async for event in stream.events():
             message = event.message
@@ -44,6 +71,9 @@ def main() -> None:
                 continue
             with open(a.out, "a") as f:
                 f.write(f"{message.partition} {message.offset}\n")
+
+    if not a.orphan:
+        app.agent(topic, name="consume")(consume)
 
     from faust.worker import Worker
 

@@ -34,7 +34,7 @@ PER_PARTITION = 20
 COMMITTED = 5  # the group starts here on partition 0: the message Faust loses
 
 
-def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool = False,
+def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool = False, orphan: bool = False,
             asyncio_debug: bool = True) -> tuple[set, list, int | None]:
     """Run the app until its group caught up (or, with ``drop_always``,
     until it exits): (partition, offset) processed, log lines, exit code."""
@@ -57,7 +57,7 @@ def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool
     log = tmp_path / f"{group}.log"
     args = [sys.executable, "-m", "tests.integration.faust_drop_app", "--topic", topic, "--group", group,
             "--drop-offset", str(COMMITTED), "--out", str(out)]
-    args += ["--faust-commit-rule"] * faust_rule + ["--drop-always"] * drop_always
+    args += ["--faust-commit-rule"] * faust_rule + ["--drop-always"] * drop_always + ["--orphan"] * orphan
     with open(log, "w") as f:
         # asyncio's debug mode: a call into the consumer thread's loop from
         # another thread (Faust's own seek did that) raises instead of
@@ -111,3 +111,14 @@ def test_a_partition_that_stays_lost_stops_the_worker_with_its_name(live, tmp_pa
     assert sum("stall guard" in line and "seeking back to 5" in line for line in log) == 3
     crash = [line for line in log if "after 3 seeks" in line]
     assert crash and "stays at committed offset 5 (end 20)" in crash[0], log[-20:]
+
+
+def test_a_message_taken_and_never_acked_is_read_again(live, tmp_path):
+    # Faust keeps counting it as in the worker, so "nowhere in the worker"
+    # never holds; that no batch is being processed is what tells the guard
+    # (in a real worker, Runtime.busy). Seen in B8 under load and in CI.
+    processed, log, _ = run_app(live, tmp_path, orphan=True)
+    wanted = {(0, o) for o in range(COMMITTED, PER_PARTITION)} | {(1, o) for o in range(PER_PARTITION)}
+    assert wanted <= processed, f"never processed: {sorted(wanted - processed)}"
+    reseeks = [line for line in log if "stall guard" in line]
+    assert reseeks and f"seeking back to {COMMITTED}" in reseeks[0] and "never acked (from 5)" in reseeks[0], reseeks
