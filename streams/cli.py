@@ -493,7 +493,16 @@ def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    from streams.settings import setting_errors
+
+    try:
+        app()
+    except ValidationError as exc:  # a bad MURMUR_* setting: say which, before anything starts
+        for line in setting_errors(exc):
+            typer.secho(f"error: invalid setting {line}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,6 +78,20 @@ class LlmSettings(BaseModel):
                 if isinstance(data.get(role), dict) and "model" not in data[role]:
                     data[role] = {**data[role], "model": model}
         return data
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallbacks_name_roles(cls, fallback: dict[str, list[str]]) -> dict[str, list[str]]:
+        # A typo here ("fsat") would load, and fail only at the first call
+        # that needs the fallback, without naming the setting.
+        chat = ("fast", "balanced", "heavy")
+        for role, fallbacks in fallback.items():
+            for name in (role, *fallbacks):
+                if name not in chat:
+                    raise ValueError(f"{name!r} is not a role (roles: {', '.join(chat)})")
+            if role in fallbacks:
+                raise ValueError(f"{role!r} falls back to itself")
+        return fallback
 
 
 class ServiceSettings(BaseModel):
@@ -255,3 +269,14 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def setting_errors(exc) -> list[str]:
+    """A settings ValidationError as lines naming each environment variable
+    (``MURMUR_LLM__FALLBACK: ...``)."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if not str(p).startswith("function-")]
+        name = "MURMUR_" + "__".join(loc).upper() if loc else "settings"
+        out.append(f"{name}: {err.get('msg', '')}")
+    return out

@@ -68,3 +68,17 @@ def test_worker_help_names_every_processor():
     out = CliRunner().invoke(app, ["worker", "--help"], terminal_width=200).output
     missing = [name for name in PROCESSORS if name not in out]
     assert not missing, missing
+
+
+def test_a_typo_in_a_fallback_role_stops_the_command_naming_the_setting():
+    # Through main(), as the `murmur` script runs it: before any broker is asked.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MURMUR_LLM__FALLBACK": '{"fast": ["fsat"]}'}
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--processors", "agent"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "MURMUR_LLM__FALLBACK" in res.stderr and "'fsat' is not a role" in res.stderr
+    assert "Traceback" not in res.stderr and "Kafka" not in res.stderr

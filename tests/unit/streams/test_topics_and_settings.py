@@ -105,3 +105,15 @@ def test_group_ids_make_valid_changelog_topic_names():
     gid = group_id(Settings(namespace="ns1"), "importance,cassandra-sink")
     assert gid == "ns1-murmur-importance_cassandra-sink"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", f"{gid}-reflection-state-changelog")
+
+
+def test_fallback_roles_are_checked_when_settings_load():
+    from streams.settings import LlmSettings, setting_errors
+
+    assert LlmSettings(fallback={"heavy": ["balanced", "fast"]}).fallback["heavy"] == ["balanced", "fast"]
+    for bad, says in (({"fast": ["fsat"]}, "'fsat' is not a role"), ({"fsat": []}, "'fsat' is not a role"),
+                      ({"balanced": ["balanced"]}, "falls back to itself")):
+        with pytest.raises(ValidationError) as exc:
+            Settings(llm={"fallback": bad})
+        [line] = setting_errors(exc.value)
+        assert line.startswith("MURMUR_LLM__FALLBACK: ") and says in line
