@@ -78,7 +78,11 @@ def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool
         wait_for(caught_up, timeout=90, what=f"group {gid} to commit to the end of {topic}")
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # Faust waits for acks that never come: a failing run must not linger
+            proc.kill()
+            proc.wait(10)
     processed = [tuple(map(int, line.split())) for line in out.read_text().splitlines()]
     return set(processed), log.read_text().splitlines(), None
 
