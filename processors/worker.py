@@ -17,7 +17,9 @@ from faust.worker import Worker
 
 from streams import stall_guard
 from streams.app import create_app, group_id
+from streams.errors import ConfigError
 from streams.kafka import ensure_topics
+from streams.llm.preflight import check_models
 from streams.metrics import GroupSampler, serve_metrics
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -46,7 +48,18 @@ def ensure_changelogs(settings: Settings, group: str, names: list[str]) -> None:
                              for t in changelog_topics(settings, group, names).values()})
 
 
+def preflight(settings: Settings) -> None:
+    """The LLM servers serve the configured models (streams/llm/preflight.py):
+    a wrong one stops the worker before it takes any input."""
+    checked = check_models(settings.llm)
+    for line in checked.warnings:
+        print(f"murmur worker: warning: {line}", file=sys.stderr)
+    if checked.errors:
+        raise ConfigError("; ".join(checked.errors))
+
+
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
+    preflight(settings)
     app = build(settings, names, group)
     ensure_changelogs(settings, group or "-".join(names), names)
     try:

@@ -241,8 +241,13 @@ def worker(
         names = resolve(processors)
     except ValueError as exc:
         fail(str(exc), 2)
+    from streams.errors import ConfigError
+
     sys.argv = [sys.argv[0], "worker"]  # Faust's worker parses argv itself
-    run(get_settings(), names, group or processors, loglevel)
+    try:
+        run(get_settings(), names, group or processors, loglevel)
+    except ConfigError as exc:
+        fail(f"invalid setting {exc}", 2)
 
 
 @app.command()

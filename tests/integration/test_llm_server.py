@@ -288,3 +288,27 @@ def test_stance_eval_measures_the_configured_llm(server, tmp_path):
     assert server.stats()["models"].get(FAST, 0) >= 5  # one stance call per post
     by = {r["target"]: r for r in result["targets"]}
     assert by["parks"]["verdict"]["backend"] == f"vllm:{FAST}" and 0 <= by["parks"]["f1"]["macro"] <= 100
+
+
+def test_a_model_the_server_does_not_serve_stops_the_worker_at_start(server):
+    import os
+    import subprocess
+    import sys
+
+    from streams.llm.preflight import check_models
+
+    assert check_models(settings(server.url)).errors == []
+    wrong = settings(server.url).model_copy(update={"fast": LlmRole(url=server.url, model="Qwen/Qwen2.5-1.5B-Instrcut")})
+    [error] = check_models(wrong).errors
+    assert error.startswith("MURMUR_LLM__FAST__MODEL: 'Qwen/Qwen2.5-1.5B-Instrcut' is not served at")
+    assert FAST in error  # what the server does serve
+    away = settings("http://127.0.0.1:9/v1")  # nothing listens: said, not fatal (the client's retries are for that)
+    assert check_models(away).errors == [] and len(check_models(away, timeout_s=1).warnings) == 4
+    # The command: exit 2 naming the setting, before any broker is asked.
+    env = {**os.environ, "MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__FAST__URL": server.url,
+           "MURMUR_LLM__FAST__MODEL": "Qwen/Qwen2.5-1.5B-Instrcut", "MURMUR_LLM__BALANCED__URL": server.url,
+           "MURMUR_LLM__HEAVY__URL": server.url}
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--processors", "agent"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "invalid setting MURMUR_LLM__FAST__MODEL" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
