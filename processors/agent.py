@@ -203,5 +203,6 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         effects.after_flush.append(lambda: scored_ids.add(done))
         return effects
 
+    # One agent's events in log order is what the pass's outputs rest on.
     return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=EXPECTED, handle=handle,
-                            batch_size=batch_size, within=within)
+                            batch_size=batch_size, within=within, strict_order=True)

@@ -18,6 +18,7 @@ second delivery writes the same rows.
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -30,10 +31,13 @@ from streams.contract import check_ranges
 from streams.dead_letter import dead_letter_record
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_producer
-from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE_SECONDS, EVENTS_IN, EVENTS_OUT
+from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE_SECONDS, EVENTS_IN, EVENTS_OUT, PARTITION_RESEEKS
+from streams.partition_order import PartitionOrder, in_order
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, LLM_CALLS, TopicSpec, agent_key, topic_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -221,13 +225,28 @@ def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
 
 
 def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
-                     handle: Handler, batch_size: int = 1000, within: float = 0.25):
+                     handle: Handler, batch_size: int = 1000, within: float = 0.25, strict_order: bool = False):
     """The Faust agent of a stage: batches of its inputs through
-    :meth:`Runtime.process`. Every processor and the Cassandra sink run this."""
+    :meth:`Runtime.process`. Every processor and the Cassandra sink run this.
+    ``strict_order``: each input partition's offsets reach ``handle`` in
+    order, with no gap (:mod:`streams.partition_order`; inputs without gaps
+    of their own only)."""
+    order = PartitionOrder() if strict_order else None
 
     @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
     async def batches(stream):
         async for events in stream.take_events(batch_size, within=within):
-            await rt.process(stage, events, expected, handle)
+            seeks = []
+            if order is not None:
+                held = len(events)
+                events, seeks = in_order(app, order, events)
+                held -= len(events)
+            if events:
+                await rt.process(stage, events, expected, handle)
+            for tp, offset in seeks:
+                log.warning("%s: %s[%d] went on past offset %d, which never arrived: %d held back, "
+                            "seeking back to %d", stage, tp.topic, tp.partition, offset, held, offset)
+                PARTITION_RESEEKS.labels(tp.topic).inc()
+                await app.consumer.seek(tp, offset)
 
     return batches

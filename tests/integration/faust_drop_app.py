@@ -15,6 +15,7 @@ import faust
 
 from streams import stall_guard
 from streams.app import App, create_app
+from streams.partition_order import PartitionOrder, in_order
 from streams.settings import get_settings
 
 
@@ -29,6 +30,8 @@ def main() -> None:
     p.add_argument("--orphan", action="store_true",
                    help="lose it the other way: taken by the stream, never processed nor acked (Faust still "
                         "counts it as in the worker); the guard is told when a message is being processed")
+    p.add_argument("--strict-order", action="store_true",
+                   help="batches through streams.partition_order, as the agent stage takes them")
     p.add_argument("--stall-after", type=float, default=3.0)
     a = p.parse_args()
 
@@ -58,8 +61,30 @@ def main() -> None:
                 processing[0] -= 1
             await stream.ack(event)
 
+    order = PartitionOrder()
+
+    async def consume_in_order(stream):
+        async for events in stream.take_events(100, within=0.2):
+            kept = []
+            for event in events:
+                message = event.message
+                if message.partition == 0 and message.offset == a.drop_offset and not dropped:
+                    dropped.append(message.offset)  # the stream never hands it over
+                    message.acked = True
+                    continue
+                kept.append(event)
+            kept, seeks = in_order(app, order, kept)
+            with open(a.out, "a") as f:
+                for event in kept:
+                    f.write(f"{event.message.partition} {event.message.offset}\n")
+            for tp, offset in seeks:
+                print(f"seeking back to {offset}", flush=True)
+                await app.consumer.seek(tp, offset)
+
     topic = app.topic(a.topic, key_serializer="raw", value_serializer="raw")
-    if a.orphan:
+    if a.strict_order:
+        app.agent(topic, name="consume")(consume_in_order)
+    elif a.orphan:
         app.agent(topic, name="consume")(consume_acking_by_hand)
 
     async def consume(stream):
@@ -72,7 +97,7 @@ def main() -> None:
             with open(a.out, "a") as f:
                 f.write(f"{message.partition} {message.offset}\n")
 
-    if not a.orphan:
+    if not (a.orphan or a.strict_order):
         app.agent(topic, name="consume")(consume)
 
     from faust.worker import Worker

@@ -35,7 +35,7 @@ COMMITTED = 5  # the group starts here on partition 0: the message Faust loses
 
 
 def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool = False, orphan: bool = False,
-            asyncio_debug: bool = True) -> tuple[set, list, int | None]:
+            strict_order: bool = False, asyncio_debug: bool = True) -> tuple[set, list, int | None]:
     """Run the app until its group caught up (or, with ``drop_always``,
     until it exits): (partition, offset) processed, log lines, exit code."""
     topic = f"guard-{uuid.uuid4().hex[:8]}"
@@ -57,7 +57,7 @@ def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool
     log = tmp_path / f"{group}.log"
     args = [sys.executable, "-m", "tests.integration.faust_drop_app", "--topic", topic, "--group", group,
             "--drop-offset", str(COMMITTED), "--out", str(out)]
-    args += ["--faust-commit-rule"] * faust_rule + ["--drop-always"] * drop_always + ["--orphan"] * orphan
+    args += ["--faust-commit-rule"] * faust_rule + ["--drop-always"] * drop_always + ["--orphan"] * orphan + ["--strict-order"] * strict_order
     with open(log, "w") as f:
         # asyncio's debug mode: a call into the consumer thread's loop from
         # another thread (Faust's own seek did that) raises instead of
@@ -84,6 +84,7 @@ def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool
             proc.kill()
             proc.wait(10)
     processed = [tuple(map(int, line.split())) for line in out.read_text().splitlines()]
+    run_app.order = processed  # in processing order, for the strict-order test
     return set(processed), log.read_text().splitlines(), None
 
 
@@ -126,3 +127,15 @@ def test_a_message_taken_and_never_acked_is_read_again(live, tmp_path):
     assert wanted <= processed, f"never processed: {sorted(wanted - processed)}"
     reseeks = [line for line in log if "stall guard" in line]
     assert reseeks and f"seeking back to {COMMITTED}" in reseeks[0] and "never acked (from 5)" in reseeks[0], reseeks
+
+
+def test_with_strict_order_a_skipped_message_is_read_again_before_the_ones_after_it(live, tmp_path):
+    # What the agent stage asks for (streams/partition_order.py): the stream
+    # goes on past the message at 5; the offsets after it are held back and
+    # the partition sought back, so partition 0 is processed 5, 6, 7... in order.
+    processed, log, _ = run_app(live, tmp_path, strict_order=True)
+    wanted = {(0, o) for o in range(COMMITTED, PER_PARTITION)} | {(1, o) for o in range(PER_PARTITION)}
+    assert wanted <= processed, f"never processed: {sorted(wanted - processed)}"
+    first_seen = list(dict.fromkeys(o for p, o in run_app.order if p == 0))
+    assert first_seen == list(range(COMMITTED, PER_PARTITION)), first_seen
+    assert any(f"seeking back to {COMMITTED}" in line for line in log), log[-20:]
