@@ -130,8 +130,11 @@ def test_metrics_of_a_real_run_are_non_zero(pipeline):
     ages = [s.value for s in got["murmur_checkpoint_age_seconds"]]
     assert ages and all(0 <= a < 600 for a in ages), ages
 
-    api = scrape(f"{base}/metrics")
-    assert metric_sum(api["murmur_sink_write_seconds"], "_count", sink="qdrant-sink") > 0  # the API's Qdrant sink
+    def qdrant_sink_wrote() -> bool:  # the API's Qdrant sink: its own consumer, landing on its own time
+        api = scrape(f"{base}/metrics")
+        return metric_sum(api["murmur_sink_write_seconds"], "_count", sink="qdrant-sink") > 0
+
+    wait_for(qdrant_sink_wrote, timeout=120, what="the API's Qdrant sink to write")
     print(json.dumps(report, indent=1))
 
 
