@@ -81,6 +81,13 @@ class StallDetector:
         return "reseek"
 
 
+def queued(app: faust.App) -> list:
+    """Messages queued for a stream and not yet taken (each channel once)."""
+    channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in cs}
+    return [m for c in channels.values() for e in list(c.queue._queue)
+            if (m := getattr(e, "message", None)) is not None]
+
+
 def in_worker(app: faust.App) -> dict:
     """The lowest offset of each partition with a message in the worker:
     queued for a stream (not yet taken), or taken by one and not acked. One
@@ -94,12 +101,8 @@ def in_worker(app: faust.App) -> dict:
     for m in list(app.consumer._unacked_messages):
         if not m.acked:
             add(m)
-    channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in cs}
-    for channel in channels.values():
-        for event in list(channel.queue._queue):
-            message = getattr(event, "message", None)
-            if message is not None:
-                add(message)
+    for message in queued(app):
+        add(message)
     return lowest
 
 
@@ -108,10 +111,9 @@ def orphans(app: faust.App, tp, committed: int) -> list:
     taken and not acked, but that no queue holds: with no batch in process,
     no stream will ever ack them. Left in Faust's unacked set they would hide
     the stall from the guard and hold up the next rebalance's wait for acks."""
-    queued = {id(getattr(e, "message", None)) for cs in list(app.topics._tp_index.values()) for c in cs
-              for e in list(c.queue._queue)}
+    waiting = {id(m) for m in queued(app)}
     return [m for m in list(app.consumer._unacked_messages)
-            if m.tp == tp and not m.acked and m.offset >= committed and id(m) not in queued]
+            if m.tp == tp and not m.acked and m.offset >= committed and id(m) not in waiting]
 
 
 def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_reseeks: int = 3,

@@ -82,3 +82,15 @@ def test_a_typo_in_a_fallback_role_stops_the_command_naming_the_setting():
     assert res.returncode == 2
     assert "MURMUR_LLM__FALLBACK" in res.stderr and "'fsat' is not a role" in res.stderr
     assert "Traceback" not in res.stderr and "Kafka" not in res.stderr
+
+
+def test_an_unknown_vector_engine_stops_the_command_naming_the_setting():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MURMUR_QDRANT_ENGINE": "faiss"}
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "api"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "invalid setting MURMUR_QDRANT_ENGINE" in res.stderr and "'edge'" in res.stderr
+    assert "Traceback" not in res.stderr
