@@ -28,16 +28,18 @@ TITLE = "LLM calls and tokens per 1,000 events, per role"
 CASE = ROOT / "eval" / "cases" / "uk_sugar_levy_2018"
 
 
-def read_calls(settings, topic: str) -> tuple[Counter, Counter]:
+def read_calls(settings, topic: str) -> tuple[Counter, Counter, Counter]:
+    """Calls and tokens by role, and calls by role/task."""
     serde = default_serde()
-    calls, tokens = Counter(), Counter()
+    calls, tokens, tasks = Counter(), Counter(), Counter()
     # The namespace's topic holds this run's calls only (a batch's embedding
     # call carries no simulation id).
     for m in read_to_end(settings, topic):
         _, r = serde.decode(m.value())
         calls[r["role"]] += 1
         tokens[r["role"]] += r["prompt_tokens"] + r["completion_tokens"]
-    return calls, tokens
+        tasks[f"{r['role']}/{r.get('task') or '?'}"] += 1
+    return calls, tokens, tasks
 
 
 def run(ctx: Ctx) -> dict:
@@ -53,7 +55,7 @@ def run(ctx: Ctx) -> dict:
             wait_drained(ctx, w, timeout=600)
         finally:
             stop_workers(ctx, w)
-    calls, tokens = read_calls(ctx.settings, topic_name(LLM_CALLS, w.settings.namespace))
+    calls, tokens, tasks = read_calls(ctx.settings, topic_name(LLM_CALLS, w.settings.namespace))
     figures = {}
     per_event_ref = "1 fast call per event (importance alone)"
     for role in sorted(calls):
@@ -63,8 +65,9 @@ def run(ctx: Ctx) -> dict:
     figures["all_calls_per_1000"] = figure([sum(calls.values()) * 1000 / events], unit="calls",
                                            reference=per_event_ref, reference_value=1000.0)
     figures["all_tokens_per_1000"] = figure([sum(tokens.values()) * 1000 / events], unit="tokens", digits=0)
-    ctx.log(f"  B7 {events} events: calls {dict(calls)}, tokens {dict(tokens)}")
-    return {"title": TITLE, "settings": {"agents": agents, "rounds": rounds, "events": events, "case": CASE.name,
+    ctx.log(f"  B7 {events} events: calls {dict(calls)}, tokens {dict(tokens)}, by task {dict(tasks)}")
+    return {"title": TITLE, "calls_by_task_per_1000": {k: round(v * 1000 / events, 1) for k, v in sorted(tasks.items())},
+            "settings": {"agents": agents, "rounds": rounds, "events": events, "case": CASE.name,
                                          "server_latency_ms": 5.0, "max_concurrency": 64,
                                          "token_counts": "dev server estimates (len/4), not a tokenizer"},
             "figures": figures}

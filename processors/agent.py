@@ -6,16 +6,20 @@ agent's persona, posts and observations in the order its simulation
 produced them, on one partition. This stage reads it and, per agent, event
 by event:
 
-  1. importance: the event becomes a ScoredMemory (rating and embedding;
-     stateless, so every new event of the batch is scored at once first);
-  2. contradiction: the memory against the agent's recent window;
+  1. importance and contradiction: the event becomes a ScoredMemory (its
+     embedding: stateless, so every new event of the batch is embedded at
+     once first), and one LLM call (``processors/memory_call.py``) rates it,
+     judges it against its nearest memories in the agent's recent window
+     and, on a model backend, reads a post's stance valence;
   3. reflection: the memory counted toward the agent's next reflection; a
-     reflection due is written, embedded, and checked for contradictions too;
+     reflection due is written and embedded, and its beliefs are read in one
+     call (valence and contradictions) too;
   4. stance: the post's (and reflection's) contribution to the verdict, and
      the retractions its conflicts cause.
 
 Each step's decisions are the pure functions of its own module
-(``importance``, ``contradiction``, ``reflection``, ``stance``); this module
+(``importance``, ``contradiction``, ``reflection``, ``stance``, and the
+one call they share, ``memory_call``); this module
 fixes the order they run in. Because every input of one agent comes from one
 partition in log order, and nothing here depends on how events are batched
 or on other agents, a live run, a second live run and a replay of the log
@@ -31,16 +35,16 @@ bounded (each keeps a fixed window), packed as zstd-compressed JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import faust
 
 from processors import contradiction as con
 from processors import importance as imp
+from processors import memory_call as mc
 from processors import reflection as ref
 from processors import stance
 from processors.questions import Questions
-from processors.stance_model import Reading, load_language_model
+from processors.stance_model import load_language_model
 from streams.llm.fanout import together
 from streams.metrics import IMPORTANCE_REPEATS
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
@@ -96,70 +100,81 @@ class AgentPass:
         self.question = question
         self.run_stance = run_stance
         self.reflector = ref.Reflector(rt, rt.settings)
-        self.detector = con.Detector(rt, rt.settings)
+        self.window = con.Window(rt.settings)
 
-    async def score(self, items: list[Incoming]) -> dict[int, dict]:
-        """Importance for every post and observation given (stateless: all at
-        once), by the input's identity."""
+    async def embed(self, items: list[Incoming]) -> tuple[dict[int, list[float] | None], str]:
+        """Embeddings of every post and observation given (stateless: one
+        call), by the input's identity, and the embedder's name."""
         todo = [i for i in items if i.type_name in ("Post", "Observation")]
-        memories = await imp.score_batch(self.rt, todo)
-        return {id(i): m for i, m in zip(todo, memories)}
+        vectors = await imp.embed(self.rt, [i.record["content"] for i in todo]) if todo else None
+        return {id(i): (vectors[n] if vectors else None) for n, i in enumerate(todo)}, \
+            (self.rt.embedder_name if vectors else "")
 
-    async def readings(self, memories: list[dict]) -> Callable[..., Awaitable[Reading]]:
-        """Stance readings of the public posts about to be read, all at once
-        (a reading depends on the text and the question only); a reader that
-        serves them, and reads anything else (reflections) when asked."""
-        if not self.run_stance:
-            return stance.reading_of
-        posts = [m for m in memories if m["public"]]
-        questions = {sim: await self.question(sim) for sim in dict.fromkeys(m["sim_id"] for m in posts)}
-        keys = list(dict.fromkeys((m["content"], questions[m["sim_id"]], m["sim_id"], m["round"]) for m in posts))
-        read = await together(self.rt.llm, (stance.reading_of(self.rt, t, q, sim_id=s, round_=r) for t, q, s, r in keys))
-        known = {(t, q): rd for (t, q, _, _), rd in zip(keys, read)}
-
-        async def reader(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
-            hit = known.get((text, question))
-            return hit if hit is not None else await stance.reading_of(rt, text, question, sim_id=sim_id, round_=round_)
-
-        return reader
-
-    async def agent(self, state: dict, items: list[Incoming], scored: dict[int, dict], reader) -> tuple[dict, Derived]:
+    async def agent(self, state: dict, items: list[Incoming], vectors: dict[int, list[float] | None],
+                    embedder: str) -> tuple[dict, Derived]:
         """One agent's events in log order -> its new state and what it produced."""
         out = Derived()
         for inc in items:
             if inc.type_name == "Persona":
-                await self._stance(state, [inc], out, reader)
+                await self._stance(state, [inc], out)
                 continue
-            memory = scored.get(id(inc))
-            if memory is None:
+            if id(inc) not in vectors:
                 continue  # scored before (a re-sent event): its outputs are downstream already
+            r = inc.record
+            # The deterministic backend's valence is not used (the offline
+            # stance model reads posts), so it does not wait for the question.
+            question = await self.question(r["sim_id"]) if mc.reads_stance(self.rt) else ""
+            draft = imp.to_memory(inc, importance=0, scorer="", embedding=vectors[id(inc)], embedder=embedder)
+            near = self.window.candidates(state["contradiction"], draft)
+            # One call: importance, the post's valence and its contradictions.
+            reply = await mc.ask(self.rt, [mc.Statement(imp.kind_of(r["action"]), r["content"], [o["t"] for _, o in near])],
+                                 question, sim_id=r["sim_id"], round_=r["round"])
+            memory = imp.memory_of(self.rt, inc, reply, embedding=vectors[id(inc)], embedder=embedder)
             m = derived_input(memory, inc)
             out.events.append((SCORED, memory))
-            _, conflicts = await self.detector.agent_events(state["contradiction"], [m])
+            conflicts = con.conflicts_of(memory, near, reply.answers[0].contradicts, reply.backend, inc) \
+                if reply.answers else []
             out.events += [(CONFLICTS, c) for c in conflicts]
             _, reflections, thoughts = await self.reflector.agent_events(state["reflection"], [m])
+            second = await self._thoughts(state, thoughts, question, inc) if thoughts else []
             out.events += [(REFLECTIONS, r) for r in reflections] + [(SCORED, t) for t in thoughts]
-            thought_inputs = [derived_input(t, inc) for t in thoughts]
-            _, second = await self.detector.agent_events(state["contradiction"], thought_inputs)
             out.events += [(CONFLICTS, c) for c in second]
+            thought_inputs = [derived_input(t, inc) for t in thoughts]
             await self._stance(state, [m] + [derived_input(c, inc, "Conflict") for c in conflicts] + thought_inputs
-                               + [derived_input(c, inc, "Conflict") for c in second], out, reader)
+                               + [derived_input(c, inc, "Conflict") for c in second], out)
         return state, out
 
-    async def _stance(self, state: dict, inputs: list[Incoming], out: Derived, reader) -> None:
+    async def _thoughts(self, state: dict, thoughts: list[dict], question: str, inc: Incoming) -> list[dict]:
+        """The beliefs of one reflection, read in one call: their valence
+        (set on them, on a model backend) and the earlier memories they
+        contradict. Each is remembered before the next one's candidates are
+        chosen, as if they had come one by one."""
+        nears = [self.window.candidates(state["contradiction"], t) for t in thoughts]
+        reply = await mc.ask(self.rt, [mc.Statement("reflection", t["content"], [o["t"] for _, o in near])
+                                       for t, near in zip(thoughts, nears)],
+                             question, sim_id=thoughts[0]["sim_id"], round_=thoughts[0]["round"])
+        if reply.answers is None:
+            return []  # counted by the client; no verdict means no edge, and stance reads them itself
+        conflicts = []
+        for t, near, answer in zip(thoughts, nears, reply.answers):
+            if mc.reads_stance(self.rt):
+                t["valence"] = answer.valence
+            conflicts += con.conflicts_of(t, near, answer.contradicts, reply.backend, inc)
+        return conflicts
+
+    async def _stance(self, state: dict, inputs: list[Incoming], out: Derived) -> None:
         inputs = [i for i in inputs if stance.counts(i)]
         out.stance_inputs += inputs
         if self.run_stance and inputs:
-            _, events = await stance.agent_events(self.rt, state["stance"], inputs, self.question, reader=reader)
+            _, events = await stance.agent_events(self.rt, state["stance"], inputs, self.question)
             out.events += [(STANCES, e) for e in events]
 
     async def batch(self, states: dict[bytes, dict], groups: dict[bytes, list[Incoming]]
                     ) -> list[tuple[bytes, dict | BaseException, Derived | None]]:
-        """Many agents: scoring and readings for all at once, then each
-        agent's pass (agents concurrently, their LLM calls overlap)."""
-        scored = await self.score([i for items in groups.values() for i in items])
-        reader = await self.readings(list(scored.values()))
-        results = await together(self.rt.llm, (self.agent(states[k], items, scored, reader)
+        """Many agents: embeddings for all at once, then each agent's pass
+        (agents concurrently, their LLM calls overlap)."""
+        vectors, embedder = await self.embed([i for items in groups.values() for i in items])
+        results = await together(self.rt.llm, (self.agent(states[k], items, vectors, embedder)
                                                for k, items in groups.items()), return_exceptions=True)
         return [(k, r, None) if isinstance(r, BaseException) else (k, r[0], r[1])
                 for k, r in zip(groups, results)]

@@ -75,10 +75,10 @@ async def derive(rt: BatchRuntime, events: list[tuple[str, dict]], *, positions:
                 out.personas[r["agent_id"]] = r
             log.append(Incoming(t, r, topic, partition, offset, agent_key(r["sim_id"], r["agent_id"])))
 
-    async def no_question(_sim: str) -> str:
-        return ""
+    async def own_question(_sim: str) -> str:
+        return out.question  # scoring on a model backend reads stance in the same call
 
-    one_pass = AgentPass(rt, no_question, run_stance=False)
+    one_pass = AgentPass(rt, own_question, run_stance=False)
     states: dict[bytes, dict] = defaultdict(empty_state)
     # Chunks bound what is in flight at once; a pass's outputs do not depend
     # on where the chunks end.

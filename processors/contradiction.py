@@ -3,8 +3,10 @@
 Each agent keeps a bounded window of its recent memories (id, event time,
 text, embedding quantised to int8) in this processor's own state, not in
 Qdrant: a sink may lag, and a replay must give the same answer. A new memory
-is compared with its 3 nearest neighbours above a cosine threshold; the LLM
-(``fast``) says whether they contradict and why; a yes is a Conflict event
+is compared with its 3 nearest neighbours above a cosine threshold; the
+memory's one LLM call (``processors/memory_call.py``, role ``fast``) judges
+it against all of them at once and names those it contradicts, and why;
+each is a Conflict event
 (the read model then marks the older memory superseded, never deleted).
 
 The window is small on purpose: Faust writes a key's whole value to the
@@ -24,9 +26,7 @@ import math
 import numpy as np
 
 from streams.ids import stable_id
-from streams.llm import LlmUnavailable, contradiction_prompt
-from streams.llm.fanout import together
-from streams.runtime import Incoming, Runtime, with_defaults
+from streams.runtime import Incoming, with_defaults
 from streams.settings import Settings
 from streams.vectors import vector_of
 
@@ -114,34 +114,30 @@ def conflict(memory: dict, old: dict, similarity: float, reason: str, backend: s
     }
 
 
-class Detector:
-    def __init__(self, rt: Runtime, settings: Settings) -> None:
-        self.rt = rt
+class Window:
+    """An agent's recent memories, and which of them a new one is compared with."""
+
+    def __init__(self, settings: Settings) -> None:
         self.threshold = settings.contradiction_similarity
-        self.window = settings.contradiction_window
+        self.size = settings.contradiction_window
         self.mode = settings.contradiction_cosine
 
-    async def agent_events(self, state: dict, items: list[Incoming]) -> tuple[dict, list[dict]]:
-        conflicts: list[dict] = []
-        for inc in items:
-            m = inc.record
-            vec = vector_of(m)
-            if not len(vec) or already_seen(state, m):
-                continue
-            near = neighbours(state, vec, threshold=self.threshold, mode=self.mode)
-            # One memory's comparisons are independent of each other: overlap them.
-            answers = await together(self.rt.llm, (
-                self.rt.llm.complete_json("fast", contradiction_prompt(old["t"], m["content"]),
-                                          sim_id=m["sim_id"], round=m["round"])
-                for _, old in near
-            ), return_exceptions=True)
-            for (sim, old), ans in zip(near, answers):
-                if isinstance(ans, LlmUnavailable):
-                    continue  # counted by the client; no verdict means no edge
-                if isinstance(ans, BaseException):
-                    raise ans
-                if ans.data["contradicts"]:
-                    backend = "deterministic" if ans.backend == "deterministic" else f"vllm:{ans.model}"
-                    conflicts.append(conflict(m, old, sim, ans.data["reason"], backend, inc))
-            remember(state, m, self.window, self.mode)
-        return state, conflicts
+    def candidates(self, state: dict, memory: dict) -> list[tuple[float, dict]]:
+        """The new memory's nearest earlier memories (to be judged by the
+        LLM), the memory then remembered. Whether it contradicts them never
+        changes the window, so the next memory's candidates do not wait for
+        the verdict. A memory seen before, or without a vector, is not compared."""
+        vec = vector_of(memory)
+        if not len(vec) or already_seen(state, memory):
+            return []
+        near = neighbours(state, vec, threshold=self.threshold, mode=self.mode)
+        remember(state, memory, self.size, self.mode)
+        return near
+
+
+def conflicts_of(memory: dict, near: list[tuple[float, dict]], contradicts: dict[int, str], backend: str,
+                 inc: Incoming) -> list[dict]:
+    """Conflict events for the candidates the LLM said the memory contradicts
+    (``contradicts``: 1-based position in ``near`` -> reason)."""
+    return [conflict(memory, old, sim, contradicts[i], backend, inc)
+            for i, (sim, old) in enumerate(near, 1) if i in contradicts]

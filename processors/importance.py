@@ -1,7 +1,10 @@
 """importance: every Post and Observation becomes a ScoredMemory.
 
-The LLM (role ``fast``) rates each memory 1..10 with structured output; if
-every attempt and fallback fails, the documented fallback 5 is used and
+The LLM (role ``fast``) rates each memory 1..10 with structured output, in
+the agent pass's one call per memory (``processors/memory_call.py``), which
+also reads a public post's valence toward its simulation's question (carried
+on the ScoredMemory for the stance step); if every attempt and fallback
+fails, the documented fallback 5 is used and
 counted (``importance_fallback`` on the event, a Prometheus counter). The
 embedding of the content travels on the same event, so the contradiction
 processor and the Qdrant sink never compute it again.
@@ -11,8 +14,7 @@ from the deterministic backend's content features (length, charged words,
 opinion markers, entities, numbers; observations capped low): see
 ``streams/llm/deterministic.py``. Every event records which scorer made it.
 
-Importance has no per-agent state, so all calls of a batch run at once,
-bounded by the client's semaphore; outputs keep the input order. It
+The embeddings of a batch's new memories are one call. The pass
 remembers the event ids it has scored (the last ``MURMUR_IMPORTANCE_SEEN_IDS``,
 200,000 by default, per worker process): an input re-sent with the same id (a
 publisher that resumed, a file published twice) is skipped and costs no LLM
@@ -24,12 +26,11 @@ restart a re-sent event is only scored again, with the same output id.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 
+from processors.memory_call import Reply, reads_stance
 from streams.ids import stable_id
-from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable, importance_prompt
-from streams.llm.fanout import together
+from streams.llm import IMPORTANCE_FALLBACK, LlmUnavailable
 from streams.metrics import EMBED_FAILURES, IMPORTANCE_FALLBACKS
 from streams.runtime import Incoming, Runtime
 from streams.vectors import pack
@@ -49,7 +50,7 @@ def kind_of(action: str) -> str:
 
 
 def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = False,
-              embedding: list[float] | None = None, embedder: str = "") -> dict:
+              embedding: list[float] | None = None, embedder: str = "", valence: float | None = None) -> dict:
     """The ScoredMemory for one input; its id depends only on the input and
     the scorer, so re-scoring the same event rewrites the same row."""
     r = inc.record
@@ -71,41 +72,31 @@ def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = F
         "embedding": [],
         "embedding_f32": pack(embedding),
         "embedder": embedder,
+        "valence": valence,
         "source_topic": inc.topic,
         "source_partition": inc.partition,
         "source_offset": inc.offset,
     }
 
 
-async def rate(rt: Runtime, inc: Incoming) -> tuple[int, str, bool]:
-    r = inc.record
-    try:
-        res = await rt.llm.complete_json("fast", importance_prompt(r["content"], kind=kind_of(r["action"])),
-                                         sim_id=r["sim_id"], round=r["round"])
-    except LlmUnavailable:
+def memory_of(rt: Runtime, inc: Incoming, reply: Reply, *, embedding: list[float] | None, embedder: str) -> dict:
+    """The ScoredMemory from the memory call's reply (its first statement):
+    the importance, and for a public post on a model backend the valence
+    too; the fallback importance when the call failed."""
+    if reply.answers is None:
         IMPORTANCE_FALLBACKS.inc()
-        return IMPORTANCE_FALLBACK, scorer_name(rt), True
-    return int(res.data["importance"]), scorer_name(rt, res.model), False
+        return to_memory(inc, importance=IMPORTANCE_FALLBACK, scorer=scorer_name(rt), fallback=True,
+                         embedding=embedding, embedder=embedder)
+    answer = reply.answers[0]
+    carries = inc.type_name == "Post" and reads_stance(rt)
+    return to_memory(inc, importance=answer.importance, scorer=scorer_name(rt, reply.model), embedding=embedding,
+                     embedder=embedder, valence=answer.valence if carries else None)
 
 
 def scorer_name(rt: Runtime, model: str | None = None) -> str:
     if rt.settings.llm.backend == "deterministic":
         return "deterministic"
     return f"vllm:{model or rt.settings.llm.fast.model}"
-
-
-async def score_batch(rt: Runtime, batch: list[Incoming]) -> list[dict]:
-    if not batch:
-        return []
-    ratings, vectors = await asyncio.gather(
-        together(rt.llm, (rate(rt, inc) for inc in batch)),
-        embed(rt, [inc.record["content"] for inc in batch]),
-    )
-    embedder = rt.embedder_name if vectors else ""
-    return [
-        to_memory(inc, importance=imp, scorer=scorer, fallback=fb, embedding=vec, embedder=embedder)
-        for inc, (imp, scorer, fb), vec in zip(batch, ratings, vectors or [[]] * len(batch))
-    ]
 
 
 async def embed(rt: Runtime, texts: list[str]) -> list[list[float]] | None:

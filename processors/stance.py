@@ -17,7 +17,10 @@ Every counted input yields one Stance event, including what does not move
 the ratio, so the verdict can say what it rests on: a post the model could
 not read (weight 0, ``reading=unreadable``) and a reflection no model that
 read the posts wrote (weight 0, ``reading=excluded``: the deterministic
-backend's templates say nothing about the question).
+backend's templates say nothing about the question). On a model backend a
+post's reading was made by the scoring call itself (importance and valence
+in one call, ``valence`` on the ScoredMemory); only what it did not read is
+read here.
 
 The question comes from the simulation's Simulation event, which is keyed
 by simulation and so not co-partitioned with agents: ``processors/
@@ -146,6 +149,15 @@ def needs_reading(inc: Incoming, reflections: str) -> bool:
             and (inc.record["kind"] != "reflection" or reflection_counts(inc.record, reflections)))
 
 
+def carried(rt, record: dict) -> Reading | None:
+    """The reading the scoring call made along with the importance (a model
+    backend reads a post's valence in that same call), or None."""
+    v = record.get("valence")
+    if v is None:
+        return None
+    return Reading(float(v), status_of(float(v)), "", record["scorer"], rt.settings.verdict.llm_reliability)
+
+
 async def reading_of(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
     model = offline_model(rt.settings.verdict.stance_model)
     if rt.settings.llm.backend == "deterministic":
@@ -167,12 +179,14 @@ async def agent_events(rt, state: dict, items: list[Incoming], question: Questio
     policy = rt.settings.verdict.reflections
     read = reader or reading_of
     relevant = [i for i in items if counts(i)]
-    asked = [i for i in relevant if needs_reading(i, policy)]
+    wanted = [i for i in relevant if needs_reading(i, policy)]
+    by_input = {id(i): rd for i in wanted if (rd := carried(rt, i.record)) is not None}
+    asked = [i for i in wanted if id(i) not in by_input]
     questions = {sim: await question(sim) for sim in dict.fromkeys(i.record["sim_id"] for i in asked)}
     # Readings do not depend on state: all at once, applied in order.
     readings = await together(rt.llm, (read(rt, i.record["content"], questions[i.record["sim_id"]],
                                             sim_id=i.record["sim_id"], round_=i.record["round"]) for i in asked))
-    by_input = {id(i): rd for i, rd in zip(asked, readings)}
+    by_input.update((id(i), rd) for i, rd in zip(asked, readings))
     out = []
     for inc in relevant:
         event = apply(state, inc, by_input.get(id(inc)), features=features, reflections=policy)

@@ -15,8 +15,8 @@ from .embedder import DeterministicEmbedder, MiniLmEmbedder, VllmEmbedder, cosin
 from .prompts import (
     IMPORTANCE_FALLBACK,
     Prompt,
-    contradiction_prompt,
     importance_prompt,
+    memory_prompt,
     reflection_prompt,
     stance_prompt,
 )
@@ -34,6 +34,6 @@ def make_llm(settings: Any, on_call: OnCall | None = None) -> LlmClient | Determ
 __all__ = [
     "CallRecord", "DeterministicEmbedder", "DeterministicLlm", "IMPORTANCE_FALLBACK", "LlmClient",
     "LlmResult", "LlmUnavailable", "MiniLmEmbedder", "OnCall", "Prompt", "RECORD_FIELDS",
-    "VllmEmbedder", "contradiction_prompt", "cosine", "importance_prompt", "make_embedder",
-    "make_llm", "reflection_prompt", "stance_prompt",
+    "VllmEmbedder", "cosine", "importance_prompt", "make_embedder",
+    "make_llm", "memory_prompt", "reflection_prompt", "stance_prompt",
 ]

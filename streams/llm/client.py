@@ -93,7 +93,8 @@ class LlmClient:
             }
             return parse_reply(await post_json(http, "chat/completions", body, cfg.timeout_s), prompt)
 
-        data, record = await self._caller.run(role, send, cache_key=key, sim_id=sim_id, round=round)
+        data, record = await self._caller.run(role, send, cache_key=key, sim_id=sim_id, round=round,
+                                              task=prompt.task)
         return LlmResult(
             data=data, backend=self.backend, role=role, model=record["model"], status=record["status"],
             attempts=record["attempts"], prompt_tokens=record["prompt_tokens"],

@@ -163,6 +163,18 @@ def contradiction(a: str, b: str) -> dict[str, Any]:
     return {"contradicts": similar and opposite, "reason": reason}
 
 
+def memory(question: str, statements: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each statement's importance and valence, and the earlier statements (A)
+    it (B) contradicts, pair by pair as :func:`contradiction` judges them."""
+    out = []
+    for i, st in enumerate(statements, 1):
+        pairs = [(j, contradiction(a, st["content"])) for j, a in enumerate(st.get("earlier", []), 1)]
+        out.append({"statement": i, "importance": importance(st["content"], st.get("kind", "post")),
+                    **stance(question, st["content"]),
+                    "contradicts": [{"earlier": j, "reason": v["reason"]} for j, v in pairs if v["contradicts"]]})
+    return {"statements": out}
+
+
 def stance(question: str, post: str) -> dict[str, Any]:
     return {"valence": round(lx.valence(post), 3)}
 
@@ -173,8 +185,10 @@ def answer(task: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"importance": importance(inputs.get("content", ""), inputs.get("kind", "post"))}
     if task == "reflection":
         return reflection(inputs.get("agent", ""), inputs.get("memories", []))
-    if task == "contradiction":
-        return contradiction(inputs.get("a", ""), inputs.get("b", ""))
+    if task == "memory":
+        if not inputs.get("statements"):
+            raise ValueError("no statement to read")
+        return memory(inputs.get("question", ""), inputs["statements"])
     if task == "stance":
         return stance(inputs.get("question", ""), inputs.get("post", ""))
     raise KeyError(task)
@@ -210,7 +224,7 @@ class DeterministicLlm:
             backend=self.backend, role=role, model=MODEL, status="ok" if data is not None else "failed",
             attempts=1, cache_key=key, prompt_tokens=estimate_tokens(prompt.system, prompt.user),
             completion_tokens=estimate_tokens(completion), latency_ms=0.0, sim_id=sim_id, round=round,
-            error=error,
+            error=error, task=prompt.task,
         )
         await emit(record, self._on_call)
         if data is None:

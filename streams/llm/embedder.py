@@ -87,7 +87,7 @@ class _LocalEmbedder:
         await emit(make_record(
             backend=self.backend, role="embed", model=self.model, status="ok", attempts=1,
             cache_key=texts_key(texts), prompt_tokens=estimate_tokens(*texts), completion_tokens=0,
-            latency_ms=latency, sim_id=sim_id, round=round,
+            latency_ms=latency, sim_id=sim_id, round=round, task="embed",
         ), self._on_call)
         return vecs
 
@@ -199,7 +199,8 @@ class VllmEmbedder:
                                     retryable=False, usage=usage)
             return [_normalise(v) for v in vecs], usage
 
-        vecs, _ = await self._caller.run("embed", send, cache_key=texts_key(texts), sim_id=sim_id, round=round)
+        vecs, _ = await self._caller.run("embed", send, cache_key=texts_key(texts), sim_id=sim_id, round=round,
+                                        task="embed")
         return vecs
 
     async def aclose(self) -> None:

@@ -27,7 +27,7 @@ OnCall = Callable[[CallRecord], Union[None, Awaitable[None]]]
 RECORD_FIELDS = (
     "event_id", "sim_id", "round", "ts", "role", "model", "backend",
     "prompt_tokens", "completion_tokens", "latency_ms", "status",
-    "attempts", "cache_key", "error",
+    "attempts", "cache_key", "task", "error",
 )
 STATUSES = ("ok", "retried_ok", "fallback_ok", "failed")
 
@@ -103,6 +103,7 @@ def make_record(
     sim_id: str = "",
     round: int = 0,
     error: str | None = None,
+    task: str = "",
 ) -> CallRecord:
     return {
         "event_id": make_event_id(
@@ -120,6 +121,7 @@ def make_record(
         "status": status,
         "attempts": int(attempts),
         "cache_key": cache_key,
+        "task": task,
         "error": error,
     }
 

@@ -170,7 +170,7 @@ class HttpCaller:
         return out
 
     async def run(self, role: str, send: Send, *, cache_key: str, sim_id: str = "",
-                  round: int = 0) -> tuple[T, CallRecord]:
+                  round: int = 0, task: str = "") -> tuple[T, CallRecord]:
         # Latency runs from the first attempt's start, after waiting for a
         # concurrency slot: local queueing under asyncio.gather is the
         # caller's choice, not the model's speed. Retries and backoff count.
@@ -206,22 +206,22 @@ class HttpCaller:
                 completion_tokens += int(usage.get("completion_tokens") or 0)
                 status = "fallback_ok" if position else ("ok" if attempts == 1 else "retried_ok")
                 record = self._record(role, model, status, attempts, cache_key, prompt_tokens,
-                                      completion_tokens, started, sim_id, round, None)
+                                      completion_tokens, started, sim_id, round, None, task)
                 await emit(record, self.on_call)
                 return value, record
         error = f"{last.reason}: {last}" if last else "no attempt made"
         record = self._record(role, model, "failed", attempts, cache_key, prompt_tokens,
-                              completion_tokens, started, sim_id, round, error)
+                              completion_tokens, started, sim_id, round, error, task)
         await emit(record, self.on_call)
         raise LlmUnavailable(f"role {role!r} and fallbacks {chain[1:]} failed after {attempts} attempts: {error}",
                              record)
 
-    def _record(self, role, model, status, attempts, cache_key, pt, ct, started, sim_id, round, error):
+    def _record(self, role, model, status, attempts, cache_key, pt, ct, started, sim_id, round, error, task):
         return make_record(
             backend="vllm", role=role, model=model, status=status, attempts=attempts, cache_key=cache_key,
             prompt_tokens=pt, completion_tokens=ct,
             latency_ms=(time.perf_counter() - started) * 1000.0 if started else 0.0,
-            sim_id=sim_id, round=round, error=error,
+            sim_id=sim_id, round=round, error=error, task=task,
         )
 
     async def aclose(self) -> None:

@@ -10,9 +10,9 @@ from streams.llm import (
     RECORD_FIELDS,
     LlmClient,
     LlmUnavailable,
-    contradiction_prompt,
     cosine,
     importance_prompt,
+    memory_prompt,
     make_llm,
     reflection_prompt,
     stance_prompt,
@@ -66,13 +66,17 @@ def test_structured_output_is_requested_and_validated(server):
         settings(server.url),
         lambda c: c.complete_json("fast", importance_prompt("I am furious at Mayor Bob!"), sim_id="s", round=2),
         lambda c: c.complete_json("heavy", reflection_prompt("alice", mems)),
-        lambda c: c.complete_json("balanced", contradiction_prompt("I love the park", "I hate the park")),
+        lambda c: c.complete_json("balanced", memory_prompt([{"kind": "post", "content": "I hate the park",
+                                                                "earlier": ["I love the park", "Tea is fine"]}],
+                                                              question="Is the park good?")),
         lambda c: c.complete_json("fast", stance_prompt("Is the park good?", "The park is wonderful")),
     )
     assert imp.backend == "vllm" and imp["_backend"] == "vllm" and 1 <= imp["importance"] <= 10
     assert 3 <= len(refl["beliefs"]) <= 5
     assert all(set(b["sources"]) <= {"m1", "m2", "m3"} for b in refl["beliefs"])
-    assert con["contradicts"] is True and st["valence"] > 0
+    ((mem),) = con["statements"]
+    assert [c["earlier"] for c in mem["contradicts"]] == [1] and mem["valence"] < 0
+    assert st["valence"] > 0
     assert imp.status == "ok" and imp.attempts == 1 and imp.model == FAST
     assert imp.prompt_tokens > 0 and imp.completion_tokens > 0
     bodies = [b for b in server.last_bodies() if "messages" in b]

@@ -8,9 +8,12 @@ import pytest
 from processors import contradiction as con
 from processors import importance as imp
 from processors import reflection as ref
+from processors.agent import AgentPass
+from processors.agent import empty_state as agent_empty_state
 from streams.llm import DeterministicLlm, DeterministicEmbedder, LlmUnavailable
 from streams.runtime import Incoming, by_agent
-from streams.settings import Settings
+from streams.settings import LlmSettings, Settings
+from streams.topics import CONFLICTS, SCORED, STANCES
 from streams.vectors import vector_of
 
 EMB = DeterministicEmbedder(384)
@@ -33,31 +36,75 @@ def runtime(settings=None, llm=None):
     return SimpleNamespace(settings=settings, llm=llm or DeterministicLlm(settings), embedder_name="deterministic-hash-v1")
 
 
-# -- importance -----------------------------------------------------------------
+# -- importance, contradiction and the one memory call ---------------------------
+def post_rec(eid, content, *, agent="a", action="CREATE_POST", round_=1, ts=None):
+    return {"event_id": eid, "sim_id": "s", "round": round_, "ts": ts or round_ * 1000, "agent_id": agent,
+            "action": action, "content": content, "platform": "x"}
+
+
+class Counting(DeterministicLlm):
+    """The deterministic answers, each call's task counted."""
+
+    def __init__(self, settings, down=False):
+        super().__init__(settings)
+        self.tasks, self.down = [], down
+
+    async def complete_json(self, role, prompt, **kw):
+        self.tasks.append(prompt.task)
+        if self.down:
+            raise LlmUnavailable("down")
+        return await super().complete_json(role, prompt, **kw)
+
+
+def one_pass(rt, items, question="Is the Riverside plan good?"):
+    """The agent pass over one agent's inputs -> what it derived."""
+    async def the_question(_sim):
+        return question
+
+    async def go():
+        (_, state, derived), = await AgentPass(rt, the_question).batch({b"k": agent_empty_state()}, {b"k": items})
+        return derived
+    return asyncio.run(go())
+
+
 def test_importance_scores_embeds_and_keeps_order():
-    posts = [
-        {"event_id": "e1", "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "action": "LIKE_POST",
-         "content": "I liked a post by Bo", "platform": "x"},
-        {"event_id": "e2", "sim_id": "s", "round": 1, "ts": 2, "agent_id": "b", "action": "CREATE_POST",
-         "content": "The Riverside plan is a disaster! 200 parking spaces gone, I will fight it.", "platform": "x"},
-    ]
-    out = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
+    posts = [post_rec("e1", "I liked a post by Bo", action="LIKE_POST"),
+             post_rec("e2", "The Riverside plan is a disaster! 200 parking spaces gone, I will fight it.", ts=1001)]
+    items = [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]
+    rt = runtime(llm=Counting(Settings()))
+    out = one_pass(rt, items).of(SCORED)
     assert [m["memory_id"] for m in out] == ["e1", "e2"]
     assert out[0]["importance"] < out[1]["importance"] and out[0]["kind"] == "observation" and not out[0]["public"]
     assert all(len(vector_of(m)) == 384 and m["embedding"] == [] and m["scorer"] == "deterministic" for m in out)
-    again = asyncio.run(imp.score_batch(runtime(), [inc(p, i, "Post" if i else "Observation") for i, p in enumerate(posts)]))
+    assert all(m["valence"] is None for m in out)  # the deterministic backend: stance reads posts offline
+    assert rt.llm.tasks == ["memory", "memory"]  # one call per memory
+    again = one_pass(runtime(llm=Counting(Settings())), items).of(SCORED)
     assert again == out  # deterministic ids and values
 
 
 def test_importance_falls_back_to_5_and_says_so():
-    class Down(DeterministicLlm):
-        async def complete_json(self, *a, **k):
-            raise LlmUnavailable("down")
+    rt = runtime(llm=Counting(Settings(), down=True))
+    derived = one_pass(rt, [inc(post_rec("e1", "hello"), 0, "Post")])
+    (m,) = derived.of(SCORED)
+    assert m["importance"] == 5 and m["importance_fallback"] is True and derived.of(CONFLICTS) == []
 
-    rec = {"event_id": "e1", "sim_id": "s", "round": 1, "ts": 1, "agent_id": "a", "action": "CREATE_POST",
-           "content": "hello", "platform": ""}
-    (m,) = asyncio.run(imp.score_batch(runtime(llm=Down(Settings())), [inc(rec, 0, "Post")]))
-    assert m["importance"] == 5 and m["importance_fallback"] is True
+
+def test_on_a_model_backend_one_call_reads_importance_stance_and_contradictions():
+    settings = Settings(llm=LlmSettings(backend="vllm"))
+    rt = runtime(settings, Counting(settings))
+    texts = ["The Riverside bike lane plan is good for our street and I support it.",
+             "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it."]
+    derived = one_pass(rt, [inc(post_rec(f"p{i}", t, round_=i + 1), i, "Post") for i, t in enumerate(texts)])
+    first, second = derived.of(SCORED)
+    assert first["valence"] > 0 > second["valence"] and first["scorer"].startswith("vllm:")
+    assert [(c["new_memory_id"], c["old_memory_id"]) for c in derived.of(CONFLICTS)] == [("p1", "p0")]
+    # the stance step used the valence the memory carries: no call of its own
+    assert rt.llm.tasks == ["memory", "memory"]
+    assert [s["valence"] for s in derived.of(STANCES) if s["kind"] == "post"] == [first["valence"], second["valence"]]
+    # without a question the call reads the post's overall sentiment
+    rt = runtime(settings, Counting(settings))
+    (m,) = one_pass(rt, [inc(post_rec("p0", texts[0]), 0, "Post")], question="").of(SCORED)
+    assert m["valence"] > 0 and rt.llm.tasks == ["memory"]
 
 
 def test_importance_scores_each_event_id_once():
@@ -152,18 +199,31 @@ def test_window_is_bounded():
 
 
 def test_stance_flip_is_a_conflict_with_reason_and_same_stance_is_not():
-    settings = Settings()
-    det = con.Detector(runtime(settings), settings)
-    old = memory("m1", "The Riverside bike lane plan is good for our street and I support it.", round_=1)
-    same = memory("m2", "The Riverside bike lane plan is great for our street, I support it fully.", round_=2)
-    flip = memory("m3", "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it.", round_=3)
-    state, conflicts = asyncio.run(det.agent_events(con.empty_state(), [inc(old, 0), inc(same, 1), inc(flip, 2)]))
+    texts = ["The Riverside bike lane plan is good for our street and I support it.",
+             "The Riverside bike lane plan is great for our street, I support it fully.",
+             "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it."]
+    recs = [post_rec(f"m{i + 1}", t, round_=i + 1) for i, t in enumerate(texts)]
+    derived = one_pass(runtime(), [inc(r, i, "Post") for i, r in enumerate(recs)])
+    conflicts = derived.of(CONFLICTS)
     assert {(c["new_memory_id"], c["old_memory_id"]) for c in conflicts} == {("m3", "m1"), ("m3", "m2")}
     c = next(c for c in conflicts if c["old_memory_id"] == "m1")
-    assert c["reason"] and c["old_ts"] == old["ts"] and c["ts"] == flip["ts"] and c["similarity"] >= 0.3
-    # a redelivered old memory is not compared again with newer ones
-    _, again = asyncio.run(det.agent_events(state, [inc(old, 3)]))
-    assert again == []
+    assert c["reason"] and c["old_ts"] == recs[0]["ts"] and c["ts"] == recs[2]["ts"] and c["similarity"] >= 0.3
+
+
+def test_a_redelivered_memory_is_not_compared_again():
+    window = con.Window(Settings())
+    old, new = memory("m1", "the bike lane plan is good"), memory("m2", "the bike lane plan is bad")
+    state = con.empty_state()
+    assert window.candidates(state, old) == []
+    assert [m["id"] for _, m in window.candidates(state, new)] == ["m1"]
+    assert window.candidates(state, old) == [] and [m["id"] for m in state["window"]] == ["m1", "m2"]
+
+
+def test_conflicts_only_for_the_candidates_named():
+    new = memory("m3", "the plan is bad")
+    near = [(0.9, {"id": "m1", "ts": 1, "t": "the plan is good"}), (0.5, {"id": "m2", "ts": 2, "t": "plan ok"})]
+    out = con.conflicts_of(new, near, {2: "A positive, B negative"}, "vllm:m", inc(new))
+    assert [(c["old_memory_id"], c["reason"], c["similarity"]) for c in out] == [("m2", "A positive, B negative", 0.5)]
 
 
 def test_by_agent_keeps_order_within_agent():

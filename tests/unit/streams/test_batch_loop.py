@@ -100,14 +100,14 @@ def test_a_failing_handler_dead_letters_its_batch_and_writes_no_state(tmp_path):
 
 def test_one_failing_agent_does_not_stop_the_others(tmp_path, monkeypatch):
     app, rt, rec = runtime(tmp_path)
-    detect = con.Detector.agent_events
+    candidates = con.Window.candidates
 
-    async def poisoned(self, state, items):
-        if any(i.record["agent_id"] == "bad" for i in items):
+    def poisoned(self, state, memory):
+        if memory["agent_id"] == "bad":
             raise ValueError("poison")
-        return await detect(self, state, items)
+        return candidates(self, state, memory)
 
-    monkeypatch.setattr(con.Detector, "agent_events", poisoned)
+    monkeypatch.setattr(con.Window, "candidates", poisoned)
     agent = agent_stage.register(app, rt, within=0.1, question=no_question)
     app.loop.run_until_complete(feed(agent, [(agent_key("s", "good"), post("g1", "good")),
                                              (agent_key("s", "bad"), post("b1", "bad")),

@@ -9,16 +9,16 @@ from streams.llm import (
     RECORD_FIELDS,
     DeterministicLlm,
     LlmClient,
-    contradiction_prompt,
     cosine,
     importance_prompt,
     make_llm,
+    memory_prompt,
     reflection_prompt,
     stance_prompt,
 )
 from streams.llm import deterministic as det
 from streams.llm.embedder import DeterministicEmbedder, hash_embed
-from streams.llm.prompts import semantic_errors
+from streams.llm.prompts import parse_user, semantic_errors
 from streams.llm.schema import validate_subset
 from streams.settings import LlmSettings
 
@@ -155,8 +155,45 @@ def test_prompts_put_the_stable_part_first_and_cut_content():
     s1, s2 = stance_prompt("Q?", "post one"), stance_prompt("Q?", "post two")
     common = len(s1.system + s1.user) - len("post one")
     assert (s1.system + s1.user)[:common] == (s2.system + s2.user)[:common]
-    c = contradiction_prompt("a\nb", "c")
-    assert c.inputs == {"a": "a b", "b": "c"}
+    m = memory_prompt([{"kind": "post", "content": "I love\nthe levy", "earlier": ["c", "d\ne"]},
+                       {"kind": "reflection", "content": "x"}], question="Is the levy good?")
+    assert m.user.startswith("Question: Is the levy good?\nStatement 1 (post): I love the levy\n  Earlier 1: c")
+    assert m.inputs["statements"][0]["earlier"] == ["c", "d e"]
+    assert parse_user(m.schema_name, m.user) == ("memory", m.inputs)
+    bare = memory_prompt([{"kind": "like", "content": "liked"}])
+    assert bare.user.startswith("Question: (none)") and parse_user(bare.schema_name, bare.user) == ("memory", bare.inputs)
+
+
+def test_one_memory_call_judges_every_earlier_statement_as_the_pairs_would():
+    earlier = ["The sugar levy is a great idea", "I went jogging today", "The sugar levy is awful and unfair"]
+    new = "The sugar levy is terrible"
+    p = memory_prompt([{"kind": "post", "content": new, "earlier": earlier}], question="Is the levy good?")
+    (a,) = det.answer(p.task, p.inputs)["statements"]
+    pairs = [det.contradiction(e, new) for e in earlier]
+    assert a["contradicts"] == [{"earlier": j, "reason": v["reason"]} for j, v in enumerate(pairs, 1) if v["contradicts"]]
+    assert [c["earlier"] for c in a["contradicts"]] == [1]
+    assert a["importance"] == det.importance(new, "post") and a["valence"] == det.stance("q", new)["valence"]
+    with pytest.raises(ValueError):
+        memory_prompt([])
+    with pytest.raises(ValueError):
+        memory_prompt([{"content": new, "earlier": ["a", "b", "c", "d"]}])
+    with pytest.raises(ValueError):
+        memory_prompt([{"content": new}] * 6)
+
+
+def test_a_memory_answer_must_answer_each_statement_once_and_name_only_listed_earlier_ones():
+    p = memory_prompt([{"content": "new", "earlier": ["a", "b"]}, {"content": "other"}])
+    ok = {"statements": [{"statement": 2, "importance": 3, "valence": 0, "contradicts": []},
+                         {"statement": 1, "importance": 3, "valence": 0,
+                          "contradicts": [{"earlier": 2, "reason": "r"}]}]}
+    assert semantic_errors(p, ok) == []
+    missing = {"statements": ok["statements"][:1]}
+    twice = {"statements": [ok["statements"][1]] * 2}
+    unlisted = {"statements": [{**ok["statements"][0], "contradicts": [{"earlier": 1, "reason": "r"}]},
+                               ok["statements"][1]]}
+    repeated = {"statements": [ok["statements"][0], {**ok["statements"][1], "contradicts": [
+        {"earlier": 1, "reason": "r"}, {"earlier": 1, "reason": "r"}]}]}
+    assert all(semantic_errors(p, bad) for bad in (missing, twice, unlisted, repeated))
 
 
 def test_backend_records_are_deterministic_and_complete():
@@ -260,7 +297,9 @@ def test_reflection_answers_match_their_schema(memories):
 
 @settings(max_examples=150, deadline=None)
 @given(_texts, _texts)
-def test_contradiction_and_stance_answers_match_their_schema(a, b):
-    for prompt in (contradiction_prompt(a, b), stance_prompt(a, b)):
+def test_memory_and_stance_answers_match_their_schema(a, b):
+    statements = [{"kind": "post", "content": a, "earlier": [b]}, {"kind": "reflection", "content": b, "earlier": [a, b, a]},
+                  {"kind": "like", "content": b}]
+    for prompt in (memory_prompt(statements, question=a), memory_prompt(statements[:1]), stance_prompt(a, b)):
         data = det.answer(prompt.task, prompt.inputs)
         assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []

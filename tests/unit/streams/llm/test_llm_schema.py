@@ -5,7 +5,7 @@ import time
 
 from streams.llm.client import parse_reply
 from streams.llm.prompts import (
-    CONTRADICTION_SCHEMA,
+    MEMORY_SCHEMA,
     IMPORTANCE_SCHEMA,
     REFLECTION_SCHEMA,
     STANCE_SCHEMA,
@@ -27,7 +27,10 @@ def test_subset_validator_accepts_and_rejects():
     assert validate_subset(IMPORTANCE_SCHEMA, {"importance": 3, "extra": 1})
     assert validate_subset(STANCE_SCHEMA, {"valence": -0.5}) == []
     assert validate_subset(STANCE_SCHEMA, {"valence": -1.5})
-    assert validate_subset(CONTRADICTION_SCHEMA, {"contradicts": 1, "reason": "x"})
+    one = {"statement": 1, "importance": 4, "valence": 0.5, "contradicts": [{"earlier": 1, "reason": "x"}]}
+    assert validate_subset(MEMORY_SCHEMA, {"statements": [one]}) == []
+    assert validate_subset(MEMORY_SCHEMA, {"statements": []})
+    assert validate_subset(MEMORY_SCHEMA, {"statements": [{**one, "contradicts": [{"earlier": 4, "reason": "x"}]}]})
     two = {"beliefs": [{"text": "I x", "sources": ["a"]}] * 2}
     assert validate_subset(REFLECTION_SCHEMA, two)
     assert validate_subset(REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": []}] * 3})
@@ -35,7 +38,7 @@ def test_subset_validator_accepts_and_rejects():
 
 
 def test_example_for_is_valid_for_every_schema():
-    for schema in (IMPORTANCE_SCHEMA, REFLECTION_SCHEMA, CONTRADICTION_SCHEMA, STANCE_SCHEMA):
+    for schema in (IMPORTANCE_SCHEMA, REFLECTION_SCHEMA, MEMORY_SCHEMA, STANCE_SCHEMA):
         assert validate_subset(schema, example_for(schema)) == []
 
 
@@ -93,7 +96,8 @@ def test_validate_agrees_with_the_subset_validator():
         (IMPORTANCE_SCHEMA, {"importance": 7}), (IMPORTANCE_SCHEMA, {"importance": 0}),
         (IMPORTANCE_SCHEMA, {"importance": "7"}), (IMPORTANCE_SCHEMA, {"importance": 2, "x": 1}),
         (STANCE_SCHEMA, {"valence": 0.25}), (STANCE_SCHEMA, {"valence": 2}),
-        (CONTRADICTION_SCHEMA, {"contradicts": False, "reason": "r"}), (CONTRADICTION_SCHEMA, {"reason": "r"}),
+        (MEMORY_SCHEMA, {"statements": [{"statement": 1, "importance": 2, "valence": 0, "contradicts": []}]}),
+        (MEMORY_SCHEMA, {"statements": [{"statement": 1, "importance": 2, "valence": 0}]}),
         (REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": ["a"]}] * 3}),
         (REFLECTION_SCHEMA, {"beliefs": [{"text": "I x", "sources": ["a"]}] * 6}),
         (REFLECTION_SCHEMA, {"beliefs": [{"text": "", "sources": ["a"]}] * 3}),
