@@ -61,6 +61,16 @@ class LlmSettings(BaseModel):
         default_factory=lambda: {"heavy": ["balanced", "fast"], "balanced": ["fast"], "fast": []}
     )
     max_concurrency: int = 64
+    # Calls sharing a server, model and output schema go, up to this many to
+    # a request, to /v1/completions as a list of prompts (streams/llm/
+    # batching.py); 0 sends each to the chat API on its own.
+    batch_prompts: int = Field(default=32, ge=0, le=1024)
+    # How long the first call of a batch waits for others to join it.
+    batch_window_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    # How a batched call's system and user messages become one prompt: a
+    # model family's format (chatml: Qwen2/2.5; llama3) or a template of
+    # your own with {system} and {user} in it (streams/llm/chat_templates.py).
+    chat_template: str = "chatml"
     max_retries: int = 3
     backoff_base_s: float = 0.2
     embed_dim: int = 384
@@ -78,6 +88,16 @@ class LlmSettings(BaseModel):
                 if isinstance(data.get(role), dict) and "model" not in data[role]:
                     data[role] = {**data[role], "model": model}
         return data
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_is_usable(cls, template: str) -> str:
+        from streams.llm.chat_templates import template_errors  # the platform's own module, no settings import
+
+        problems = template_errors(template)
+        if problems:
+            raise ValueError(problems[0])
+        return template
 
     @field_validator("fallback")
     @classmethod

@@ -1,35 +1,28 @@
-"""Async client of vLLM's OpenAI-compatible chat API, with structured output.
+"""Async client of vLLM's OpenAI-compatible API, with structured output.
 
-Structured output goes through ``response_format`` of type ``json_schema``,
-which current vLLM documents for the chat API (the old ``guided_json``
-extra field was removed in v0.12 and is silently ignored by newer servers,
-so it is never sent). Temperature 0 and a fixed seed make answers as
-reproducible as the server allows; every reply is parsed and validated
-against the schema on receipt, and an invalid one counts as a failed
-attempt. Retries, fallbacks, the concurrency bound and the LlmCall records
-live in transport.HttpCaller.
+Calls go, many to a request, to ``/v1/completions`` with a list of prompts
+(``batching.py``; ``settings.llm.batch_prompts``), or one by one to the chat
+API (``batch_prompts`` 0, or a server without the completions endpoint).
+Chat requests ask for structured output through ``response_format`` of type
+``json_schema``, which current vLLM documents for the chat API (the old
+``guided_json`` extra field was removed in v0.12 and is silently ignored by
+newer servers, so it is never sent). Temperature 0 and a fixed seed make
+answers as reproducible as the server allows; every answer is parsed and
+validated against the schema on receipt (``answers.py``), and an invalid one
+counts as a failed attempt. Retries, fallbacks, the concurrency bound and
+the LlmCall records live in transport.HttpCaller.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .answers import parse_answer
+from .batching import NO_COMPLETIONS, PromptBatcher
 from .embedder import Embedder, make_embedder
-from .prompts import Prompt, semantic_errors
+from .prompts import Prompt
 from .records import LlmResult, OnCall
-from .schema import validate
-from .transport import AttemptFailed, HttpCaller, post_json
-
-
-def _strip_fences(content: str) -> str:
-    # Some chat templates wrap JSON in ``` fences when decoding is not
-    # constrained; accepting that costs nothing.
-    text = content.strip()
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        text = text.rsplit("```", 1)[0]
-    return text.strip()
+from .transport import AttemptFailed, HttpCaller
 
 
 def parse_reply(reply: dict[str, Any], prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -40,16 +33,7 @@ def parse_reply(reply: dict[str, Any], prompt: Prompt) -> tuple[dict[str, Any], 
         content = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError) as exc:
         raise AttemptFailed("invalid_reply", f"no message in reply: {exc!r}", usage=usage) from exc
-    try:
-        data = json.loads(_strip_fences(content))
-    except json.JSONDecodeError as exc:
-        # finish_reason "length" means max_tokens cut the JSON short.
-        why = "truncated" if choice.get("finish_reason") == "length" else "invalid"
-        raise AttemptFailed("invalid_json", f"{why} JSON: {content[:120]!r}", usage=usage) from exc
-    problems = validate(prompt.schema, data) + semantic_errors(prompt, data)
-    if problems:
-        raise AttemptFailed("invalid_schema", "; ".join(problems[:3]), usage=usage)
-    return data, usage
+    return parse_answer(content, choice.get("finish_reason"), prompt, usage)
 
 
 class LlmClient:
@@ -63,6 +47,7 @@ class LlmClient:
                  max_retry_after_s: float = 60.0):
         self.llm = getattr(settings, "llm", settings)
         self._caller = HttpCaller(self.llm, on_call, max_retry_after_s=max_retry_after_s)
+        self._batcher = PromptBatcher(self._caller, self.llm)
         # The vLLM embedder shares pools, semaphore and records with chat.
         self._embedder = embedder or make_embedder(self.llm, on_call, caller=self._caller)
 
@@ -74,7 +59,16 @@ class LlmClient:
                             sim_id: str = "", round: int = 0) -> LlmResult:
         key = cache_key or prompt.default_cache_key()
 
-        async def send(http, cfg, retry):
+        async def send(cfg, retry):
+            # At temperature 0 the same request gives the same invalid
+            # answer; a retry shifts the seed so it is not wasted.
+            seed = self.llm.seed + retry
+            if self._batcher.takes(cfg):
+                try:
+                    return await self._batcher.complete(cfg, prompt, seed=seed)
+                except AttemptFailed as exc:
+                    if exc.reason != NO_COMPLETIONS:
+                        raise
             body = {
                 "model": cfg.model,
                 "messages": [
@@ -82,16 +76,16 @@ class LlmClient:
                     {"role": "user", "content": prompt.user},
                 ],
                 "temperature": 0,
-                # At temperature 0 the same request gives the same invalid
-                # answer; a retry shifts the seed so it is not wasted.
-                "seed": self.llm.seed + retry,
+                "seed": seed,
                 "max_tokens": prompt.max_tokens,
                 "response_format": {
                     "type": "json_schema",
                     "json_schema": {"name": prompt.schema_name, "schema": prompt.schema, "strict": True},
                 },
             }
-            return parse_reply(await post_json(http, "chat/completions", body, cfg.timeout_s), prompt)
+            async with self._caller.slot(cfg) as endpoint:
+                reply = await endpoint.post("chat/completions", body, cfg.timeout_s)
+            return parse_reply(reply, prompt)
 
         data, record = await self._caller.run(role, send, cache_key=key, sim_id=sim_id, round=round,
                                               task=prompt.task)
@@ -106,5 +100,6 @@ class LlmClient:
         return await self._embedder.embed(texts, sim_id=sim_id, round=round)
 
     async def aclose(self) -> None:
+        await self._batcher.aclose()
         await self._embedder.aclose()
         await self._caller.aclose()

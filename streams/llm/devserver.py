@@ -1,13 +1,16 @@
 """A local stand-in for vLLM's OpenAI-compatible server, for tests and benchmarks.
 
 Endpoints: ``POST /v1/chat/completions`` (honours ``response_format``
-json_schema; answers our four schemas like the deterministic backend, any
-other schema with a minimal valid instance), ``POST /v1/embeddings``,
+json_schema; answers our schemas like the deterministic backend, any
+other schema with a minimal valid instance), ``POST /v1/completions`` (a
+prompt or a list of prompts, as vLLM takes them, rendered with one of the
+chat templates of ``chat_templates.py``; the output constraint in
+``structured_outputs.json``, or ``response_format``), ``POST /v1/embeddings``,
 ``GET /v1/models``, ``GET /health``, ``GET /stats`` and ``POST /stats/reset``.
 
 It models what matters to a client: latency per request (with seeded
-jitter), a capacity of requests processed at once beyond which requests
-queue (as vLLM's scheduler does), a seeded error rate (500 or 429 with
+jitter), a capacity of sequences processed at once beyond which requests
+queue (as vLLM's scheduler does; each prompt of a list takes one), a seeded error rate (500 or 429 with
 Retry-After), models that always fail, scripted failures for the next
 requests, and usage token counts.
 
@@ -39,9 +42,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .chat_templates import parse as parse_template
 from .deterministic import answer
 from .embedder import hash_embed
-from .prompts import parse_user
+from .prompts import SCHEMAS, SCHEMA_NAMES, parse_user
 from .records import estimate_tokens
 from .schema import example_for, validate
 
@@ -68,6 +72,9 @@ class DevServerConfig:
     invalid_models: set[str] = field(default_factory=set)  # answer text that is not JSON
     # Scripted statuses for the next requests, e.g. [500, 500] or [429].
     fail_next: list[int] = field(default_factory=list)
+    completions: bool = True  # False: no /v1/completions (404), as a chat-only server
+    # Answers that break their schema, for the next this many prompts of a list.
+    invalid_next_prompts: int = 0
 
 
 class _State:
@@ -75,12 +82,13 @@ class _State:
         self.config = config
         self.lock = threading.Lock()  # tests mutate config/stats from another thread
         self.rng = random.Random(config.seed)
-        self.queue: asyncio.Semaphore | None = None
+        self.slots: asyncio.Condition | None = None
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.requests: Counter[str] = Counter()
+            self.prompts = 0  # prompts of /v1/completions requests
             self.models: Counter[str] = Counter()
             self.statuses: Counter[int] = Counter()
             self.in_flight = 0
@@ -93,7 +101,7 @@ class _State:
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "requests": dict(self.requests), "total": sum(self.requests.values()),
+                "requests": dict(self.requests), "total": sum(self.requests.values()), "prompts": self.prompts,
                 "models": dict(self.models), "statuses": {str(k): v for k, v in self.statuses.items()},
                 "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
                 "max_processing": self.max_processing, "arrivals": list(self.arrivals),
@@ -126,26 +134,49 @@ def _error(status: int, state: _State) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _structured(schema: dict[str, Any], schema_name: str, user: str) -> str:
+    """The answer the deterministic backend would give, or a minimal valid instance."""
+    parsed = parse_user(schema_name, user)
+    data = None
+    if parsed is not None:
+        try:
+            data = answer(*parsed)
+        except (KeyError, ValueError):
+            data = None
+    if data is None or validate(schema, data):
+        data = example_for(schema)
+    return json.dumps(data)
+
+
 def _chat_content(body: dict[str, Any]) -> str:
     fmt = body.get("response_format") or {}
     messages = body.get("messages") or []
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
-        schema = spec.get("schema") or {}
-        parsed = parse_user(spec.get("name", ""), user if isinstance(user, str) else "")
-        data = None
-        if parsed is not None:
-            try:
-                data = answer(*parsed)
-            except (KeyError, ValueError):
-                data = None
-        if data is None or validate(schema, data):
-            data = example_for(schema)
-        return json.dumps(data)
+        return _structured(spec.get("schema") or {}, spec.get("name", ""), user if isinstance(user, str) else "")
     if fmt.get("type") == "json_object":
         return "{}"
     return "OK"
+
+
+def _completion_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    spec = body.get("structured_outputs") or {}
+    if isinstance(spec.get("json"), dict):
+        return spec["json"]
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema")
+    return None
+
+
+def _completion_text(prompt: str, schema: dict[str, Any] | None) -> str:
+    if schema is None:
+        return "OK"
+    # A completions request names no schema: ours are known by their content.
+    name = next((SCHEMA_NAMES[task] for task, known in SCHEMAS.items() if known == schema), "")
+    parts = parse_template(prompt)
+    return _structured(schema, name, parts[1] if parts else prompt)
 
 
 def create_app(state: _State) -> FastAPI:
@@ -172,18 +203,24 @@ def create_app(state: _State) -> FastAPI:
                 with state.lock:
                     state.statuses[status] += 1
                 return _error(status, state)
-            if state.queue is None:
-                state.queue = asyncio.Semaphore(state.config.capacity)
-            async with state.queue:  # beyond capacity, wait like the scheduler queue
+            # Each prompt of a list is a sequence of the scheduler's batch;
+            # beyond capacity, requests wait like the scheduler queue.
+            seqs = max(1, min(len(_prompts(body)), state.config.capacity)) if kind == "completions" else 1
+            if state.slots is None:
+                state.slots = asyncio.Condition()
+            async with state.slots:
+                await state.slots.wait_for(lambda: state.processing + seqs <= state.config.capacity)
                 with state.lock:
-                    state.processing += 1
+                    state.processing += seqs
                     state.max_processing = max(state.max_processing, state.processing)
-                try:
-                    await asyncio.sleep(state.delay())
-                finally:
+            try:
+                await asyncio.sleep(state.delay())
+            finally:
+                async with state.slots:
                     with state.lock:
-                        state.processing -= 1
-            reply = _chat(body, model, state) if kind == "chat" else _embeddings(body, model, state)
+                        state.processing -= seqs
+                    state.slots.notify_all()
+            reply = {"chat": _chat, "completions": _completions, "embeddings": _embeddings}[kind](body, model, state)
             with state.lock:
                 state.statuses[200] += 1
             return JSONResponse(reply)
@@ -194,6 +231,12 @@ def create_app(state: _State) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> JSONResponse:
         return await handle(request, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> JSONResponse:
+        if not state.config.completions:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return await handle(request, "completions")
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> JSONResponse:
@@ -234,6 +277,34 @@ def _chat(body: dict[str, Any], model: str, state: _State) -> dict[str, Any]:
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                      "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+    }
+
+
+def _prompts(body: dict[str, Any]) -> list[str]:
+    prompt = body.get("prompt", "")
+    return [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
+
+
+def _completions(body: dict[str, Any], model: str, state: _State) -> dict[str, Any]:
+    cfg = state.config
+    prompts = _prompts(body)
+    schema = _completion_schema(body)
+    texts = []
+    for p in prompts:
+        with state.lock:
+            state.prompts += 1
+            broken = cfg.invalid_next_prompts > 0
+            cfg.invalid_next_prompts -= broken
+        texts.append("{\"not\": \"the schema\"}" if broken or model in cfg.invalid_models
+                     else _completion_text(p, schema))
+    pt = cfg.prompt_tokens * len(prompts) if cfg.prompt_tokens is not None else estimate_tokens(*prompts)
+    ct = cfg.completion_tokens * len(prompts) if cfg.completion_tokens is not None else \
+        sum(max(1, estimate_tokens(t)) for t in texts)
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": i, "text": t, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
+                    for i, t in enumerate(texts)],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     }
 

@@ -170,7 +170,7 @@ class VllmEmbedder:
     backend = "vllm"
 
     def __init__(self, settings: Any, on_call: OnCall | None = None, *, caller: Any = None):
-        from .transport import HttpCaller  # local: keeps httpx out of offline imports
+        from .transport import HttpCaller  # local: keeps aiohttp out of offline imports
 
         llm = getattr(settings, "llm", settings)
         self.dim = llm.embed_dim
@@ -179,14 +179,15 @@ class VllmEmbedder:
         self._caller = caller or HttpCaller(llm, on_call)
 
     async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
-        from .transport import AttemptFailed, post_json
+        from .transport import AttemptFailed
 
         texts = list(texts)
         if not texts:
             return []
 
-        async def send(http, cfg, retry):
-            reply = await post_json(http, "embeddings", {"model": cfg.model, "input": texts}, cfg.timeout_s)
+        async def send(cfg, retry):
+            async with self._caller.slot(cfg) as endpoint:
+                reply = await endpoint.post("embeddings", {"model": cfg.model, "input": texts}, cfg.timeout_s)
             usage = reply.get("usage") or {}
             try:
                 rows = sorted(reply["data"], key=lambda d: d.get("index", 0))

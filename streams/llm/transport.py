@@ -1,8 +1,9 @@
-"""HTTP plumbing shared by the chat client and the vLLM embedder.
+"""HTTP plumbing shared by the chat client, the prompt batcher and the vLLM embedder.
 
-One connection pool per base URL (roles on the same server share it, see
-ShardedPool), one semaphore bounding requests in flight across all of
-them, and one retry/fallback policy:
+One aiohttp session per base URL (roles on the same server share it), one
+semaphore bounding requests in flight across all of them (a batched
+request holds one slot, whatever its number of prompts), and one
+retry/fallback policy per call:
 
 * per role: 1 attempt + up to ``max_retries`` retries on 429, 5xx, timeouts,
   transport errors and invalid output, sleeping exponential backoff with
@@ -12,6 +13,11 @@ them, and one retry/fallback policy:
 * when the chain is exhausted, :class:`LlmUnavailable`.
 
 Each call emits one LlmCall record (see records.py).
+
+aiohttp, not httpx: the client's own CPU per request bounds how close a
+worker gets to the server's capacity, and httpx/httpcore/anyio spent 68%
+of the client's 1.0-1.4 ms a call here (LiteLLM and the openai SDK moved to
+aiohttp for the same reason); a bare aiohttp request costs about 0.3 ms.
 """
 
 from __future__ import annotations
@@ -20,29 +26,30 @@ import asyncio
 import contextlib
 import email.utils
 import json
-import math
 import random
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-import httpx
+import aiohttp
 
 from . import metrics
 from .records import CallRecord, LlmUnavailable, OnCall, emit, make_record
 
 T = TypeVar("T")
 Usage = dict[str, Any]
-# send(http, role_settings, retry_index) -> (value, usage)
-Send = Callable[[httpx.AsyncClient, Any, int], Awaitable[tuple[T, Usage]]]
+# send(role_settings, retry_index) -> (value, usage); it takes its own
+# request slot (HttpCaller.slot), so a batched call does not hold one alone.
+Send = Callable[[Any, int], Awaitable[tuple[T, Usage]]]
 
 
 class AttemptFailed(Exception):
     """One attempt failed; ``reason`` is the metrics label."""
 
     def __init__(self, reason: str, message: str, *, retryable: bool = True,
-                 retry_after: float | None = None, usage: Usage | None = None):
+                 retry_after: float | None = None, usage: Usage | None = None, status: int | None = None):
         super().__init__(message)
         self.reason = reason
+        self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
         self.usage = usage or {}
@@ -63,72 +70,66 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-async def post_json(http: httpx.AsyncClient, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """POST and return the decoded reply, mapping every failure to AttemptFailed."""
-    try:
-        resp = await http.post(path, json=body, timeout=timeout_s)
-    except httpx.TimeoutException as exc:
-        raise AttemptFailed("timeout", f"timeout after {timeout_s}s: {exc!r}") from exc
-    except httpx.TransportError as exc:
-        raise AttemptFailed("connection", f"transport error: {exc!r}") from exc
-    status = resp.status_code
-    if status != 200:
-        retry_after = parse_retry_after(resp.headers.get("retry-after"))
-        detail = resp.text[:200]
-        if status == 429:
-            raise AttemptFailed("http_429", f"429: {detail}", retry_after=retry_after)
-        if status >= 500 or status == 408:
-            raise AttemptFailed("http_5xx", f"{status}: {detail}", retry_after=retry_after)
-        # Other 4xx (bad request, unknown model, prompt too long) will not get
-        # better by retrying the same server; another role might accept it.
-        raise AttemptFailed("http_4xx", f"{status}: {detail}", retryable=False)
-    try:
-        reply = resp.json()
-    except json.JSONDecodeError as exc:
-        raise AttemptFailed("invalid_reply", f"reply is not JSON: {exc}") from exc
-    if not isinstance(reply, dict):
-        raise AttemptFailed("invalid_reply", "reply is not a JSON object")
-    return reply
+def check_status(status: int, text: str, retry_after: str | None) -> None:
+    """AttemptFailed for a non-200 reply."""
+    if status == 200:
+        return
+    after = parse_retry_after(retry_after)
+    detail = text[:200]
+    if status == 429:
+        raise AttemptFailed("http_429", f"429: {detail}", retry_after=after, status=status)
+    if status >= 500 or status == 408:
+        raise AttemptFailed("http_5xx", f"{status}: {detail}", retry_after=after, status=status)
+    # Other 4xx (bad request, unknown model, prompt too long) will not get
+    # better by retrying the same server; another role might accept it.
+    raise AttemptFailed("http_4xx", f"{status}: {detail}", retryable=False, status=status)
 
 
-class ShardedPool:
-    """Connections to one base URL, ``concurrency`` in all, in shards of <= 8.
+class Endpoint:
+    """One server's base URL and its connections (an aiohttp session)."""
 
-    One ``httpx.AsyncClient`` would do, but httpcore 1.0.9 rescans every
-    pooled connection several times per request (quadratic bookkeeping): at
-    64 connections the client spent ~5 ms of CPU a request and throughput
-    fell below that of 8 connections. Small shards keep each scan short; a
-    request takes the least-loaded shard, so with the caller's semaphore no
-    shard is asked for more connections than it has.
-    """
+    def __init__(self, base_url: str, limit: int, api_key: str = "EMPTY"):
+        self.base = base_url.rstrip("/") + "/"
+        self.limit = limit
+        # vLLM checks the key only when started with --api-key.
+        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    SHARD_SIZE = 8
+    def session(self) -> aiohttp.ClientSession:
+        # A session belongs to the loop it was made in; a client used from
+        # a later asyncio.run gets a new one.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.limit, limit_per_host=self.limit),
+                headers=self.headers)
+            self._loop = loop
+        return self._session
 
-    def __init__(self, base_url: str, concurrency: int, api_key: str = "EMPTY"):
-        shards = max(1, math.ceil(concurrency / self.SHARD_SIZE))
-        per_shard = math.ceil(concurrency / shards)
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self.clients = [
-            httpx.AsyncClient(
-                base_url=base_url.rstrip("/") + "/",
-                limits=limits,
-                headers={"Authorization": f"Bearer {api_key}"},  # vLLM checks it only when started with --api-key
-            )
-            for _ in range(shards)
-        ]
-        self.load = [0] * shards
-
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[httpx.AsyncClient]:
-        i = min(range(len(self.load)), key=self.load.__getitem__)
-        self.load[i] += 1
+    async def post(self, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """POST and return the decoded reply, mapping every failure to AttemptFailed."""
         try:
-            yield self.clients[i]
-        finally:
-            self.load[i] -= 1
+            async with self.session().post(self.base + path, data=json.dumps(body),
+                                           timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                status, raw, retry_after = resp.status, await resp.read(), resp.headers.get("Retry-After")
+        except asyncio.TimeoutError as exc:
+            raise AttemptFailed("timeout", f"timeout after {timeout_s}s: {exc!r}") from exc
+        except aiohttp.ClientError as exc:
+            raise AttemptFailed("connection", f"transport error: {exc!r}") from exc
+        check_status(status, raw.decode("utf-8", "replace"), retry_after)
+        try:
+            reply = json.loads(raw)
+        except ValueError as exc:
+            raise AttemptFailed("invalid_reply", f"reply is not JSON: {exc}") from exc
+        if not isinstance(reply, dict):
+            raise AttemptFailed("invalid_reply", "reply is not a JSON object")
+        return reply
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.clients))
+        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
 
 
 class HttpCaller:
@@ -138,13 +139,19 @@ class HttpCaller:
         self.max_retry_after_s = max_retry_after_s
         self.semaphore = asyncio.Semaphore(llm.max_concurrency)
         self._rng = random.Random(llm.seed)  # seeded jitter: reproducible schedules
-        self._pools: dict[tuple[str, str], ShardedPool] = {}
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
 
-    def pool(self, base_url: str, api_key: str = "EMPTY") -> "ShardedPool":
-        pool = self._pools.get((base_url, api_key))
-        if pool is None:
-            pool = self._pools[(base_url, api_key)] = ShardedPool(base_url, self.llm.max_concurrency, api_key)
-        return pool
+    def endpoint(self, base_url: str, api_key: str = "EMPTY") -> Endpoint:
+        found = self._endpoints.get((base_url, api_key))
+        if found is None:
+            found = self._endpoints[(base_url, api_key)] = Endpoint(base_url, self.llm.max_concurrency, api_key)
+        return found
+
+    @contextlib.asynccontextmanager
+    async def slot(self, cfg: Any) -> AsyncIterator[Endpoint]:
+        """One request in flight to the role's server (of max_concurrency)."""
+        async with self.semaphore:
+            yield self.endpoint(cfg.url, cfg.api_key)
 
     def backoff(self, retry_index: int, retry_after: float | None) -> float:
         """Equal-jitter exponential backoff, at least the server's Retry-After."""
@@ -171,9 +178,8 @@ class HttpCaller:
 
     async def run(self, role: str, send: Send, *, cache_key: str, sim_id: str = "",
                   round: int = 0, task: str = "") -> tuple[T, CallRecord]:
-        # Latency runs from the first attempt's start, after waiting for a
-        # concurrency slot: local queueing under asyncio.gather is the
-        # caller's choice, not the model's speed. Retries and backoff count.
+        # Latency runs from the first attempt's start, including the wait
+        # for a request slot or a batch to fill. Retries and backoff count.
         started: float | None = None
         attempts, prompt_tokens, completion_tokens = 0, 0, 0
         last: AttemptFailed | None = None
@@ -187,11 +193,10 @@ class HttpCaller:
             for retry in range(self.llm.max_retries + 1):
                 attempts += 1
                 try:
-                    # Held per attempt, not across backoff sleeps, so a
-                    # retrying call does not block others from the server.
-                    async with self.semaphore, self.pool(cfg.url, cfg.api_key).lease() as http:
-                        started = started or time.perf_counter()
-                        value, usage = await send(http, cfg, retry)
+                    # The slot is taken per attempt (inside send), not across
+                    # backoff sleeps, so a retrying call does not block others.
+                    started = started or time.perf_counter()
+                    value, usage = await send(cfg, retry)
                 except AttemptFailed as exc:
                     last = exc
                     prompt_tokens += int(exc.usage.get("prompt_tokens") or 0)
@@ -225,5 +230,5 @@ class HttpCaller:
         )
 
     async def aclose(self) -> None:
-        pools, self._pools = self._pools, {}
-        await asyncio.gather(*(p.aclose() for p in pools.values()))
+        endpoints, self._endpoints = self._endpoints, {}
+        await asyncio.gather(*(e.aclose() for e in endpoints.values()))

@@ -31,7 +31,9 @@ def server():
 
 def settings(url, **kw):
     timeout = kw.pop("timeout_s", 5.0)
-    base = dict(backend="vllm", embed_backend="vllm", max_retries=2, backoff_base_s=0.01, max_concurrency=16)
+    # One chat call per prompt unless a test asks for batching (its own tests below).
+    base = dict(backend="vllm", embed_backend="vllm", max_retries=2, backoff_base_s=0.01, max_concurrency=16,
+                batch_prompts=0)
     base.update(kw)
     return LlmSettings(
         fast=LlmRole(url=url, model=FAST, timeout_s=timeout),
@@ -60,10 +62,11 @@ def metric(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_structured_output_is_requested_and_validated(server):
+@pytest.mark.parametrize("batch", [32, 0], ids=["batched-completions", "chat"])
+def test_structured_output_is_requested_and_validated(server, batch):
     mems = [("m1", "The park is wonderful"), ("m2", "The park is great"), ("m3", "The bus is late")]
     (imp, refl, con, st), records = call(
-        settings(server.url),
+        settings(server.url, batch_prompts=batch),
         lambda c: c.complete_json("fast", importance_prompt("I am furious at Mayor Bob!"), sim_id="s", round=2),
         lambda c: c.complete_json("heavy", reflection_prompt("alice", mems)),
         lambda c: c.complete_json("balanced", memory_prompt([{"kind": "post", "content": "I hate the park",
@@ -79,6 +82,17 @@ def test_structured_output_is_requested_and_validated(server):
     assert st["valence"] > 0
     assert imp.status == "ok" and imp.attempts == 1 and imp.model == FAST
     assert imp.prompt_tokens > 0 and imp.completion_tokens > 0
+    if batch:  # one completions request per model and schema, each prompt rendered with the chat template
+        bodies = server.last_bodies()
+        assert len(bodies) == 4 and all(len(b["prompt"]) == 1 for b in bodies)
+        for body in bodies:
+            assert body["structured_outputs"]["json"]["additionalProperties"] is False
+            assert "guided_json" not in body and "response_format" not in body and "messages" not in body
+            assert body["temperature"] == 0 and body["seed"] == 7
+            assert all(p.startswith("<|im_start|>system\n") and p.endswith("<|im_start|>assistant\n")
+                       for p in body["prompt"])
+        assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+        return
     bodies = [b for b in server.last_bodies() if "messages" in b]
     assert len(bodies) == 4
     for body in bodies:
@@ -316,3 +330,35 @@ def test_a_model_the_server_does_not_serve_stops_the_worker_at_start(server):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "invalid setting MURMUR_LLM__FAST__MODEL" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+
+
+# -- batched completions ----------------------------------------------------------
+def test_concurrent_calls_share_completions_requests(server):
+    n = 64
+    results, records = call(settings(server.url, batch_prompts=16, batch_window_ms=20),
+                            *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"post number {i}!"))
+                              for i in range(n)])
+    assert all(1 <= r["importance"] <= 10 for r in results)
+    stats = server.stats()
+    assert stats["prompts"] == n and stats["requests"] == {"completions": n // 16}
+    assert len(records) == n and all(r["status"] == "ok" and r["task"] == "importance" for r in records)
+    # the request's usage is shared out: every call has its part, and the parts add up
+    assert all(r["prompt_tokens"] > 0 and r["completion_tokens"] > 0 for r in records)
+
+
+def test_an_invalid_answer_in_a_batch_is_retried_alone(server):
+    server.config.invalid_next_prompts = 1
+    results, records = call(settings(server.url, batch_prompts=8, batch_window_ms=20),
+                            *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"p {i}")) for i in range(8)])
+    assert all(not isinstance(r, BaseException) for r in results)
+    assert sorted(r["status"] for r in records) == ["ok"] * 7 + ["retried_ok"]
+    assert server.stats()["prompts"] == 9  # the 8, and the one retried on its own
+
+
+def test_a_server_without_completions_gets_one_chat_call_per_prompt(caplog):
+    with DevServer(DevServerConfig(latency_ms=5, completions=False)) as srv:
+        results, records = call(settings(srv.url, batch_prompts=8, max_retries=0),
+                                *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"p {i}")) for i in range(5)])
+        assert all(1 <= r["importance"] <= 10 for r in results)
+        assert srv.stats()["requests"]["chat"] == 5 and all(r["status"] == "ok" for r in records)
+    assert "has no /v1/completions" in caplog.text

@@ -267,7 +267,7 @@ def test_each_role_sends_its_own_api_key():
 
     async def headers():
         caller = HttpCaller(llm)
-        got = [caller.pool(r.url, r.api_key).clients[0].headers["authorization"] for r in (llm.fast, llm.balanced)]
+        got = [caller.endpoint(r.url, r.api_key).headers["Authorization"] for r in (llm.fast, llm.balanced)]
         await caller.aclose()
         return got
 
