@@ -3,11 +3,12 @@
 The vLLM-like dev server (``streams/llm/devserver.py``, its own process as
 vLLM would be) answers every request after 50 ms and processes at most 256
 at once. The agent worker calls it with ``MURMUR_LLM__BACKEND=vllm``
-(embeddings too) and ``MURMUR_LLM__MAX_CONCURRENCY`` = 1, 16, 64, 256. With
-c requests in flight and 50 ms each, the limit is min(c, 256) / 0.05 s;
-the absolute limit is capacity/latency = 5,120 calls/s. The limit counts
-one call per event, importance's; the stage's contradiction and stance
-steps call the same ``fast`` server too.
+(embeddings too) and ``MURMUR_LLM__MAX_CONCURRENCY`` = 1, 16, 64, 256
+requests in flight, each carrying up to ``BATCH`` (32, the default
+``batch_prompts``) prompts to ``/v1/completions``. With c requests in
+flight and 50 ms each, the limit is min(c x 32, 256) / 0.05 s; the absolute
+limit is capacity/latency = 5,120 calls/s. One call per event (the memory
+call: importance, valence and contradictions); reflections add a few.
 
 Measured like B1 (a backlog; n / (last ScoredMemory - first publish), after
 a warm-up post has opened the connections), plus the same calls
@@ -31,11 +32,16 @@ TITLE = "agent stage against a 50 ms, capacity-256 LLM server, by client concurr
 LATENCY_MS = 50.0
 CAPACITY = 256
 CONCURRENCY = (1, 16, 64, 256)
+BATCH = 32  # settings.llm.batch_prompts' default
+
+
+def limit_of(c: int) -> float:
+    return min(c * BATCH, CAPACITY) / (LATENCY_MS / 1000)
 
 
 def llm_env(url: str, concurrency: int) -> dict[str, str]:
     env = {"MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm",
-           "MURMUR_LLM__MAX_CONCURRENCY": str(concurrency)}
+           "MURMUR_LLM__MAX_CONCURRENCY": str(concurrency), "MURMUR_LLM__BATCH_PROMPTS": str(BATCH)}
     for role in ("FAST", "BALANCED", "HEAVY", "EMBED"):
         env[f"MURMUR_LLM__{role}__URL"] = url
     return env
@@ -45,7 +51,7 @@ def events_for(ctx: Ctx, c: int) -> int:
     """About 4 s of work at the limit, at least 100 events, bounded by what
     one worker's stream layer can do anyway."""
     seconds = 2 if ctx.quick else 4
-    return int(max(100, min(min(c, CAPACITY) / (LATENCY_MS / 1000) * seconds, 1_500 if ctx.quick else 4_000)))
+    return int(max(100, min(limit_of(c) * seconds, 1_500 if ctx.quick else 4_000)))
 
 
 def worker_run(ctx: Ctx, url: str, c: int, n: int) -> float:
@@ -70,7 +76,7 @@ async def client_run(url: str, c: int, n: int) -> float:
     from streams.llm import LlmClient, importance_prompt
     from streams.settings import LlmRole, LlmSettings
 
-    client = LlmClient(LlmSettings(backend="vllm", max_concurrency=c,
+    client = LlmClient(LlmSettings(backend="vllm", max_concurrency=c, batch_prompts=BATCH,
                                    fast=LlmRole(url=url, model="Qwen/Qwen2.5-1.5B-Instruct")))
     try:
         await client.complete_json("fast", importance_prompt("warm-up"))
@@ -92,12 +98,12 @@ def run(ctx: Ctx) -> dict:
                 client[c].append(asyncio.run(client_run(url, c, n)))
                 stage[c].append(worker_run(ctx, url, c, n))
                 ctx.log(f"  B3 concurrency {c}: stage {stage[c][-1]:.0f}/s, client alone {client[c][-1]:.0f}/s "
-                        f"({n} events; limit {min(c, CAPACITY) / (LATENCY_MS / 1000):.0f}/s)")
+                        f"({n} events; limit {limit_of(c):.0f}/s)")
         server = stats()
     figures = {}
     for c in CONCURRENCY:
-        limit = min(c, CAPACITY) / (LATENCY_MS / 1000)
-        ref = f"min({c}, capacity {CAPACITY}) / {LATENCY_MS:.0f} ms"
+        limit = limit_of(c)
+        ref = f"min({c} x {BATCH} prompts, capacity {CAPACITY}) / {LATENCY_MS:.0f} ms"
         figures[f"stage_c{c}"] = figure(stage[c], unit="events/s", reference=ref, reference_value=limit,
                                         events=events_for(ctx, c),
                                         ratio_to_capacity_limit=round(sorted(stage[c])[len(stage[c]) // 2]
