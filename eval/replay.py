@@ -81,13 +81,47 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
     return out
 
 
-def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "") -> dict:
+JOURNAL_MODES = ("off", "strict", "fill")
+
+
+def load_journal(settings: Settings, sim_id: str):
+    """The live run's LLM answers for the simulation (its LlmCall events, in
+    ``settings.namespace``) and its memories' embeddings (its ScoredMemory
+    events): what a replay answers from instead of the model."""
+    from streams.kafka import read_to_end
+    from streams.llm.journal import load
+    from streams.topics import LLM_CALLS, SCORED
+    from streams.vectors import vector_of
+
+    serde = default_serde()
+
+    def records(spec) -> list[dict]:
+        out = []
+        for m in read_to_end(settings, topic_name(spec, settings.namespace)):
+            try:
+                _, r = serde.decode(m.value())
+            except DecodeError:
+                continue
+            if r.get("sim_id") == sim_id:
+                out.append(r)
+        return out
+
+    return load(records(LLM_CALLS), records(SCORED), vector_of)
+
+
+def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "", journal: str = "off") -> dict:
     """Read the simulation, run the batch path, write every derived event into
-    ``namespace`` (topics and keyspace). Returns counts."""
+    ``namespace`` (topics and keyspace). Returns counts.
+
+    ``journal``: ``strict`` answers every LLM request from the live run's
+    journal (no model call; a miss is counted and fails as an unavailable
+    model would), ``fill`` asks the model on a miss, ``off`` asks the model
+    (or the deterministic backend) everything."""
     import asyncio
 
     from processors.batch import BatchRuntime, derive, verdicts
     from streams.llm import make_llm
+    from streams.llm.embedder import embedder_name
     from sinks.cassandra_store import CassandraStore
     from streams.kafka import BatchProducer, create_topics, make_producer
     from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, agent_key, sim_key
@@ -98,7 +132,17 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     read = read_sim(settings, sim_id)
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
-    rt = BatchRuntime(ns, make_llm(ns))
+    if journal not in JOURNAL_MODES:
+        raise MurmurError(f"journal must be one of {', '.join(JOURNAL_MODES)}, not {journal!r}")
+    book = None
+    if journal == "off":
+        llm = make_llm(ns)
+    else:
+        from streams.llm.journal import JournalLlm
+
+        book = load_journal(settings, sim_id)
+        llm = JournalLlm(book, ns, model_llm=make_llm(ns) if journal == "fill" else None)
+    rt = BatchRuntime(ns, llm, embedder_name(ns.llm))
     out = asyncio.run(derive(rt, read.events, positions=read.positions))
     # The simulation's own question (its Simulation event) unless one is given.
     per_round = asyncio.run(verdicts(rt, out, sim_id=sim_id, question=question or out.question))
@@ -130,6 +174,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     finally:
         db.close()
     return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
+            "journal": {"mode": journal, **book.summary()} if book else {"mode": journal},
             "events": len({r["event_id"] for _, r in read.events}), "memories": len(out.memories), "reflections": len(out.reflections),
             "conflicts": len(out.conflicts), "verdicts": len(per_round),
             "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence", "post_count",

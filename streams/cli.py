@@ -329,13 +329,17 @@ def replay(
     sim: str = typer.Option(..., "--sim", help="Simulation to replay"),
     namespace: str = typer.Option("replay", help="Where derived events go (topics <ns>.*, keyspace murmur_<ns>)"),
     question: str = typer.Option("", help="The question its verdict answers"),
+    journal: str = typer.Option("off", help="strict: answer every LLM request from the live run's LlmCall journal "
+                                             "(no model call; misses are counted); fill: ask the model on a miss; "
+                                             "off: ask the model"),
 ):
     """Re-run one simulation from the log (beginning to the end offsets at
     start) through the processors' functions into an isolated namespace."""
     from eval.replay import replay_sim
 
     try:
-        typer.echo(json.dumps(replay_sim(get_settings(), sim, namespace=namespace, question=question)))
+        typer.echo(json.dumps(replay_sim(get_settings(), sim, namespace=namespace, question=question,
+                                         journal=journal)))
     except MurmurError as exc:
         fail(str(exc))
 

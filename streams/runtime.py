@@ -92,9 +92,9 @@ class Runtime:
 
     @property
     def embedder_name(self) -> str:
-        llm = self.settings.llm
-        return {"deterministic": "deterministic-hash-v1", "minilm": "minilm-l6-v2"}.get(
-            llm.embed_backend, f"vllm:{llm.embed.model}")
+        from streams.llm.embedder import embedder_name
+
+        return embedder_name(self.settings.llm)
 
     def _on_llm_call(self, record: dict) -> None:
         self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))

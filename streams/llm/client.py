@@ -20,6 +20,7 @@ from typing import Any
 from .answers import parse_answer
 from .batching import NO_COMPLETIONS, PromptBatcher
 from .embedder import Embedder, make_embedder
+from .journal import answer_text, fingerprint
 from .prompts import Prompt
 from .records import LlmResult, OnCall
 from .transport import AttemptFailed, HttpCaller
@@ -87,8 +88,11 @@ class LlmClient:
                 reply = await endpoint.post("chat/completions", body, cfg.timeout_s)
             return parse_reply(reply, prompt)
 
+        # The role's own model, not a fallback's: what a replay asks for.
+        own = getattr(self.llm, role, None)
+        mark = fingerprint(own.model, prompt) if hasattr(own, "model") else ""  # an unknown role fails in run
         data, record = await self._caller.run(role, send, cache_key=key, sim_id=sim_id, round=round,
-                                              task=prompt.task)
+                                              task=prompt.task, answer_of=lambda d: (mark, answer_text(d)))
         return LlmResult(
             data=data, backend=self.backend, role=role, model=record["model"], status=record["status"],
             attempts=record["attempts"], prompt_tokens=record["prompt_tokens"],

@@ -220,6 +220,12 @@ def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b)) / (na * nb)
 
 
+def embedder_name(llm: Any) -> str:
+    """What a memory's ``embedder`` field says made its vector."""
+    return {"deterministic": "deterministic-hash-v1", "minilm": "minilm-l6-v2"}.get(
+        llm.embed_backend, f"vllm:{llm.embed.model}")
+
+
 def make_embedder(settings: Any, on_call: OnCall | None = None, *, caller: Any = None) -> Embedder:
     """The embedder ``settings.llm.embed_backend`` names."""
     llm = getattr(settings, "llm", settings)

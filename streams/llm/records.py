@@ -27,7 +27,7 @@ OnCall = Callable[[CallRecord], Union[None, Awaitable[None]]]
 RECORD_FIELDS = (
     "event_id", "sim_id", "round", "ts", "role", "model", "backend",
     "prompt_tokens", "completion_tokens", "latency_ms", "status",
-    "attempts", "cache_key", "task", "error",
+    "attempts", "cache_key", "task", "fingerprint", "answer", "error",
 )
 STATUSES = ("ok", "retried_ok", "fallback_ok", "failed")
 
@@ -104,6 +104,8 @@ def make_record(
     round: int = 0,
     error: str | None = None,
     task: str = "",
+    fingerprint: str = "",
+    answer: str | None = None,
 ) -> CallRecord:
     return {
         "event_id": make_event_id(
@@ -122,6 +124,8 @@ def make_record(
         "attempts": int(attempts),
         "cache_key": cache_key,
         "task": task,
+        "fingerprint": fingerprint,
+        "answer": answer,
         "error": error,
     }
 

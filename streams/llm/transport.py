@@ -177,7 +177,10 @@ class HttpCaller:
         return out
 
     async def run(self, role: str, send: Send, *, cache_key: str, sim_id: str = "",
-                  round: int = 0, task: str = "") -> tuple[T, CallRecord]:
+                  round: int = 0, task: str = "", answer_of: Callable[[T], tuple[str, str]] | None = None,
+                  ) -> tuple[T, CallRecord]:
+        """``answer_of(value)`` -> (fingerprint, answer JSON) to record for
+        the journal (streams/llm/journal.py); embeddings have none."""
         # Latency runs from the first attempt's start, including the wait
         # for a request slot or a batch to fill. Retries and backoff count.
         started: float | None = None
@@ -212,6 +215,8 @@ class HttpCaller:
                 status = "fallback_ok" if position else ("ok" if attempts == 1 else "retried_ok")
                 record = self._record(role, model, status, attempts, cache_key, prompt_tokens,
                                       completion_tokens, started, sim_id, round, None, task)
+                if answer_of is not None:
+                    record["fingerprint"], record["answer"] = answer_of(value)
                 await emit(record, self.on_call)
                 return value, record
         error = f"{last.reason}: {last}" if last else "no attempt made"

@@ -158,3 +158,50 @@ def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pip
         assert zero.status_code == 422 and "weight" in zero.text
         assert client.post(f"/simulations/{sim}/agents/nobody/retrieve", json={"query": "x"}).status_code == 404
     store.close()
+
+
+def test_an_llm_driven_run_replays_from_its_journal_with_no_model_call(live, vllm_pipeline, tmp_path):
+    from eval.replay import replay_sim
+    from streams.kafka import read_to_end
+    from streams.serde import default_serde
+    from streams.topics import CONFLICTS, REFLECTIONS, SCORED, topic_name
+
+    settings, server, worker = vllm_pipeline
+    sim = f"journal-{uuid.uuid4().hex[:8]}"
+    events = [post("flipper", r + 1, 1_000 * (r + 1), text) for r, text in enumerate([
+        "The Riverside bike lane plan is good for our street and I support it.",
+        "The Riverside bike lane plan is great for our street, I support it fully.",
+        "After the study, the Riverside bike lane plan looks bad for our street. I now oppose it."])]
+    events += [post("thinker", 1 + i // 10, 10_000 + i, OPINIONS[i % 5] + f" ({i})") for i in range(30)]
+    publish(tmp_path, live, sim, events)
+    serde = default_serde()
+
+    def outputs(namespace: str) -> dict[str, bytes]:
+        """Every derived event of the simulation, by id, as encoded (a redelivered copy is the same bytes)."""
+        out = {}
+        for spec in (SCORED, CONFLICTS, REFLECTIONS):
+            for m in read_to_end(settings, topic_name(spec, namespace)):
+                kind, r = serde.decode(m.value())
+                if r["sim_id"] == sim:
+                    out[r["event_id"]] = serde.encode(kind, r)
+        return out
+
+    def scored_posts() -> int:
+        return sum(1 for m in read_to_end(settings, topic_name(SCORED, worker.settings.namespace))
+                   if (r := serde.decode(m.value())[1])["sim_id"] == sim and r["kind"] == "post")
+
+    wait_for(lambda: scored_posts() == len(events), timeout=180, what="every post scored", worker=worker)
+    live_out = outputs(worker.settings.namespace)
+    kinds = {serde.decode(b)[0] for b in live_out.values()}
+    assert kinds == {"ScoredMemory", "Conflict", "Reflection"}  # the run used every kind of answer
+
+    server.reset_stats()
+    ns = f"jr{uuid.uuid4().hex[:6]}"
+    summary = replay_sim(settings, sim, namespace=ns, journal="strict")
+    assert server.stats()["total"] == 0  # not one request reached the model server
+    assert summary["journal"]["misses"] == 0 and summary["journal"]["hits"] > len(events)
+    assert outputs(ns) == live_out  # byte-identical, event by event
+
+    # Without the journal the same replay asks the model again.
+    replay_sim(settings, sim, namespace=f"{ns}b", journal="off")
+    assert server.stats()["total"] > 0

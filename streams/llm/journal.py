@@ -1,0 +1,111 @@
+"""The LLM answer journal: a run's model answers, read back instead of asked again.
+
+Every call the vLLM backend makes ends in an LlmCall event; a successful
+one carries the request's ``fingerprint`` (the role's model, the output
+schema, the system and user messages: what makes two requests the same)
+and the validated ``answer``. Embeddings are not repeated there: each
+memory's vector is already on its ScoredMemory event. A replay reads both
+back (:func:`load`) and answers from them (:class:`JournalLlm`): an
+LLM-driven run replays with no model call, to the byte, and a request the
+journal does not hold is a miss, counted and reported, and sent to the
+model only when asked (``fill``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .prompts import Prompt
+from .records import LlmResult, LlmUnavailable
+
+
+def fingerprint(model: str, prompt: Prompt) -> str:
+    """What identifies a request: the same fingerprint, the same question to the same model."""
+    body = json.dumps([model, prompt.schema_name, prompt.schema, prompt.system, prompt.user], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def answer_text(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class Journal:
+    answers: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)  # fingerprint -> (data, model)
+    vectors: dict[str, list[float]] = field(default_factory=dict)  # text -> embedding
+    hits: Counter = field(default_factory=Counter)  # by task
+    misses: Counter = field(default_factory=Counter)
+
+    def add_call(self, record: dict[str, Any]) -> None:
+        """An LlmCall record; those without an answer (failed calls,
+        embeddings, the deterministic backend's) hold nothing to replay."""
+        if record.get("fingerprint") and record.get("answer"):
+            self.answers[record["fingerprint"]] = (json.loads(record["answer"]), record["model"])
+
+    def add_vector(self, text: str, vector: list[float]) -> None:
+        if len(vector):
+            self.vectors[text] = vector
+
+    def summary(self) -> dict[str, Any]:
+        return {"answers": len(self.answers), "vectors": len(self.vectors), "hits": sum(self.hits.values()),
+                "misses": sum(self.misses.values()), "misses_by_task": dict(self.misses)}
+
+
+def load(calls: Iterable[dict[str, Any]], memories: Iterable[dict[str, Any]],
+         vector_of: Callable[[dict], list[float]]) -> Journal:
+    journal = Journal()
+    for record in calls:
+        journal.add_call(record)
+    for memory in memories:
+        journal.add_vector(memory["content"], vector_of(memory))
+    return journal
+
+
+class JournalLlm:
+    """The LLM backend of a replay: answers from a journal.
+
+    ``model_llm`` (optional) is asked on a miss; without it a miss fails as
+    an unavailable model would (its documented fallbacks apply) and is
+    counted. A hit makes no call and emits no LlmCall record.
+    """
+
+    backend = "vllm"
+    waits = False  # answers in-process
+
+    def __init__(self, journal: Journal, settings: Any, *, model_llm: Any = None):
+        self.journal = journal
+        self.llm = getattr(settings, "llm", settings)
+        self.model_llm = model_llm
+
+    async def complete_json(self, role: str, prompt: Prompt, *, cache_key: str | None = None,
+                            sim_id: str = "", round: int = 0) -> LlmResult:
+        hit = self.journal.answers.get(fingerprint(getattr(self.llm, role).model, prompt))
+        if hit is not None:
+            self.journal.hits[prompt.task] += 1
+            data, model = hit
+            return LlmResult(data=data, backend="vllm", role=role, model=model, status="journal", attempts=0,
+                             prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
+                             cache_key=cache_key or prompt.default_cache_key(), event_id="")
+        self.journal.misses[prompt.task] += 1
+        if self.model_llm is not None:
+            return await self.model_llm.complete_json(role, prompt, cache_key=cache_key, sim_id=sim_id, round=round)
+        raise LlmUnavailable(f"journal miss: no answer recorded for this {prompt.task} request")
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
+        missing = [t for t in texts if t not in self.journal.vectors]
+        self.journal.hits["embed"] += len(texts) - len(missing)
+        if missing:
+            self.journal.misses["embed"] += len(missing)
+            if self.model_llm is None:
+                raise LlmUnavailable(f"journal miss: no embedding recorded for {len(missing)} of {len(texts)} texts")
+            found = dict(zip(missing, await self.model_llm.embed(missing, sim_id=sim_id, round=round)))
+            return [self.journal.vectors.get(t) or found[t] for t in texts]
+        return [self.journal.vectors[t] for t in texts]
+
+    async def aclose(self) -> None:
+        if self.model_llm is not None:
+            await self.model_llm.aclose()
