@@ -71,6 +71,16 @@ class LlmSettings(BaseModel):
     # model family's format (chatml: Qwen2/2.5; llama3) or a template of
     # your own with {system} and {user} in it (streams/llm/chat_templates.py).
     chat_template: str = "chatml"
+    # Circuit breaker per server (streams/llm/breaker.py): after this many
+    # outage failures in a row, calls fail at once for the cooldown (doubled
+    # at each reopening, up to the max) instead of retrying; 0 turns it off.
+    # Ten in a row: a server failing 30% of requests at random does that
+    # about once in 170,000 attempts; one that is down, at once.
+    breaker_failures: int = Field(default=10, ge=0)
+    breaker_cooldown_s: float = Field(default=5.0, gt=0)
+    breaker_max_cooldown_s: float = Field(default=60.0, gt=0)
+    # ... and only once no call succeeded for this long.
+    breaker_quiet_s: float = Field(default=2.0, ge=0)
     max_retries: int = 3
     backoff_base_s: float = 0.2
     embed_dim: int = 384

@@ -22,6 +22,10 @@ LLM_LATENCY = Histogram(
 LLM_FAILURES = Counter(
     "murmur_llm_failures_total", "Failed attempts by the role tried and the reason", ["role", "reason"]
 )
+LLM_BREAKER_OPENED = Counter(
+    "murmur_llm_breaker_opened_total", "Times a role's server was cut off after repeated outage failures",
+    ["role"],
+)
 LLM_FALLBACKS = Counter(
     "murmur_llm_fallbacks_total", "Switches from a failing role to the next", ["from_role", "to_role"]
 )
@@ -45,6 +49,10 @@ def observe_call(record: dict[str, Any]) -> None:
 
 def observe_failure(role: str, reason: str) -> None:
     LLM_FAILURES.labels(role=role, reason=reason).inc()
+
+
+def observe_breaker_opened(role: str) -> None:
+    LLM_BREAKER_OPENED.labels(role=role).inc()
 
 
 def observe_fallback(from_role: str, to_role: str) -> None:

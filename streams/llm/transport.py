@@ -33,6 +33,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 import aiohttp
 
 from . import metrics
+from .breaker import Breaker
 from .records import CallRecord, LlmUnavailable, OnCall, emit, make_record
 
 T = TypeVar("T")
@@ -40,6 +41,9 @@ Usage = dict[str, Any]
 # send(role_settings, retry_index) -> (value, usage); it takes its own
 # request slot (HttpCaller.slot), so a batched call does not hold one alone.
 Send = Callable[[Any, int], Awaitable[tuple[T, Usage]]]
+
+
+CIRCUIT_OPEN = "circuit_open"  # the breaker refused the attempt (breaker.py): not a request
 
 
 class AttemptFailed(Exception):
@@ -140,6 +144,19 @@ class HttpCaller:
         self.semaphore = asyncio.Semaphore(llm.max_concurrency)
         self._rng = random.Random(llm.seed)  # seeded jitter: reproducible schedules
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._breakers: dict[tuple[str, str], Breaker] = {}
+
+    def breaker(self, cfg: Any) -> Breaker | None:
+        """The breaker of a role's server and model (a server may fail one
+        model and serve the others)."""
+        if not self.llm.breaker_failures:
+            return None
+        found = self._breakers.get((cfg.url, cfg.model))
+        if found is None:
+            found = self._breakers[(cfg.url, cfg.model)] = Breaker(
+                self.llm.breaker_failures, self.llm.breaker_cooldown_s, self.llm.breaker_max_cooldown_s,
+                self.llm.breaker_quiet_s)
+        return found
 
     def endpoint(self, base_url: str, api_key: str = "EMPTY") -> Endpoint:
         found = self._endpoints.get((base_url, api_key))
@@ -149,8 +166,14 @@ class HttpCaller:
 
     @contextlib.asynccontextmanager
     async def slot(self, cfg: Any) -> AsyncIterator[Endpoint]:
-        """One request in flight to the role's server (of max_concurrency)."""
+        """One request in flight to the role's server (of max_concurrency).
+        The breaker is asked once the slot is free: calls queued behind a
+        failing request learn of the outage without trying."""
         async with self.semaphore:
+            breaker = self.breaker(cfg)
+            if breaker is not None and not breaker.allows(time.monotonic()):
+                raise AttemptFailed(CIRCUIT_OPEN, f"{cfg.url} ({cfg.model}): cut off after repeated outage failures",
+                                    retryable=False)
             yield self.endpoint(cfg.url, cfg.api_key)
 
     def backoff(self, retry_index: int, retry_after: float | None) -> float:
@@ -193,6 +216,7 @@ class HttpCaller:
             model = cfg.model
             if position:
                 metrics.observe_fallback(chain[position - 1], current)
+            breaker = self.breaker(cfg)
             for retry in range(self.llm.max_retries + 1):
                 attempts += 1
                 try:
@@ -202,6 +226,10 @@ class HttpCaller:
                     value, usage = await send(cfg, retry)
                 except AttemptFailed as exc:
                     last = exc
+                    if exc.reason == CIRCUIT_OPEN:
+                        attempts -= 1  # no request was made
+                    elif breaker is not None and breaker.record(time.monotonic(), ok=False, reason=exc.reason):
+                        metrics.observe_breaker_opened(current)
                     prompt_tokens += int(exc.usage.get("prompt_tokens") or 0)
                     completion_tokens += int(exc.usage.get("completion_tokens") or 0)
                     metrics.observe_failure(current, exc.reason)
@@ -209,6 +237,8 @@ class HttpCaller:
                         break
                     await asyncio.sleep(self.backoff(retry, exc.retry_after))
                     continue
+                if breaker is not None:
+                    breaker.record(time.monotonic(), ok=True)
                 # Tokens of failed attempts are billed too, so they are summed.
                 prompt_tokens += int(usage.get("prompt_tokens") or 0)
                 completion_tokens += int(usage.get("completion_tokens") or 0)

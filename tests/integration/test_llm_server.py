@@ -266,7 +266,8 @@ def test_random_errors_are_absorbed_by_retries(server):
     s = settings(server.url, max_retries=6)
     results, records = call(s, *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"p {i}"))
                                   for i in range(40)])
-    assert all(r.status in ("ok", "retried_ok") for r in results)
+    failed = [str(r) for r in results if isinstance(r, Exception)]
+    assert not failed and all(r.status in ("ok", "retried_ok") for r in results), failed
     statuses = server.stats()["statuses"]
     assert statuses["200"] == 40 and statuses.get("500", 0) + statuses.get("429", 0) > 0
     assert sum(r["attempts"] for r in records) == sum(statuses.values())
@@ -362,3 +363,23 @@ def test_a_server_without_completions_gets_one_chat_call_per_prompt(caplog):
         assert all(1 <= r["importance"] <= 10 for r in results)
         assert srv.stats()["requests"]["chat"] == 5 and all(r["status"] == "ok" for r in records)
     assert "has no /v1/completions" in caplog.text
+
+
+def test_an_outage_cuts_the_server_off_instead_of_a_retry_storm():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused, as a server that is down
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    n = 60
+    s = settings(dead, max_retries=3, backoff_base_s=0.5, breaker_failures=4, breaker_cooldown_s=30,
+                 breaker_quiet_s=0.2)
+    results, records = call(s, *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"p {i}")) for i in range(n)])
+    assert all(isinstance(r, LlmUnavailable) for r in results) and len(records) == n
+    attempts = sum(r["attempts"] for r in records)
+    # Without the breaker: n x (1 + 3 retries) = 240 attempts, each retry
+    # after a backoff. With it: the first attempts, and the few that went
+    # between the quiet time passing and the breaker hearing of it.
+    assert attempts < n + 16, attempts
+    assert sum("circuit_open" in (r["error"] or "") for r in records) >= n - 16
+    assert metric("murmur_llm_breaker_opened_total", role="fast") >= 1
