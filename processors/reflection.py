@@ -150,6 +150,12 @@ class Reflector:
                                                  agent_id=r["agent_id"], backend=backend, provenance=inc)
         memories = []
         if reflections:
-            vectors = await self.rt.llm.embed([r["content"] for r in reflections])
-            memories = [as_memory(r, v, self.rt.embedder_name) for r, v in zip(reflections, vectors)]
+            try:
+                vectors = await self.rt.llm.embed([r["content"] for r in reflections])
+                embedder = self.rt.embedder_name
+            except LlmUnavailable:
+                # Stored without a vector (embedder ""), and embedded later
+                # by ``murmur rescore`` (processors/rescore.py).
+                vectors, embedder = [[] for _ in reflections], ""
+            memories = [as_memory(r, v, embedder) for r, v in zip(reflections, vectors)]
         return state, reflections, memories

@@ -344,6 +344,19 @@ def replay(
         fail(str(exc))
 
 
+@app.command()
+def rescore(sim: str = typer.Option(..., "--sim", help="Simulation whose degraded memories to score again")):
+    """Score again the memories stored while the LLM was down (fallback
+    importance, or no vector), now that it is back; the corrected records
+    replace them in the read model (same memory ids)."""
+    from processors.rescore import run
+
+    try:
+        typer.echo(json.dumps(run(get_settings(), sim)))
+    except MurmurError as exc:
+        fail(str(exc))
+
+
 def _case(case: Path, seed: int, agents: int, rounds: int):
     from eval.runner import CaseSpec
 

@@ -205,3 +205,39 @@ def test_an_llm_driven_run_replays_from_its_journal_with_no_model_call(live, vll
     # Without the journal the same replay asks the model again.
     replay_sim(settings, sim, namespace=f"{ns}b", journal="off")
     assert server.stats()["total"] > 0
+
+
+def test_memories_stored_during_an_llm_outage_are_scored_once_it_is_back(live, vllm_pipeline, tmp_path):
+    from processors.rescore import run as rescore
+
+    settings, server, worker = vllm_pipeline
+    sim = f"outage-{uuid.uuid4().hex[:8]}"
+    store = CassandraStore(settings)
+
+    def memories() -> list[dict]:
+        return store.memories(sim, "speaker", limit=100)
+
+    first = [post("speaker", 1, 1_000 + i, OPINIONS[i] + " (before)") for i in range(3)]
+    publish(tmp_path, live, sim, first)
+    wait_for(lambda: len(memories()) == 3, timeout=120, what="the memories before the outage", worker=worker)
+
+    served = set(server.config.models)
+    server.config.fail_models = served  # every model answers 500: the LLM is down
+    try:
+        publish(tmp_path, live, f"{sim}", [post("speaker", 2, 2_000 + i, OPINIONS[i] + " (during)") for i in range(4)])
+        wait_for(lambda: len(memories()) == 7, timeout=180, what="the memories during the outage", worker=worker)
+    finally:
+        server.config.fail_models = set()
+    during = [m for m in memories() if m["content"].endswith("(during)")]
+    assert len(during) == 4 and all(m["importance_fallback"] and m["importance"] == 5 and m["embedder"] == ""
+                                    for m in during)  # degraded, and saying so
+
+    summary = rescore(settings, sim)
+    assert summary["degraded"] == 4 and summary["rescored"] == 4 and summary["still_degraded"] == 0
+
+    def all_scored() -> bool:
+        rows = memories()
+        return len(rows) == 7 and not any(m["importance_fallback"] or not m["embedder"] for m in rows)
+
+    wait_for(all_scored, timeout=120, what="the rescored memories in the read model", worker=worker)
+    assert rescore(settings, sim)["degraded"] == 0  # and a second run finds nothing left to do
