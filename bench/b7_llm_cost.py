@@ -47,7 +47,7 @@ def run(ctx: Ctx) -> dict:
     sim = f"b7-{uuid.uuid4().hex[:8]}"
     run_ = synthetic.generate(CASE, sim_id=sim, seed=3, agents=agents, rounds=rounds)
     events = sum(1 for e in run_.events if e.type_name in ("Post", "Observation"))
-    with spawn(5.0, 256) as (url, _stats, _reset):
+    with spawn(5.0, 256) as (url, stats, _reset):
         w = start_workers(ctx, "all", prefix="b7", env=llm_env(url, 64))
         try:
             wait_members(ctx.settings, w.group_id, 1)
@@ -55,6 +55,7 @@ def run(ctx: Ctx) -> dict:
             wait_drained(ctx, w, timeout=600)
         finally:
             stop_workers(ctx, w)
+        server = stats()
     calls, tokens, tasks = read_calls(ctx.settings, topic_name(LLM_CALLS, w.settings.namespace))
     figures = {}
     per_event_ref = "1 fast call per event (importance alone)"
@@ -65,9 +66,13 @@ def run(ctx: Ctx) -> dict:
     figures["all_calls_per_1000"] = figure([sum(calls.values()) * 1000 / events], unit="calls",
                                            reference=per_event_ref, reference_value=1000.0)
     figures["all_tokens_per_1000"] = figure([sum(tokens.values()) * 1000 / events], unit="tokens", digits=0)
+    # What reached the server: calls sharing a request (batched completions) are one request.
+    figures["http_requests_per_1000"] = figure([server["total"] * 1000 / events], unit="requests",
+                                               reference="all calls", reference_value=sum(calls.values()) * 1000 / events)
     ctx.log(f"  B7 {events} events: calls {dict(calls)}, tokens {dict(tokens)}, by task {dict(tasks)}")
     return {"title": TITLE, "calls_by_task_per_1000": {k: round(v * 1000 / events, 1) for k, v in sorted(tasks.items())},
             "settings": {"agents": agents, "rounds": rounds, "events": events, "case": CASE.name,
                                          "server_latency_ms": 5.0, "max_concurrency": 64,
+                                         "server_requests": server["requests"],
                                          "token_counts": "dev server estimates (len/4), not a tokenizer"},
             "figures": figures}

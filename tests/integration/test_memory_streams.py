@@ -42,7 +42,8 @@ def vllm_pipeline(live):
     w = start_worker(live, **env)
     llm = w.settings.llm.model_copy(update={
         "backend": "vllm", "embed_backend": "vllm",
-        **{r: w.settings.llm.fast.model_copy(update={"url": server.url}) for r in ("fast", "balanced", "heavy", "embed")}})
+        **{r: getattr(w.settings.llm, r).model_copy(update={"url": server.url})
+           for r in ("fast", "balanced", "heavy", "embed")}})
     settings = w.settings.model_copy(update={"llm": llm})
     yield settings, server, w
     stop_process(live, w.name)
@@ -199,7 +200,7 @@ def test_an_llm_driven_run_replays_from_its_journal_with_no_model_call(live, vll
     ns = f"jr{uuid.uuid4().hex[:6]}"
     summary = replay_sim(settings, sim, namespace=ns, journal="strict")
     assert server.stats()["total"] == 0  # not one request reached the model server
-    assert summary["journal"]["misses"] == 0 and summary["journal"]["hits"] > len(events)
+    assert summary["journal"]["misses"] == 0 and summary["journal"]["hits"] > len(events), json.dumps(summary["journal"])
     assert outputs(ns) == live_out  # byte-identical, event by event
 
     # Without the journal the same replay asks the model again.
