@@ -13,6 +13,7 @@ import sys
 from types import ModuleType
 
 import faust
+from faust import Service
 from faust.worker import Worker
 
 from streams import stall_guard
@@ -36,6 +37,15 @@ def build(settings: Settings, names: list[str], group: str | None = None) -> fau
     for name in names:
         module(name).register(app, rt)
     stall_guard.register(app, interval_s=settings.stall_check_s, stall_after_s=settings.stall_after_s, busy=rt.busy)
+
+    @app.service
+    class CloseLlm(Service):
+        """Closes the LLM client's connections when the worker stops (an
+        aiohttp session left open is reported at exit)."""
+
+        async def on_stop(self) -> None:
+            await rt.aclose()
+
     return app
 
 

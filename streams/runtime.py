@@ -96,6 +96,11 @@ class Runtime:
 
         return embedder_name(self.settings.llm)
 
+    async def aclose(self) -> None:
+        if self._llm is not None:
+            llm, self._llm = self._llm, None
+            await llm.aclose()
+
     def _on_llm_call(self, record: dict) -> None:
         self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
 
