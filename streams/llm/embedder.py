@@ -8,12 +8,15 @@ record (role "embed") a call.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import math
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from . import lexicon as lx
 from .records import OnCall, emit, estimate_tokens, make_record
@@ -186,12 +189,16 @@ class VllmEmbedder:
             return []
 
         async def send(cfg, retry):
+            # base64 float32: a fifth of the bytes of JSON numbers, and no
+            # number parsing (an embedding reply for a batch of 1,000 texts was
+            # 8 MB of JSON and 0.4 s of CPU across client and server).
+            body = {"model": cfg.model, "input": texts, "encoding_format": "base64"}
             async with self._caller.slot(cfg) as endpoint:
-                reply = await endpoint.post("embeddings", {"model": cfg.model, "input": texts}, cfg.timeout_s)
+                reply = await endpoint.post("embeddings", body, cfg.timeout_s)
             usage = reply.get("usage") or {}
             try:
                 rows = sorted(reply["data"], key=lambda d: d.get("index", 0))
-                vecs = [[float(x) for x in row["embedding"]] for row in rows]
+                vecs = [_vector(row["embedding"]) for row in rows]
             except (KeyError, TypeError, ValueError) as exc:
                 raise AttemptFailed("invalid_reply", f"bad embeddings reply: {exc!r}", usage=usage) from exc
             if len(vecs) != len(texts) or any(len(v) != self.dim for v in vecs):
@@ -209,9 +216,17 @@ class VllmEmbedder:
             await self._caller.aclose()
 
 
-def _normalise(vec: list[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-    return [v / norm for v in vec]
+def _vector(value: Any) -> np.ndarray:
+    """An embedding as the server sent it: base64 little-endian float32, or
+    a JSON list of numbers (servers that ignore ``encoding_format``)."""
+    if isinstance(value, str):
+        return np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4").astype(np.float64)
+    return np.asarray([float(x) for x in value], dtype=np.float64)
+
+
+def _normalise(vec: np.ndarray) -> list[float]:
+    norm = float(np.sqrt(vec @ vec)) or 1.0
+    return (vec / norm).tolist()
 
 
 def cosine(a: list[float], b: list[float]) -> float:

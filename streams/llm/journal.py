@@ -23,10 +23,28 @@ from .prompts import Prompt
 from .records import LlmResult, LlmUnavailable
 
 
+_SCHEMA_DIGESTS: dict[int, tuple[dict, str]] = {}
+
+
+def _schema_digest(schema: dict[str, Any]) -> str:
+    # Prompts share their module's schema objects: its canonical JSON is
+    # hashed once, not on every call (a tenth of a worker's CPU otherwise).
+    hit = _SCHEMA_DIGESTS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
+    if len(_SCHEMA_DIGESTS) < 1024:
+        _SCHEMA_DIGESTS[id(schema)] = (schema, digest)
+    return digest
+
+
 def fingerprint(model: str, prompt: Prompt) -> str:
     """What identifies a request: the same fingerprint, the same question to the same model."""
-    body = json.dumps([model, prompt.schema_name, prompt.schema, prompt.system, prompt.user], sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()
+    h = hashlib.sha256()
+    for part in (model, prompt.schema_name, _schema_digest(prompt.schema), prompt.system, prompt.user):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def answer_text(data: dict[str, Any]) -> str:

@@ -234,6 +234,10 @@ def test_embeddings_over_http(server):
     assert rec["role"] == "embed" and rec["backend"] == "vllm" and rec["prompt_tokens"] > 0
     body = server.last_bodies()[-1]
     assert body["model"] == "BAAI/bge-small-en-v1.5" and len(body["input"]) == 3
+    assert body["encoding_format"] == "base64"
+    # the same vectors as JSON numbers would give (a server that ignores the format)
+    from streams.llm.embedder import hash_embed
+    assert all(abs(a - b) < 1e-6 for v, t in zip(vecs, body["input"]) for a, b in zip(v, hash_embed(t, 384)))
 
 
 def test_wrong_embedding_dimension_is_rejected(server):

@@ -61,3 +61,18 @@ def test_a_template_of_ones_own_must_have_both_parts():
     assert render("<s>{system}|{user}|", "a", "b") == "<s>a|b|"
     with pytest.raises(ValueError, match="chat_template"):
         LlmSettings(chat_template="{system} only")
+
+
+def test_an_embedding_reads_as_base64_float32_or_as_json_numbers():
+    import base64
+
+    import numpy as np
+
+    from streams.llm.embedder import _normalise, _vector
+
+    vec = [0.6, -0.8, 0.0]
+    b64 = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+    assert np.allclose(_vector(b64), vec) and np.allclose(_vector(vec), vec)
+    assert _normalise(_vector([3.0, 4.0])) == [0.6, 0.8]
+    with pytest.raises(ValueError):
+        _vector("not base64!")
