@@ -54,7 +54,11 @@ def events_for(ctx: Ctx, c: int) -> int:
     return int(max(100, min(limit_of(c) * seconds, 1_500 if ctx.quick else 4_000)))
 
 
-def worker_run(ctx: Ctx, url: str, c: int, n: int) -> float:
+AGENTS = 200  # post_events' default: each agent's events are read one after another
+MANY_AGENTS = 3_000  # one or two posts each: the stage's parallelism is not the workload's limit
+
+
+def worker_run(ctx: Ctx, url: str, c: int, n: int, agents: int = AGENTS) -> float:
     w = start_workers(ctx, "agent", prefix="b3", env=llm_env(url, c))
     scored = topic_name(SCORED, w.settings.namespace)
     try:
@@ -63,7 +67,7 @@ def worker_run(ctx: Ctx, url: str, c: int, n: int) -> float:
         wait_until(lambda: topic_size(ctx.settings, scored) >= 1, timeout=120, what="the warm-up output")
         start = end_offsets(ctx.settings, [scored])
         started = time.time()
-        publish(ctx.settings, post_events(f"b3-{uuid.uuid4().hex[:8]}", n))
+        publish(ctx.settings, post_events(f"b3-{uuid.uuid4().hex[:8]}", n, agents=agents))
         wait_until(lambda: topic_size(ctx.settings, scored) >= n + 1, timeout=max(180.0, n / 10),
                    what=f"{n} ScoredMemory", every=0.3)
         return rate_since(started, topic_timestamps(ctx.settings, scored, start=start), n)
@@ -91,6 +95,7 @@ async def client_run(url: str, c: int, n: int) -> float:
 def run(ctx: Ctx) -> dict:
     stage: dict[int, list[float]] = {c: [] for c in CONCURRENCY}
     client: dict[int, list[float]] = {c: [] for c in CONCURRENCY}
+    many: list[float] = []
     with spawn(LATENCY_MS, CAPACITY) as (url, stats, reset):
         for _ in range(ctx.repeats):  # interleaved: drift hits every concurrency alike
             for c in CONCURRENCY:
@@ -99,6 +104,9 @@ def run(ctx: Ctx) -> dict:
                 stage[c].append(worker_run(ctx, url, c, n))
                 ctx.log(f"  B3 concurrency {c}: stage {stage[c][-1]:.0f}/s, client alone {client[c][-1]:.0f}/s "
                         f"({n} events; limit {limit_of(c):.0f}/s)")
+            n = events_for(ctx, CONCURRENCY[-1])
+            many.append(worker_run(ctx, url, CONCURRENCY[-1], n, agents=MANY_AGENTS))
+            ctx.log(f"  B3 concurrency {CONCURRENCY[-1]}, {MANY_AGENTS} agents: stage {many[-1]:.0f}/s")
         server = stats()
     figures = {}
     for c in CONCURRENCY:
@@ -109,9 +117,14 @@ def run(ctx: Ctx) -> dict:
                                         ratio_to_capacity_limit=round(sorted(stage[c])[len(stage[c]) // 2]
                                                                       / (CAPACITY / (LATENCY_MS / 1000)), 4))
         figures[f"client_alone_c{c}"] = figure(client[c], unit="calls/s", reference=ref, reference_value=limit)
+    c = CONCURRENCY[-1]
+    figures[f"stage_c{c}_{MANY_AGENTS}_agents"] = figure(
+        many, unit="events/s", reference=f"capacity {CAPACITY} / {LATENCY_MS:.0f} ms", reference_value=limit_of(c),
+        events=events_for(ctx, c))
     return {"title": TITLE, "settings": {"latency_ms": LATENCY_MS, "capacity": CAPACITY,
                                          "capacity_limit_per_s": CAPACITY / (LATENCY_MS / 1000),
-                                         "concurrency": list(CONCURRENCY),
+                                         "concurrency": list(CONCURRENCY), "agents": AGENTS,
+                                         "many_agents": MANY_AGENTS,
                                          "server_max_in_flight": server.get("max_in_flight"),
                                          "server_requests": server.get("requests")},
             "figures": figures}
