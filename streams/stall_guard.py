@@ -27,6 +27,7 @@ fresh consumer starts from the committed offsets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -37,6 +38,7 @@ from streams.faust_consumer import unacked_head
 from streams.metrics import PARTITION_RESEEKS
 
 log = logging.getLogger(__name__)
+SEEK_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -161,8 +163,21 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
                             if dropped else "", committed)
                 for m in dropped:
                     consumer._unacked_messages.discard(m)
+                if idle and tp not in consumer._get_active_partitions():
+                    # Left out of Faust's fetch set (paused, and never resumed
+                    # after the worker's start): a seek alone would not read it.
+                    log.warning("stall guard: %s[%d] was not being fetched (paused): resuming it",
+                                tp.topic, tp.partition)
+                    consumer.resume_partitions([tp])
                 PARTITION_RESEEKS.labels(tp.topic).inc()
-                await consumer.seek(tp, committed)
+                try:
+                    await asyncio.wait_for(consumer.seek(tp, committed), SEEK_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    # A guard stuck in a seek would never check again: give
+                    # up as after too many seeks, and let the supervisor restart.
+                    await app.crash(RuntimeError(f"stall guard: seeking {tp.topic}[{tp.partition}] back to "
+                                                 f"{committed} did not finish in {SEEK_TIMEOUT_S:.0f}s"))
+                    return
             elif verdict == "give_up":
                 await app.crash(RuntimeError(
                     f"input partition {tp.topic}[{tp.partition}] stays at committed offset {committed} "
