@@ -128,12 +128,12 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
 
     if not namespace:
         raise MurmurError("replay needs a namespace: it never writes into the live topics and tables")
+    if journal not in JOURNAL_MODES:
+        raise MurmurError(f"--journal must be one of {', '.join(JOURNAL_MODES)}, not {journal!r}")
     ns = settings.model_copy(update={"namespace": namespace})
     read = read_sim(settings, sim_id)
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
-    if journal not in JOURNAL_MODES:
-        raise MurmurError(f"journal must be one of {', '.join(JOURNAL_MODES)}, not {journal!r}")
     book = None
     if journal == "off":
         llm = make_llm(ns)

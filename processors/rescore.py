@@ -92,7 +92,7 @@ def run(settings, sim_id: str) -> dict:
 
     from processors.batch import BatchRuntime
     from processors.questions import Questions
-    from streams.errors import DecodeError
+    from streams.errors import DecodeError, MurmurError
     from streams.kafka import BatchProducer, make_producer, read_to_end
     from streams.llm import make_llm
     from streams.llm.embedder import embedder_name
@@ -110,6 +110,8 @@ def run(settings, sim_id: str) -> dict:
         if r["sim_id"] == sim_id:
             records.append(r)
     current = list(latest(records).values())
+    if not current:
+        raise MurmurError(f"no memories of simulation {sim_id!r} on {topic}")
 
     async def go() -> Outcome:
         llm = make_llm(settings)

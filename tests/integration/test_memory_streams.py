@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from streams.errors import MurmurError
 from connectors.publish_cli import run_publish
 from deploy.pipeline import stop_process
 from streams.llm.devserver import DevServer, DevServerConfig
@@ -242,3 +243,5 @@ def test_memories_stored_during_an_llm_outage_are_scored_once_it_is_back(live, v
 
     wait_for(all_scored, timeout=120, what="the rescored memories in the read model", worker=worker)
     assert rescore(settings, sim)["degraded"] == 0  # and a second run finds nothing left to do
+    with pytest.raises(MurmurError, match="no memories of simulation 'no-such-sim'"):
+        rescore(settings, "no-such-sim")

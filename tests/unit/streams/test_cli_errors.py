@@ -41,6 +41,23 @@ def test_eval_case_must_be_a_folder(tmp_path):
     assert res.exit_code == 1 and "truth.json: missing" in res.output
 
 
+def test_replay_journal_mode_is_checked_before_any_broker_is_asked():
+    res = run("replay", "--sim", "s1", "--journal", "sometimes")
+    assert res.exit_code == 1 and "--journal must be one of off, strict, fill, not 'sometimes'" in res.output
+
+
+def test_a_chat_template_without_its_parts_stops_the_command_naming_the_setting():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MURMUR_LLM__CHAT_TEMPLATE": "<s>{system}</s>"}
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "rescore", "--sim", "s1"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "MURMUR_LLM__CHAT_TEMPLATE" in res.stderr and "no {user}" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_tail_format_is_checked():
     res = run("tail", "posts", "--format", "xml")
     assert res.exit_code == 2 and "--format must be pretty or json" in res.output
