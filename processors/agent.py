@@ -51,6 +51,7 @@ from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, regist
 from streams.state_codec import pack_state, unpack_state
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
 from streams.topology import stage
+from streams.vectors import pack
 
 STAGE = "agent"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
@@ -102,15 +103,16 @@ class AgentPass:
         self.reflector = ref.Reflector(rt, rt.settings)
         self.window = con.Window(rt.settings)
 
-    async def embed(self, items: list[Incoming]) -> tuple[dict[int, list[float] | None], str]:
+    async def embed(self, items: list[Incoming]) -> tuple[dict[int, bytes | None], str]:
         """Embeddings of every post and observation given (stateless: one
-        call), by the input's identity, and the embedder's name."""
+        call), packed (``streams/vectors.py``) once for the records that carry
+        them, by the input's identity, and the embedder's name."""
         todo = [i for i in items if i.type_name in ("Post", "Observation")]
         vectors = await imp.embed(self.rt, [i.record["content"] for i in todo]) if todo else None
-        return {id(i): (vectors[n] if vectors else None) for n, i in enumerate(todo)}, \
+        return {id(i): (pack(vectors[n]) if vectors else None) for n, i in enumerate(todo)}, \
             (self.rt.embedder_name if vectors else "")
 
-    async def agent(self, state: dict, items: list[Incoming], vectors: dict[int, list[float] | None],
+    async def agent(self, state: dict, items: list[Incoming], vectors: dict[int, bytes | None],
                     embedder: str) -> tuple[dict, Derived]:
         """One agent's events in log order -> its new state and what it produced."""
         out = Derived()

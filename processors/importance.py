@@ -50,7 +50,7 @@ def kind_of(action: str) -> str:
 
 
 def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = False,
-              embedding: list[float] | None = None, embedder: str = "", valence: float | None = None) -> dict:
+              embedding: list[float] | bytes | None = None, embedder: str = "", valence: float | None = None) -> dict:
     """The ScoredMemory for one input; its id depends only on the input and
     the scorer, so re-scoring the same event rewrites the same row."""
     r = inc.record
@@ -79,7 +79,7 @@ def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = F
     }
 
 
-def memory_of(rt: Runtime, inc: Incoming, reply: Reply, *, embedding: list[float] | None, embedder: str) -> dict:
+def memory_of(rt: Runtime, inc: Incoming, reply: Reply, *, embedding: list[float] | bytes | None, embedder: str) -> dict:
     """The ScoredMemory from the memory call's reply (its first statement):
     the importance, and for a public post on a model backend the valence
     too; the fallback importance when the call failed."""

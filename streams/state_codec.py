@@ -6,15 +6,15 @@ memories with their text and int8 vectors); Faust writes a key's whole
 value to the changelog on every update, so its size is what each write
 costs. Compressed, an agent's state is about a seventh of its JSON (24 KB
 -> 3.4 KB measured on the synthetic population), for about 0.05 ms of CPU
-per write. JSON inside keeps the state readable with ``murmur tail`` tools
+per write (orjson). JSON inside keeps the state readable with ``murmur tail`` tools
 and tolerant of added fields (``streams.runtime.with_defaults``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import zstandard
 
 FORMAT_ZSTD_JSON = b"\x01"
@@ -25,7 +25,10 @@ _decompressor = zstandard.ZstdDecompressor()
 
 
 def pack_state(state: Any) -> bytes:
-    return FORMAT_ZSTD_JSON + _compress(json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode())
+    # orjson writes the same compact UTF-8 JSON as json.dumps(separators=(",",
+    # ":"), ensure_ascii=False), twenty times faster on a full agent state
+    # (5 vs 108 us): every batch writes each of its agents' states.
+    return FORMAT_ZSTD_JSON + _compress(orjson.dumps(state))
 
 
 def unpack_state(raw: bytes | None) -> Any:
@@ -35,4 +38,4 @@ def unpack_state(raw: bytes | None) -> Any:
         return None
     if not isinstance(raw, (bytes, bytearray)) or raw[:1] != FORMAT_ZSTD_JSON:
         raise ValueError(f"table state in an unknown format (starts {bytes(raw[:4]) if isinstance(raw, (bytes, bytearray)) else type(raw).__name__!r})")
-    return json.loads(_decompressor.decompress(bytes(raw[1:]), max_output_size=MAX_STATE_BYTES))
+    return orjson.loads(_decompressor.decompress(bytes(raw[1:]), max_output_size=MAX_STATE_BYTES))

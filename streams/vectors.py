@@ -14,9 +14,12 @@ from typing import Sequence
 import numpy as np
 
 
-def pack(vec: Sequence[float] | np.ndarray | None) -> bytes:
+def pack(vec: Sequence[float] | np.ndarray | bytes | None) -> bytes:
+    """``vec`` as packed float32; bytes are taken as packed already."""
     if vec is None or len(vec) == 0:
         return b""
+    if isinstance(vec, bytes):
+        return vec
     return np.asarray(vec, dtype="<f4").tobytes()
 
 

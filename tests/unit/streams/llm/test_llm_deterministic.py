@@ -19,7 +19,7 @@ from streams.llm import (
 from streams.llm import deterministic as det
 from streams.llm.embedder import DeterministicEmbedder, hash_embed
 from streams.llm.prompts import parse_user, semantic_errors
-from streams.llm.schema import validate_subset
+from streams.llm.schema import validate
 from streams.settings import LlmSettings
 
 MEMORIES = [
@@ -65,7 +65,7 @@ def test_reflection_cites_only_given_ids_with_3_to_5_beliefs(n):
     mems = [{"id": f"{m['id']}-{i}", "text": m["text"]} for i, m in enumerate(mems)]
     prompt = reflection_prompt("alice", mems)
     out = det.answer(prompt.task, prompt.inputs)
-    assert validate_subset(prompt.schema, out) == []
+    assert validate(prompt.schema, out) == []
     assert semantic_errors(prompt, out) == []
     beliefs = out["beliefs"]
     assert 3 <= len(beliefs) <= 5
@@ -283,7 +283,7 @@ _texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=
 def test_importance_answers_match_their_schema(text, kind):
     prompt = importance_prompt(text, kind=kind)
     data = det.answer(prompt.task, prompt.inputs)
-    assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
+    assert validate(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
 
 
 @settings(max_examples=100, deadline=None)
@@ -292,7 +292,7 @@ def test_importance_answers_match_their_schema(text, kind):
 def test_reflection_answers_match_their_schema(memories):
     prompt = reflection_prompt("agent", memories)
     data = det.answer(prompt.task, prompt.inputs)
-    assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
+    assert validate(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
 
 
 @settings(max_examples=150, deadline=None)
@@ -302,4 +302,4 @@ def test_memory_and_stance_answers_match_their_schema(a, b):
                   {"kind": "like", "content": b}]
     for prompt in (memory_prompt(statements, question=a), memory_prompt(statements[:1]), stance_prompt(a, b)):
         data = det.answer(prompt.task, prompt.inputs)
-        assert validate_subset(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
+        assert validate(prompt.schema, data) == [] and semantic_errors(prompt, data) == []
