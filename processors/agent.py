@@ -35,6 +35,7 @@ bounded (each keeps a fixed window), packed as zstd-compressed JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Mapping
 
 import faust
 
@@ -47,11 +48,12 @@ from processors.questions import Questions
 from processors.stance_model import load_language_model
 from streams.llm.fanout import together
 from streams.metrics import IMPORTANCE_REPEATS
+from streams.overlap import EarlierBatchFailed, turn
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
 from streams.state_codec import pack_state, unpack_state
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
 from streams.topology import stage
-from streams.vectors import pack
+from streams.vectors import pack_rows
 
 STAGE = "agent"
 INPUTS, TABLES = stage(STAGE).inputs, stage(STAGE).tables  # declared in streams/topology.py
@@ -85,6 +87,9 @@ class Derived:
                 for s, r in self.events]
 
 
+StateOf = Callable[[bytes, list[Incoming]], Awaitable[dict]]
+
+
 def derived_input(record: dict, origin: Incoming, type_name: str = "ScoredMemory") -> Incoming:
     """A derived record as the next step's input; its provenance is the log
     event it came from."""
@@ -109,8 +114,8 @@ class AgentPass:
         them, by the input's identity, and the embedder's name."""
         todo = [i for i in items if i.type_name in ("Post", "Observation")]
         vectors = await imp.embed(self.rt, [i.record["content"] for i in todo]) if todo else None
-        return {id(i): (pack(vectors[n]) if vectors else None) for n, i in enumerate(todo)}, \
-            (self.rt.embedder_name if vectors else "")
+        packed = pack_rows(vectors) if vectors else [None] * len(todo)
+        return {id(i): packed[n] for n, i in enumerate(todo)}, (self.rt.embedder_name if vectors else "")
 
     async def agent(self, state: dict, items: list[Incoming], vectors: dict[int, bytes | None],
                     embedder: str) -> tuple[dict, Derived]:
@@ -171,19 +176,29 @@ class AgentPass:
             _, events = await stance.agent_events(self.rt, state["stance"], inputs, self.question)
             out.events += [(STANCES, e) for e in events]
 
-    async def batch(self, states: dict[bytes, dict], groups: dict[bytes, list[Incoming]]
+    async def batch(self, states: Mapping[bytes, dict] | StateOf, groups: dict[bytes, list[Incoming]]
                     ) -> list[tuple[bytes, dict | BaseException, Derived | None]]:
         """Many agents: embeddings for all at once, then each agent's pass
-        (agents concurrently, their LLM calls overlap)."""
+        (agents concurrently, their LLM calls overlap). ``states``: by key,
+        or ``state_of(key, items)``, which gives an agent's state when its
+        pass may start (an overlapped batch waits there for an earlier one,
+        ``streams/overlap.py``)."""
         vectors, embedder = await self.embed([i for items in groups.values() for i in items])
-        results = await together(self.rt.llm, (self.agent(states[k], items, vectors, embedder)
-                                               for k, items in groups.items()), return_exceptions=True)
+
+        async def one(key: bytes, items: list[Incoming]) -> tuple[dict, Derived]:
+            state = states[key] if isinstance(states, Mapping) else await states(key, items)
+            return await self.agent(state, items, vectors, embedder)
+
+        results = await together(self.rt.llm, (one(k, items) for k, items in groups.items()), return_exceptions=True)
+        for r in results:
+            if isinstance(r, EarlierBatchFailed):
+                raise r  # the batch is retried, not dead-lettered
         return [(k, r, None) if isinstance(r, BaseException) else (k, r[0], r[1])
                 for k, r in zip(groups, results)]
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25,
-             question: stance.Question | None = None):
+             question: stance.Question | None = None, in_flight: int | None = None):
     """The stage's Faust agent. ``question`` (sim id -> its question) is read
     from the simulations topic unless given (tests without a broker)."""
     # Values are packed (zstd JSON, streams/state_codec.py): the changelog
@@ -194,6 +209,13 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
     load_language_model()
     scored_ids = imp.ScoredIds(rt.settings.importance_seen_ids)
 
+    async def state_of(key: bytes, items: list[Incoming]) -> dict:
+        await turn({i.key for i in items})  # an earlier batch in flight holding this agent is through
+        # An event re-sent within the batches in flight was scored by the
+        # earlier one meanwhile: drop it as split_new would have.
+        items[:] = [i for i in items if i.record["event_id"] not in scored_ids]
+        return load_state(table.get(key))  # ValueError: unreadable, the agent's events are dead-lettered
+
     async def handle(batch: list[Incoming]) -> Effects:
         # A re-sent post or observation (a publisher that resumed, a file
         # published twice) is skipped before it costs an LLM call.
@@ -201,25 +223,23 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
         IMPORTANCE_REPEATS.inc(repeats)
         groups = by_agent(fresh)
         effects = Effects()
-        states = {}
-        for key in list(groups):
-            try:
-                states[key] = load_state(table.get(key))
-            except ValueError as exc:  # unreadable state: this agent's events wait in the dead-letter topic
-                effects.failed.append((groups.pop(key), exc))
         done: list[str] = []
-        for key, result, derived in await one_pass.batch(states, groups):
+        for key, result, derived in await one_pass.batch(state_of, groups):
             items = groups[key]
             if isinstance(result, BaseException):
                 effects.failed.append((items, result))  # dead-lettered; the agent keeps its state
                 continue
             effects.outputs += derived.outputs()
-            effects.state.append((table, key, pack_state(result), items[-1]))
+            if items:
+                effects.state.append((table, key, pack_state(result), items[-1]))
             done += [i.record["event_id"] for i in items if i.type_name != "Persona"]
         # Only once the outputs are on Kafka does an id count as scored.
         effects.after_flush.append(lambda: scored_ids.add(done))
         return effects
 
     # One agent's events in log order is what the pass's outputs rest on.
+    # Batches overlap (settings.agent_batches_in_flight): while one waits on
+    # the LLM the next is read and its other agents start.
     return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=EXPECTED, handle=handle,
-                            batch_size=batch_size, within=within, strict_order=True)
+                            batch_size=batch_size, within=within, strict_order=True,
+                            in_flight=in_flight or rt.settings.agent_batches_in_flight)

@@ -18,6 +18,7 @@ second delivery writes the same rows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -27,6 +28,7 @@ from typing import Any, Awaitable, Callable
 from faust.streams import _current_event
 from faust.types import EventT
 
+from streams import overlap
 from streams.contract import check_ranges
 from streams.dead_letter import dead_letter_record
 from streams.errors import DecodeError
@@ -125,9 +127,12 @@ class Runtime:
         if batch:
             try:
                 effects = await handle(batch)
+            except overlap.EarlierBatchFailed:
+                raise  # not this batch's fault: it is retried, never dead-lettered
             except Exception as exc:  # a bug or a poison record: keep the inputs, move on
                 self.dead_letter_all(stage, batch, exc)
                 effects = Effects()
+        await overlap.in_order()  # overlapped batches produce in the order taken
         for spec, key, record in effects.outputs:
             self.emit(stage, spec, key, record)
         for items, exc in effects.failed:
@@ -230,28 +235,71 @@ def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
 
 
 def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
-                     handle: Handler, batch_size: int = 1000, within: float = 0.25, strict_order: bool = False):
+                     handle: Handler, batch_size: int = 1000, within: float = 0.25, strict_order: bool = False,
+                     in_flight: int = 1):
     """The Faust agent of a stage: batches of its inputs through
     :meth:`Runtime.process`. Every processor and the Cassandra sink run this.
     ``strict_order``: each input partition's offsets reach ``handle`` in
     order, with no gap (:mod:`streams.partition_order`; inputs without gaps
-    of their own only)."""
+    of their own only). ``in_flight`` > 1: up to that many batches are
+    processed at once (:mod:`streams.overlap`; ``handle`` must await
+    :func:`streams.overlap.turn` before it reads a key's state)."""
     order = PartitionOrder() if strict_order else None
+    lanes = overlap.Overlap(in_flight) if in_flight > 1 else None
 
     @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
     async def batches(stream):
-        async for events in stream.take_events(batch_size, within=within):
-            seeks = []
-            if order is not None:
-                held = len(events)
-                events, seeks = in_order(app, order, events)
-                held -= len(events)
-            if events:
-                await rt.process(stage, events, expected, handle)
-            for tp, offset in seeks:
-                log.warning("%s: %s[%d] went on past offset %d, which never arrived: %d held back, "
-                            "seeking back to %d", stage, tp.topic, tp.partition, offset, held, offset)
-                PARTITION_RESEEKS.labels(tp.topic).inc()
-                await app.consumer.seek(tp, offset)
+        running: list[asyncio.Task] = []
+        try:
+            async for events in stream.take_events(batch_size, within=within):
+                seeks = []
+                if order is not None:
+                    held = len(events)
+                    events, seeks = in_order(app, order, events)
+                    held -= len(events)
+                if events and lanes is None:
+                    await rt.process(stage, events, expected, handle)
+                elif events:
+                    await _reap(running, room_for=lanes.depth - 1)
+                    for ev in events:  # Faust's ack as the loop moves on is then not the last
+                        ev.message.incref()
+                    batch = lanes.admit(ev.key for ev in events)
+                    running.append(asyncio.create_task(_overlapped(rt, batch, stage, events, expected, handle)))
+                for tp, offset in seeks:
+                    log.warning("%s: %s[%d] went on past offset %d, which never arrived: %d held back, "
+                                "seeking back to %d", stage, tp.topic, tp.partition, offset, held, offset)
+                    PARTITION_RESEEKS.labels(tp.topic).inc()
+                    await app.consumer.seek(tp, offset)
+                await _reap(running)
+            await _reap(running, room_for=0)
+        finally:
+            for task in running:  # stopping: unacked inputs are read again by whoever resumes
+                task.cancel()
 
     return batches
+
+
+async def _overlapped(rt: Runtime, batch: overlap.Batch, stage: str, events: list, expected: tuple[str, ...],
+                      handle: Handler) -> None:
+    overlap.enter(batch)
+    try:
+        await rt.process(stage, events, expected, handle)
+    except BaseException as exc:
+        batch.finish(exc)
+        raise
+    batch.finish()
+    for ev in events:
+        ev.ack()
+
+
+async def _reap(running: list, room_for: int | None = None) -> None:
+    """Drop finished batches (raising a failed one's error: the agent
+    crashes as it would have inline); with ``room_for``, first wait for the
+    oldest until at most that many are left running."""
+    if room_for is not None:
+        while len(running) > room_for:
+            await asyncio.wait([running[0]])
+            running.pop(0).result()
+    for task in [t for t in running if t.done()]:
+        running.remove(task)
+        task.result()

@@ -23,6 +23,15 @@ def pack(vec: Sequence[float] | np.ndarray | bytes | None) -> bytes:
     return np.asarray(vec, dtype="<f4").tobytes()
 
 
+def pack_rows(vecs: Sequence[Sequence[float]]) -> list[bytes]:
+    """:func:`pack` of each vector, converted in one numpy call when they
+    share a length (an embedding reply's do)."""
+    if len({len(v) for v in vecs}) != 1:
+        return [pack(v) for v in vecs]
+    mat = np.asarray(vecs, dtype="<f4")
+    return [row.tobytes() for row in mat] if mat.shape[1] else [b""] * len(vecs)
+
+
 def vector_of(record: dict) -> np.ndarray:
     """The record's embedding as float32 (empty when it has none)."""
     packed = record.get("embedding_f32")

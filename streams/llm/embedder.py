@@ -205,7 +205,7 @@ class VllmEmbedder:
                 # A wrong model behind the URL: retrying will not help.
                 raise AttemptFailed("invalid_reply", f"expected {len(texts)}x{self.dim} vectors",
                                     retryable=False, usage=usage)
-            return [_normalise(v) for v in vecs], usage
+            return _normalise_rows(np.stack(vecs)), usage
 
         vecs, _ = await self._caller.run("embed", send, cache_key=texts_key(texts), sim_id=sim_id, round=round,
                                         task="embed")
@@ -227,6 +227,14 @@ def _vector(value: Any) -> np.ndarray:
 def _normalise(vec: np.ndarray) -> list[float]:
     norm = float(np.sqrt(vec @ vec)) or 1.0
     return (vec / norm).tolist()
+
+
+def _normalise_rows(mat: np.ndarray) -> list[list[float]]:
+    """Every row at unit length (a zero row stays zero), as lists: one numpy
+    pass for a whole reply instead of one per vector."""
+    norms = np.sqrt(np.einsum("ij,ij->i", mat, mat))
+    norms[norms == 0] = 1.0
+    return (mat / norms[:, None]).tolist()
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -9,8 +9,10 @@ offline alike.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import inspect
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -76,6 +78,10 @@ class LlmResult:
         return {**self.data, "_backend": self.backend, "_model": self.model}
 
 
+_PROCESS_NONCE = uuid.uuid4().hex
+_calls = itertools.count()
+
+
 def make_event_id(*, backend: str, cache_key: str, role: str, status: str, attempts: int) -> str:
     """sha256 of what identifies the call's outcome.
 
@@ -85,7 +91,9 @@ def make_event_id(*, backend: str, cache_key: str, role: str, status: str, attem
     """
     parts = [backend, cache_key, role, status, str(attempts)]
     if backend != "deterministic":
-        parts.append(uuid.uuid4().hex)
+        # Unique per call: a random nonce, the process and a counter (a
+        # uuid4 per call cost a system call each).
+        parts.append(f"{_PROCESS_NONCE}-{os.getpid()}-{next(_calls)}")  # pid: a fork shares the nonce
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 

@@ -145,6 +145,7 @@ class HttpCaller:
         self._rng = random.Random(llm.seed)  # seeded jitter: reproducible schedules
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._breakers: dict[tuple[str, str], Breaker] = {}
+        self._chains: dict[str, list[str]] = {}
 
     def breaker(self, cfg: Any) -> Breaker | None:
         """The breaker of a role's server and model (a server may fail one
@@ -191,12 +192,16 @@ class HttpCaller:
         return cfg
 
     def chain(self, role: str) -> list[str]:
+        known = self._chains.get(role)
+        if known is not None:
+            return known
         seen, out = set(), []
         for r in [role, *self.llm.fallback.get(role, [])]:
             self.role(r)  # a typo in settings.llm.fallback fails loudly
             if r not in seen:
                 seen.add(r)
                 out.append(r)
+        self._chains[role] = out  # settings do not change under a client
         return out
 
     async def run(self, role: str, send: Send, *, cache_key: str, sim_id: str = "",
