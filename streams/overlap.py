@@ -85,8 +85,8 @@ async def turn(keys: Iterable) -> None:
         return
     keys = keys if isinstance(keys, (set, frozenset)) else set(keys)
     for prior in batch.before:
-        if not prior.done.done() and not prior.keys.isdisjoint(keys):
-            await asyncio.shield(prior.done)
+        if not prior.keys.isdisjoint(keys):
+            await _through(prior)
 
 
 async def in_order() -> None:
@@ -95,5 +95,11 @@ async def in_order() -> None:
     if batch is None:
         return
     for prior in batch.before:
-        if not prior.done.done():
-            await asyncio.shield(prior.done)
+        await _through(prior)
+
+
+async def _through(prior: Batch) -> None:
+    if prior.done.done():
+        prior.done.result()  # raises EarlierBatchFailed for a failed one
+    else:
+        await asyncio.shield(prior.done)  # shielded: a waiter cancelled must not cancel it for all
