@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import random
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiohttp
+import orjson
 
 from . import metrics
 from .breaker import Breaker
@@ -114,7 +114,7 @@ class Endpoint:
     async def post(self, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """POST and return the decoded reply, mapping every failure to AttemptFailed."""
         try:
-            async with self.session().post(self.base + path, data=json.dumps(body),
+            async with self.session().post(self.base + path, data=orjson.dumps(body),
                                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
                 status, raw, retry_after = resp.status, await resp.read(), resp.headers.get("Retry-After")
         except asyncio.TimeoutError as exc:
@@ -123,7 +123,7 @@ class Endpoint:
             raise AttemptFailed("connection", f"transport error: {exc!r}") from exc
         check_status(status, raw.decode("utf-8", "replace"), retry_after)
         try:
-            reply = json.loads(raw)
+            reply = orjson.loads(raw)
         except ValueError as exc:
             raise AttemptFailed("invalid_reply", f"reply is not JSON: {exc}") from exc
         if not isinstance(reply, dict):
