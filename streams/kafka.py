@@ -122,10 +122,11 @@ class BatchProducer:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery, **where)
                 return
             except BufferError:
                 # Local queue full: serve delivery callbacks, then retry.

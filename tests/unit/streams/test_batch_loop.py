@@ -26,8 +26,8 @@ class Recorder:
     def __init__(self) -> None:
         self.log: list[tuple] = []
 
-    def send(self, topic, key, value) -> None:
-        self.log.append(("send", topic, key, value))
+    def send(self, topic, key, value, partition=None) -> None:
+        self.log.append(("send", topic, key, value, partition))
 
     async def flush(self) -> None:
         self.log.append(("flush",))
@@ -46,7 +46,7 @@ def runtime(tmp_path) -> tuple:
 
     def logged_write(table, key, value, carrier):  # state writes, in order with sends and flushes
         rec.log.append(("state", key))
-        write_state(table, key, value, carrier)
+        return write_state(table, key, value, carrier)
 
     rt.write_state = logged_write
     return app, rt, rec
@@ -66,6 +66,8 @@ async def feed(agent, values: list[tuple[bytes, bytes]]) -> None:
         for key, value in values:
             await ctx.put(value, key=key)
         await asyncio.sleep(0.6)  # take_events: within=0.25
+        if ctx._crash_reason is not None:  # the agent crashed: the test fails with its error
+            raise ctx._crash_reason
 
 
 def test_the_agent_pass_scores_an_event_id_once(tmp_path):
@@ -145,3 +147,33 @@ def test_an_unreadable_agent_state_dead_letters_that_agent_only(tmp_path, monkey
     (dead,) = rec.sent("ops.dead-letter.v1")
     assert "unknown format" in dead["reason"] and dead["stage"] == "agent"
     assert [e[1] for e in rec.log if e[0] == "state"] == [agent_key("s", "good")]
+
+
+def test_agent_state_goes_to_its_changelog_partition_after_the_outputs_and_before_the_ack(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question)
+    table = app.tables["agent-state"]
+    app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
+    changelog = table.changelog_topic.get_topic_name()
+    steps = [e[0] if e[0] != "send" else ("changelog" if e[1] == changelog else "send") for e in rec.log]
+    # outputs, their flush, then the state record on Kafka before the inputs are acked
+    assert steps[-3:] == ["state", "changelog", "flush"] and "send" in steps[:steps.index("state")]
+    (record,) = [e for e in rec.log if e[0] == "send" and e[1] == changelog]
+    assert record[2] == agent_key("s", "a") and record[4] == 0  # the input's partition
+    assert agent_stage.load_state(table.data[agent_key("s", "a")])["contradiction"]["window"][0]["id"] == "e1"
+
+
+def test_a_batch_that_fails_after_its_handler_crashes_the_overlapped_agent(tmp_path):
+    app, rt, rec = runtime(tmp_path)
+
+    async def failing_flush():
+        raise RuntimeError("Kafka kept the records")
+
+    rec.flush = failing_flush
+    agent = agent_stage.register(app, rt, within=0.1, question=no_question, in_flight=2)
+    try:
+        app.loop.run_until_complete(feed(agent, [(agent_key("s", "a"), post("e1"))]))
+    except RuntimeError as exc:
+        assert "Kafka kept the records" in str(exc)
+    else:
+        raise AssertionError("the agent did not crash")
