@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from .answers import Usage, parse_answer
 from .chat_templates import render
@@ -157,3 +157,60 @@ def _settle(future: asyncio.Future, outcome: Any) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+class EmbedBatcher:
+    """Embedding calls of one simulation round made at about the same time
+    (the agent stage's reflections, one per agent) become one request.
+
+    Calls are gathered for ``batch_window_ms`` (or until ``MAX_TEXTS``
+    texts have come) and ``send(texts, sim_id, round)`` embeds them all in
+    one call (one LlmCall record, with its retries and fallbacks); each
+    caller gets its own rows back, or the call's error. Keyed by simulation
+    and round, so a record's cost stays with its simulation."""
+
+    MAX_TEXTS = 512
+
+    def __init__(self, send: Callable[[list[str], str, int], Awaitable[list]], window_ms: float) -> None:
+        self.send = send
+        self.window_s = window_ms / 1000.0
+        self._groups: dict[tuple[str, int], list[tuple[list[str], asyncio.Future]]] = {}
+        self._sending: set[asyncio.Task] = set()
+
+    async def embed(self, texts: list[str], sim_id: str, round: int) -> list:
+        key = (sim_id, round)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        group = self._groups.setdefault(key, [])
+        group.append((texts, future))
+        if sum(len(t) for t, _ in group) >= self.MAX_TEXTS:
+            self._flush(key, group)
+        elif len(group) == 1:
+            loop.call_later(self.window_s, self._flush, key, group)
+        return await future
+
+    def _flush(self, key: tuple[str, int], group: list) -> None:
+        if self._groups.get(key) is not group:  # sent already for being full
+            return
+        del self._groups[key]
+        task = asyncio.get_running_loop().create_task(self._send(key, group))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, key: tuple[str, int], group: list) -> None:
+        try:
+            rows = await self.send([t for texts, _ in group for t in texts], *key)
+        except BaseException as exc:  # noqa: BLE001 - every waiting call must hear of it
+            for _, future in group:
+                _settle(future, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        at = 0
+        for texts, future in group:
+            _settle(future, rows[at:at + len(texts)])
+            at += len(texts)
+
+    async def aclose(self) -> None:
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)

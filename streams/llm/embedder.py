@@ -173,20 +173,28 @@ class VllmEmbedder:
     backend = "vllm"
 
     def __init__(self, settings: Any, on_call: OnCall | None = None, *, caller: Any = None):
-        from .transport import HttpCaller  # local: keeps aiohttp out of offline imports
+        from .batching import EmbedBatcher  # local: keeps aiohttp out of offline imports
+        from .transport import HttpCaller
 
         llm = getattr(settings, "llm", settings)
         self.dim = llm.embed_dim
         self.model = llm.embed.model
         self._owns = caller is None
         self._caller = caller or HttpCaller(llm, on_call)
+        # Calls made together (an agent batch's reflections, one each) go
+        # as one request, as the memory calls do (batch_prompts 0: one each).
+        self._batcher = EmbedBatcher(self._embed_now, llm.batch_window_ms) if llm.batch_prompts > 0 else None
 
     async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
-        from .transport import AttemptFailed
-
         texts = list(texts)
         if not texts:
             return []
+        if self._batcher is not None:
+            return await self._batcher.embed(texts, sim_id, round)
+        return await self._embed_now(texts, sim_id, round)
+
+    async def _embed_now(self, texts: list[str], sim_id: str, round: int) -> list[list[float]]:
+        from .transport import AttemptFailed
 
         async def send(cfg, retry):
             # base64 float32: a fifth of the bytes of JSON numbers, and no
@@ -212,6 +220,8 @@ class VllmEmbedder:
         return vecs
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
         if self._owns:
             await self._caller.aclose()
 
