@@ -4,7 +4,7 @@ A stage that waits on an LLM spends each batch in a chain of round trips
 (embed, then the memory calls) while its CPU idles, and Faust's
 ``take_events`` reads nothing until the batch is over. With overlap, the
 stage's batch loop hands a batch to a task and takes the next one at once,
-up to ``depth`` batches in flight (``register_batches(overlap=...)``).
+up to ``depth`` batches in flight (``register_batches(in_flight=...)``).
 
 What keeps this equal to one batch after another:
   * a key's events are processed in batch order: a batch's handler awaits
@@ -17,7 +17,8 @@ What keeps this equal to one batch after another:
   * an input is acknowledged only once its batch is through: the loop takes
     a reference on each message (Faust's ``Message.incref``, the mechanism it
     uses for a message read by several streams), so Faust's own ack when the
-    loop moves on is not the last one; :func:`finish` gives the last. Faust
+    loop moves on is not the last one; the batch's own ack once it is
+    through (``streams.runtime._overlapped``) is. Faust
     commits only up to the first unacknowledged offset of a partition, and a
     rebalance waits for unacknowledged messages (``Consumer.wait_empty``).
 """

@@ -140,7 +140,10 @@ class Runtime:
         await self.flush()
         for done in effects.after_flush:
             done()
-        if any([self.write_state(table, key, value, carrier) for table, key, value, carrier in effects.state]):
+        produced = False
+        for table, key, value, carrier in effects.state:
+            produced |= self.write_state(table, key, value, carrier)
+        if produced:
             await self.flush()  # what Faust does before it commits: the state is on Kafka before the inputs are acked
         self.observe_batch(stage, started, batch)
         return effects

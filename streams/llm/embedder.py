@@ -234,11 +234,6 @@ def _vector(value: Any) -> np.ndarray:
     return np.asarray([float(x) for x in value], dtype=np.float64)
 
 
-def _normalise(vec: np.ndarray) -> list[float]:
-    norm = float(np.sqrt(vec @ vec)) or 1.0
-    return (vec / norm).tolist()
-
-
 def _normalise_rows(mat: np.ndarray) -> list[list[float]]:
     """Every row at unit length (a zero row stays zero), as lists: one numpy
     pass for a whole reply instead of one per vector."""

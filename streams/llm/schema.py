@@ -13,11 +13,35 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import fastjsonschema
 
-_by_identity: dict[int, tuple[dict[str, Any], Callable[[Any], Any]]] = {}
+T = TypeVar("T")
+
+
+def per_schema(make: Callable[[dict[str, Any]], T]) -> Callable[[dict[str, Any]], T]:
+    """``make(schema)``, computed once per schema. Prompts share a few
+    module-level schema objects, so they are found by identity first (the
+    schema is kept with its value, so its id is not reused while cached),
+    then by content (a schema parsed from a request is a new object each
+    time): per call, hashing its canonical JSON again cost more than the
+    call's own work."""
+    by_identity: dict[int, tuple[dict[str, Any], T]] = {}
+
+    @lru_cache(maxsize=64)
+    def by_content(schema_json: str) -> T:
+        return make(json.loads(schema_json))
+
+    def get(schema: dict[str, Any]) -> T:
+        hit = by_identity.get(id(schema))
+        if hit is None or hit[0] is not schema:
+            if len(by_identity) > 256:
+                by_identity.clear()
+            hit = by_identity[id(schema)] = (schema, by_content(json.dumps(schema, sort_keys=True)))
+        return hit[1]
+
+    return get
 
 
 def validate(schema: dict[str, Any], data: Any) -> list[str]:
@@ -30,21 +54,7 @@ def validate(schema: dict[str, Any], data: Any) -> list[str]:
     return []
 
 
-def _validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
-    # Prompts share a few module-level schemas: found by identity first
-    # (the schema is kept, so its id is not reused while cached), then by
-    # content (a schema parsed from a request is a new object each time).
-    hit = _by_identity.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        if len(_by_identity) > 256:
-            _by_identity.clear()
-        hit = _by_identity[id(schema)] = (schema, _compiled(json.dumps(schema, sort_keys=True)))
-    return hit[1]
-
-
-@lru_cache(maxsize=64)
-def _compiled(schema_json: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(json.loads(schema_json))
+_validator = per_schema(fastjsonschema.compile)
 
 
 def example_for(schema: dict[str, Any]) -> Any:

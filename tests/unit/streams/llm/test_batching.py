@@ -68,11 +68,11 @@ def test_an_embedding_reads_as_base64_float32_or_as_json_numbers():
 
     import numpy as np
 
-    from streams.llm.embedder import _normalise, _vector
+    from streams.llm.embedder import _normalise_rows, _vector
 
     vec = [0.6, -0.8, 0.0]
     b64 = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
     assert np.allclose(_vector(b64), vec) and np.allclose(_vector(vec), vec)
-    assert _normalise(_vector([3.0, 4.0])) == [0.6, 0.8]
+    assert _normalise_rows(np.stack([_vector([3.0, 4.0]), _vector([0.0, 0.0])])) == [[0.6, 0.8], [0.0, 0.0]]
     with pytest.raises(ValueError):
         _vector("not base64!")
