@@ -79,7 +79,10 @@ class Questions:
             at_end: set[int] = set()
             while True:
                 started = time.monotonic()
-                msgs = consumer.consume(500, 0.2)
+                # A short poll: a first asker waits for one empty poll after
+                # its question (0.2 s cost every new simulation without a
+                # question a third of a second before its first batch).
+                msgs = consumer.consume(500, 0.05)
                 for msg in msgs:
                     if msg.error():
                         if msg.error().code() == KafkaError._PARTITION_EOF:
