@@ -40,13 +40,14 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from .chat_templates import parse as parse_template
 from .deterministic import answer
-from .embedder import hash_embed
+from .embedder import hash_embed_array
 from .prompts import SCHEMAS, SCHEMA_NAMES, parse_user
 from .records import estimate_tokens
 from .schema import example_for, validate
@@ -190,10 +191,10 @@ def _completion_text(prompt: str, schema: dict[str, Any] | None, name: str) -> s
 def create_app(state: _State) -> FastAPI:
     app = FastAPI(title="murmur vLLM dev server")
 
-    async def handle(request: Request, kind: str) -> JSONResponse:
+    async def handle(request: Request, kind: str) -> Response:
         try:
-            body = await request.json()
-        except ValueError:
+            body = orjson.loads(await request.body())
+        except ValueError:  # orjson.JSONDecodeError is one
             return JSONResponse({"object": "error", "message": "body is not JSON", "code": 400}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"object": "error", "message": "body is not an object", "code": 400}, status_code=400)
@@ -231,7 +232,8 @@ def create_app(state: _State) -> FastAPI:
             reply = {"chat": _chat, "completions": _completions, "embeddings": _embeddings}[kind](body, model, state)
             with state.lock:
                 state.statuses[200] += 1
-            return JSONResponse(reply)
+            # orjson: the same compact JSON as JSONResponse, in a tenth of the time.
+            return Response(orjson.dumps(reply), media_type="application/json")
         finally:
             with state.lock:
                 state.in_flight -= 1
@@ -325,8 +327,8 @@ def _embeddings(body: dict[str, Any], model: str, state: _State) -> dict[str, An
     as_base64 = body.get("encoding_format") == "base64"  # little-endian float32, as vLLM and OpenAI send it
 
     def encoded(text: str):
-        vec = hash_embed(text, state.config.embed_dim)
-        return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode() if as_base64 else vec
+        vec = hash_embed_array(text, state.config.embed_dim)
+        return base64.b64encode(vec.astype("<f4").tobytes()).decode() if as_base64 else vec.tolist()
 
     data = [{"object": "embedding", "index": i, "embedding": encoded(t)} for i, t in enumerate(texts)]
     return {"object": "list", "data": data, "model": model,

@@ -48,20 +48,30 @@ def _slot(feature: str, dim: int) -> tuple[int, float]:
 
 def hash_embed(text: str, dim: int) -> list[float]:
     """Bag of stemmed unigrams (stop words down-weighted) and bigrams, hashed."""
+    return hash_embed_array(text, dim).tolist()
+
+
+def hash_embed_array(text: str, dim: int) -> np.ndarray:
+    """:func:`hash_embed` as a float64 array. Built with numpy, bit for bit
+    what the pure-Python sum gave (vectors are stored and replayed): each
+    slot adds its features in the same order (``np.add.at`` is unbuffered
+    and sequential), and the norm sums the squares in index order (the
+    zeros it skips add nothing)."""
     toks = lx.tokens(text)
     stems = [lx.stem(t) for t in toks]
-    vec = [0.0] * dim
-    for tok, s in zip(toks, stems):
-        i, sign = _slot("u:" + s, dim)
-        vec[i] += sign * (0.15 if tok in lx.STOPWORDS else 1.0)
-    for a, b in zip(stems, stems[1:]):
-        i, sign = _slot(f"b:{a} {b}", dim)
-        vec[i] += sign * 0.5  # word order and negation ("not good") matter a little
-    norm = math.sqrt(sum(v * v for v in vec))
+    slots = [_slot("u:" + s, dim) for s in stems] + [_slot(f"b:{a} {b}", dim) for a, b in zip(stems, stems[1:])]
+    vec = np.zeros(dim)
+    if slots:
+        # word order and negation ("not good") matter a little: bigrams weigh 0.5
+        weights = [0.15 if tok in lx.STOPWORDS else 1.0 for tok in toks] + [0.5] * (len(stems) - 1)
+        index, signs = zip(*slots)
+        np.add.at(vec, list(index), np.multiply(signs, weights))
+    norm = math.sqrt(sum(v * v for v in vec[vec != 0.0].tolist()))
     if norm == 0.0:  # empty text: a fixed unit vector rather than NaNs downstream
+        vec[:] = 0.0
         vec[_slot("<empty>", dim)[0]] = 1.0
         return vec
-    return [v / norm for v in vec]
+    return vec / norm
 
 
 class _LocalEmbedder:

@@ -54,6 +54,31 @@ def test_a_rendered_prompt_parses_back(name):
     assert "{system}" not in text and text.endswith("\n")
 
 
+def _by_regex(text: str):
+    """The lazy-group regular expression the parser replaced: its reference."""
+    import re
+
+    for template in TEMPLATES.values():
+        parts = re.split(r"(\{system\}|\{user\})", template)
+        body = "".join(f"(?P<{p[1:-1]}>.*?)" if p in ("{system}", "{user}") else re.escape(p) for p in parts)
+        if m := re.compile(body + r"\Z", re.S).match(text):
+            return m.group("system"), m.group("user")
+    return None
+
+
+_PIECES = st.sampled_from(["<|im_end|>\n<|im_start|>user\n", "<|eot_id|>", "<|im_start|>assistant\n", "a", "\n",
+                           "<|start_header_id|>user<|end_header_id|>\n\n", "é"])
+
+
+@given(st.sampled_from(sorted(TEMPLATES)), st.lists(_PIECES, max_size=6).map("".join),
+       st.lists(_PIECES, max_size=6).map("".join), st.booleans())
+def test_parse_agrees_with_the_regular_expression(name, system, user, rendered):
+    text = render(name, system, user) if rendered else system + user
+    assert parse(text) == _by_regex(text)
+    if rendered and parse(text) is not None:
+        assert render(name, *parse(text)) == text
+
+
 def test_a_template_of_ones_own_must_have_both_parts():
     assert template_errors("chatml") == [] and template_errors("[S]{system}[U]{user}[A]") == []
     assert "no {user}" in template_errors("{system} only")[0]

@@ -146,6 +146,18 @@ def test_embeddings_similar_texts_are_close():
     assert hash_embed("same text", 384) == hash_embed("same text", 384)
 
 
+def test_hash_embed_gives_the_vectors_it_always_gave():
+    """Stored vectors and replays rest on these bits: the digest was taken
+    from the pure-Python version before the numpy one replaced it."""
+    import hashlib
+    import struct
+
+    texts = ["", "Nice weather today.", "I am absolutely furious that the council cut the hospital budget by 40%! "
+             "This is a disgrace.", "not good, not good at all", "你好世界 今天的天气", "the the the"]
+    digest = hashlib.sha256(b"".join(struct.pack("<384d", *hash_embed(t, 384)) for t in texts)).hexdigest()
+    assert digest == "79ed2c0ffd61d917b29cafa91c3d10b2d6f486fb281aa3b3ad14b15dd4a82285"
+
+
 def test_prompts_put_the_stable_part_first_and_cut_content():
     p1 = importance_prompt("short post")
     p2 = importance_prompt("x" * 5000, kind="comment")
