@@ -32,9 +32,9 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(stage(name).module)
 
 
-def build(settings: Settings, names: list[str], group: str | None = None) -> faust.App:
+def build(settings: Settings, names: list[str], group: str | None = None, journal=None) -> faust.App:
     app = create_app(settings, group or "-".join(names))
-    rt = Runtime(settings)
+    rt = Runtime(settings, journal=journal)
     for name in names:
         module(name).register(app, rt)
     stall_guard.register(app, interval_s=settings.stall_check_s, stall_after_s=settings.stall_after_s, busy=rt.busy)
@@ -83,9 +83,21 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
+def resumed_journal(settings: Settings, names: list[str], group: str | None = None):
+    """The answers to give again to inputs the group had not committed
+    (streams/resume_journal.py), when the group calls a model."""
+    if settings.llm.backend != "vllm" or settings.llm.resume_journal_max <= 0 or "agent" not in names:
+        return None
+    from streams.resume_journal import load
+
+    resumed = load(settings, group_id(settings, group or "-".join(names)), input_topics(settings, names))
+    print(f"murmur worker: {resumed.line()}", file=sys.stderr)
+    return resumed.journal
+
+
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
     preflight(settings)
-    app = build(settings, names, group)
+    app = build(settings, names, group, journal=resumed_journal(settings, names, group))
     ensure_changelogs(settings, group or "-".join(names), names)
     try:
         serve_metrics(settings)

@@ -71,8 +71,10 @@ Handler = Callable[[list[Incoming]], Awaitable[Effects]]
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None, producer: Any = None) -> None:
+    def __init__(self, settings: Settings, *, serde: AvroSerde | None = None, producer: Any = None,
+                 journal: Any = None) -> None:
         self.settings = settings
+        self.journal = journal  # answers to give again (streams/resume_journal.py), or None
         self.serde = serde or default_serde()
         # Anything with send(topic, key, value) and an awaitable flush(): the
         # Kafka producer, or a recorder in tests that run without a broker.
@@ -90,6 +92,10 @@ class Runtime:
             from streams.llm import make_llm
 
             self._llm = make_llm(self.settings, on_call=self._on_llm_call)
+            if self.journal is not None and self.settings.llm.backend == "vllm":
+                from streams.llm.journal import ResumedLlm
+
+                self._llm = ResumedLlm(self.journal, self.settings, self._llm)
         return self._llm
 
     @property

@@ -83,6 +83,12 @@ class LlmSettings(BaseModel):
     breaker_quiet_s: float = Field(default=2.0, ge=0)
     max_retries: int = 3
     backoff_base_s: float = 0.2
+    # A restarted agent worker first reads the answers its group's calls got
+    # since the oldest input it had not committed (streams/resume_journal.py),
+    # and answers the same requests from them when it processes those inputs
+    # again: no second bill for a crash. At most this many LlmCall and
+    # ScoredMemory records are read; 0 turns it off.
+    resume_journal_max: int = Field(default=200_000, ge=0)
     embed_dim: int = 384
     seed: int = 7
 

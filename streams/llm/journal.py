@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .metrics import JOURNAL_ANSWERS
 from .prompts import Prompt
 from .records import LlmResult, LlmUnavailable
 from .schema import per_schema
@@ -117,3 +118,48 @@ class JournalLlm:
     async def aclose(self) -> None:
         if self.model_llm is not None:
             await self.model_llm.aclose()
+
+
+class ResumedLlm:
+    """A live client that answers the requests its worker's group already
+    paid for from their journal (``streams/resume_journal.py`` loads it when
+    a worker starts), and sends every other one to the model as usual.
+
+    Inputs processed again after a crash or a lost commit ask the same
+    questions of the same state: they get the recorded answers, with no
+    call and no LlmCall record (``murmur_llm_journal_answers_total`` counts
+    them). A request whose prompt changed (the state moved on) is a new one.
+    Anything else the pipeline reads from a client comes from ``client``."""
+
+    def __init__(self, journal: Journal, settings: Any, client: Any):
+        self.journal = journal
+        self.llm = getattr(settings, "llm", settings)
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def complete_json(self, role: str, prompt: Prompt, *, cache_key: str | None = None,
+                            sim_id: str = "", round: int = 0) -> LlmResult:
+        hit = self.journal.answers.get(fingerprint(getattr(self.llm, role).model, prompt))
+        if hit is None:
+            return await self.client.complete_json(role, prompt, cache_key=cache_key, sim_id=sim_id, round=round)
+        self.journal.hits[prompt.task] += 1
+        JOURNAL_ANSWERS.labels(task=prompt.task).inc()
+        data, model = hit
+        return LlmResult(data=data, backend="vllm", role=role, model=model, status="journal", attempts=0,
+                         prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
+                         cache_key=cache_key or prompt.default_cache_key(), event_id="")
+
+    async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list:
+        vectors = self.journal.vectors
+        missing = [t for t in texts if t not in vectors]
+        if len(missing) < len(texts):
+            JOURNAL_ANSWERS.labels(task="embed").inc(len(texts) - len(missing))
+        if not missing:
+            return [vectors[t] for t in texts]
+        found = dict(zip(missing, await self.client.embed(missing, sim_id=sim_id, round=round)))
+        return [vectors[t] if t in vectors else found[t] for t in texts]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

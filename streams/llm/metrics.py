@@ -26,6 +26,10 @@ LLM_BREAKER_OPENED = Counter(
     "murmur_llm_breaker_opened_total", "Times a role's server was cut off after repeated outage failures",
     ["role"],
 )
+JOURNAL_ANSWERS = Counter(
+    "murmur_llm_journal_answers_total",
+    "Requests a restarted worker answered from its group's recorded answers instead of the model", ["task"],
+)
 LLM_FALLBACKS = Counter(
     "murmur_llm_fallbacks_total", "Switches from a failing role to the next", ["from_role", "to_role"]
 )

@@ -245,3 +245,54 @@ def test_memories_stored_during_an_llm_outage_are_scored_once_it_is_back(live, v
     assert rescore(settings, sim)["degraded"] == 0  # and a second run finds nothing left to do
     with pytest.raises(MurmurError, match="no memories of simulation 'no-such-sim'"):
         rescore(settings, "no-such-sim")
+
+
+def test_inputs_processed_again_are_answered_from_the_journal(live, vllm_pipeline, tmp_path):
+    """A worker whose group had not committed some inputs (it died between
+    asking the model and committing) processes them again from the state it
+    had before them, asking the same questions: it answers them from the
+    answers on the LlmCall topic and the embeddings on ScoredMemory
+    (streams/resume_journal.py), and the model server sees no request.
+
+    The worker that died is played by a second agent group in the same
+    namespace: its offsets committed just before the simulation's events
+    and its state empty (this simulation's agents had none before them
+    either), as a group whose worker was killed before its first commit."""
+    from deploy.pipeline import process_log, start_process
+    from streams.app import group_id
+    from streams.kafka import read_to_end, start_group_at_end
+    from streams.serde import default_serde
+    from streams.topics import LLM_CALLS, SCORED, topic_name
+    from streams.topology import input_topics
+    from tests.integration.conftest import Worker
+
+    settings, server, worker = vllm_pipeline
+    again = settings.model_copy(update={"app_id": f"resume{uuid.uuid4().hex[:6]}"})
+    start_group_at_end(again, group_id(again, "agent"), input_topics(again, ["agent"]))
+    sim = f"resume-{uuid.uuid4().hex[:8]}"
+    events = [post(f"a{i % 3}", 1 + i // 6, 1_000 * (i + 1), OPINIONS[i % 5] + f" ({i})") for i in range(12)]
+    publish(tmp_path, live, sim, events)
+    serde = default_serde()
+
+    def records(spec) -> list[dict]:
+        return [r for m in read_to_end(settings, topic_name(spec, settings.namespace))
+                if (r := serde.decode(m.value())[1])["sim_id"] == sim]
+
+    wait_for(lambda: sum(r["kind"] == "post" for r in records(SCORED)) == len(events), timeout=180,
+             what="every post scored by the first group", worker=worker)
+    asked = [r for r in records(LLM_CALLS) if r.get("answer")]
+    assert asked, "the first group journalled no answer"
+
+    server.reset_stats()
+    name = f"worker-resume-{again.app_id}"
+    env = {**worker.env, "MURMUR_APP_ID": again.app_id}
+    args = ["worker", "--processors", "agent", "--loglevel", "info"]
+    second = Worker(again, start_process(live, name, args, env=env), name, args, env)
+    try:
+        wait_for(lambda: sum(r["kind"] == "post" for r in records(SCORED)) == 2 * len(events), timeout=180,
+                 what="every post scored again by the second group", worker=second)
+        assert server.stats()["total"] == 0, server.stats()  # not one request reached the model server
+        log = process_log(live, name, 200)
+        assert "resume journal:" in log and "every input committed" not in log, log
+    finally:
+        stop_process(live, name)

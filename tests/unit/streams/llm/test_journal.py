@@ -66,3 +66,47 @@ def test_fill_asks_the_model_on_a_miss_only():
     known, new, vectors = asyncio.run(go())
     assert known.data == {"importance": 9} and new.backend == "deterministic" and len(vectors[0]) == 384
     assert [c["task"] for c in calls] == ["importance", "embed"]
+
+
+class _Model:
+    """A stand-in for the live client: records what reaches it."""
+
+    waits = True
+
+    def __init__(self):
+        self.asked, self.embedded = [], []
+
+    async def complete_json(self, role, prompt, **kw):
+        self.asked.append(prompt.task)
+        return "from the model"
+
+    async def embed(self, texts, **kw):
+        self.embedded.append(list(texts))
+        return [[float(len(t)), 0.0] for t in texts]
+
+    async def aclose(self):
+        self.asked.append("closed")
+
+
+def test_a_resumed_worker_answers_what_was_asked_before_and_sends_the_rest():
+    from streams.llm.journal import ResumedLlm
+    from streams.llm.metrics import JOURNAL_ANSWERS
+
+    p = importance_prompt("hello")
+    journal = load([recorded(p, {"importance": 7})], [{"content": "hello", "v": [0.6, 0.8]}], lambda m: m["v"])
+    model = _Model()
+    llm = ResumedLlm(journal, SETTINGS, model)
+    before = JOURNAL_ANSWERS.labels(task="embed")._value.get()
+
+    async def go():
+        hit = await llm.complete_json("fast", p)
+        assert hit.data == {"importance": 7} and hit.status == "journal" and hit.attempts == 0
+        assert await llm.complete_json("fast", importance_prompt("new")) == "from the model"
+        assert await llm.embed(["new", "hello", "newer"]) == [[3.0, 0.0], [0.6, 0.8], [5.0, 0.0]]
+        assert await llm.embed(["hello"]) == [[0.6, 0.8]]
+        await llm.aclose()
+
+    asyncio.run(go())
+    assert model.asked == ["importance", "closed"] and model.embedded == [["new", "newer"]]
+    assert llm.waits is True  # what the pipeline reads of a client comes from the live one
+    assert JOURNAL_ANSWERS.labels(task="embed")._value.get() == before + 2
