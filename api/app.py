@@ -3,6 +3,7 @@ in its thread pool) because the Cassandra driver's reads are blocking."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path as PathLib
 from typing import Annotated
@@ -14,8 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.models import (Agent, Conflict, EvalResultRow, Health, Memory, Problem, Reflection, RetrieveRequest,
-                        Retrieved, TimelineEntry, Verdict)
+from api.context import assemble
+from api.models import (Agent, Conflict, Context, Contexts, ContextsRequest, EvalResultRow, Health, Memory, Problem,
+                        Reflection, RetrieveRequest, Retrieved, TimelineEntry, Verdict)
 from api import auth
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
@@ -237,5 +239,54 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
                         half_life_s=body.half_life_s, top_k=body.top_k)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    def context_of(state, sim: str, agent: str, query: str, vector, *, budget: int, top_k: int,
+                   include_public: bool, half_life_s: float) -> dict | None:
+        """One agent's block (None: the agent has no memory in the simulation).
+        Blocking: Cassandra and the vector store; run it in the thread pool."""
+        db: CassandraStore = state.store
+        latest = db.latest_ts(sim, agent)
+        if latest is None:
+            return None
+        found = state.vectors.search(sim_id=sim, agent_id=agent, vector=vector, limit=candidates_for(top_k),
+                                     include_public=include_public)
+        memories = rank(found, agent_id=agent, include_public=include_public, reference_ts=latest, weights=Weights(),
+                        half_life_s=half_life_s, top_k=top_k)
+        block = assemble(budget_tokens=budget, reflections=db.reflections(sim, agent, limit=10),
+                         superseded=db.agent_conflicts(sim, agent, limit=10), memories=memories)
+        return {"sim_id": sim, "agent_id": agent, "query": query, "budget_tokens": budget,
+                "used_tokens": block.used_tokens, "text": block.text, "reflections": block.reflections,
+                "superseded": block.superseded, "memories": block.memories, "rests_on": block.rests_on,
+                "left_out": block.left_out}
+
+    @app.get("/simulations/{sim}/agents/{agent}/context", response_model=Context)
+    async def context(sim: SimId, agent: AgentId, request: Request,
+                      query: Annotated[str, Query(min_length=1, max_length=4000, description="What the agent is about to do or answer")],
+                      budget: Annotated[int, Query(ge=16, le=32768, description="Token budget of the block (4 characters a token)")] = 512,
+                      top_k: Annotated[int, Query(ge=1, le=100, description="Memories considered, best first")] = 10,
+                      include_public: Annotated[bool, Query(description="Also recall the public timeline (never other agents' private memories)")] = True,
+                      half_life_s: Annotated[float, Query(gt=0, le=10 * 365 * 86400, description="Recency half-life in event-time seconds")] = 3600.0):
+        """What the agent should have in mind for its next step: its latest
+        beliefs, the beliefs it changed, and its memories most worth
+        recalling for ``query``, within ``budget`` tokens, with the ids the
+        block rests on (``api/context.py``)."""
+        (vector,) = await request.app.state.embedder.embed([query], sim_id=sim)
+        out = await run_in_threadpool(context_of, request.app.state, sim, agent, query, vector, budget=budget,
+                                      top_k=top_k, include_public=include_public, half_life_s=half_life_s)
+        if out is None:
+            raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
+        return out
+
+    @app.post("/simulations/{sim}/context", response_model=Contexts)
+    async def contexts(sim: SimId, body: ContextsRequest, request: Request):
+        """The context of many agents of one round in one request: their
+        queries embedded in one call, their blocks built concurrently."""
+        vectors = await request.app.state.embedder.embed([a.query for a in body.agents], sim_id=sim)
+        built = await asyncio.gather(*(
+            run_in_threadpool(context_of, request.app.state, sim, a.agent_id, a.query, v, budget=body.budget,
+                              top_k=body.top_k, include_public=body.include_public, half_life_s=body.half_life_s)
+            for a, v in zip(body.agents, vectors)))
+        return {"contexts": [c for c in built if c is not None],
+                "missing": [a.agent_id for a, c in zip(body.agents, built) if c is None]}
 
     return app

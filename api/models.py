@@ -184,3 +184,65 @@ class EvalResultRow(BaseModel):
     truth_magnitude: float
     features: list[str]
     result: dict
+
+
+class ContextReflection(BaseModel):
+    reflection_id: str
+    round: int
+    ts: int = Field(description="Event time, epoch ms")
+    content: str
+
+
+class ContextSuperseded(BaseModel):
+    conflict_id: str
+    round: int
+    ts: int = Field(description="Event time of the newer memory, epoch ms")
+    old_memory_id: str
+    new_memory_id: str
+    old_content: str
+    new_content: str
+    reason: str | None
+
+
+class ContextLeftOut(BaseModel):
+    reflections: int
+    superseded: int
+    memories: int
+
+
+class Context(BaseModel):
+    """A bounded memory block for an agent's next prompt."""
+
+    sim_id: str
+    agent_id: str
+    query: str
+    budget_tokens: int
+    used_tokens: int = Field(description="Estimated at 4 characters a token, rounded up line by line; never above the budget")
+    text: str = Field(description="The block to put in the agent's prompt, sections in this order: beliefs, changed beliefs, memories")
+    reflections: list[ContextReflection] = Field(description="Its latest beliefs in the block, newest first")
+    superseded: list[ContextSuperseded] = Field(description="Beliefs it gave up for newer ones, newest first")
+    memories: list[Retrieved] = Field(description="Its memories in the block, best first by the retrieval score")
+    rests_on: list[str] = Field(description="Every reflection, conflict and memory id the block was built from")
+    left_out: ContextLeftOut = Field(description="Items that did not fit the budget (or the section's cap of 3)")
+
+
+class ContextAsk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str = Field(min_length=1, max_length=200)
+    query: str = Field(min_length=1, max_length=4000, description="What the agent is about to do or answer")
+
+
+class ContextsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agents: list[ContextAsk] = Field(min_length=1, max_length=1000, description="One entry per agent of the round")
+    budget: int = Field(512, ge=16, le=32768, description="Token budget of each agent's block")
+    top_k: int = Field(10, ge=1, le=100, description="Memories considered per agent, best first")
+    include_public: bool = Field(True, description="Also recall the public timeline (never other agents' private memories)")
+    half_life_s: float = Field(3600.0, gt=0, le=10 * 365 * 86400, description="Recency half-life in event-time seconds")
+
+
+class Contexts(BaseModel):
+    contexts: list[Context] = Field(description="In the order asked")
+    missing: list[str] = Field(description="Agents asked for that have no memory in the simulation (no block for them)")

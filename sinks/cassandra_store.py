@@ -201,11 +201,13 @@ class CassandraStore:
         never deleted. The update touches only valid_to/superseded_by, so it
         is correct whichever of it and the memory's own insert lands first."""
         ins = self._insert("conflicts_by_sim", CONFLICT_COLUMNS)
+        by_agent = self._insert("conflicts_by_agent", CONFLICT_COLUMNS)
         sup = self._stmt("supersede", "UPDATE {ks}.memories_by_agent SET valid_to = ?, superseded_by = ? "
                                       "WHERE sim_id = ? AND agent_id = ? AND ts = ? AND memory_id = ?")
         out = []
         for c in conflicts:
-            out.append((ins, tuple({**c, "conflict_id": c["event_id"]}[k] for k in CONFLICT_COLUMNS)))
+            row = tuple({**c, "conflict_id": c["event_id"]}[k] for k in CONFLICT_COLUMNS)
+            out += [(ins, row), (by_agent, row)]
             out.append((sup, (c["ts"], c["new_memory_id"], c["sim_id"], c["agent_id"], c["old_ts"], c["old_memory_id"])))
         return out
 
@@ -321,6 +323,13 @@ class CassandraStore:
                 if len(out) >= limit:
                     break
         return out
+
+    def agent_conflicts(self, sim_id: str, agent_id: str, *, limit: int = 50) -> list[dict]:
+        """The agent's conflicts, newest first: beliefs it gave up (the old
+        memory) for newer ones."""
+        stmt = self._stmt("agent_conflicts",
+                          "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?")
+        return [_row(r) for r in self.connect().execute(stmt, (sim_id, agent_id, limit))]
 
     def verdicts(self, sim_id: str, *, limit: int = 1000) -> list[dict]:
         stmt = self._stmt("verdicts", "SELECT * FROM {ks}.verdicts_by_sim WHERE sim_id = ? LIMIT ?")

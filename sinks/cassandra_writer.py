@@ -1,6 +1,6 @@
 """cassandra-sink: ScoredMemory -> memories_by_agent, timeline_by_sim,
-agents_by_sim; Reflection -> reflections_by_agent; Conflict -> conflicts_by_sim
-and the older memory's valid_to; Verdict -> verdicts_by_sim; Persona ->
+agents_by_sim; Reflection -> reflections_by_agent; Conflict -> conflicts_by_sim,
+conflicts_by_agent and the older memory's valid_to; Verdict -> verdicts_by_sim; Persona ->
 personas_by_sim.
 
 A Faust agent like the processors, so it shares their commit order: the

@@ -159,6 +159,35 @@ def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pip
                            json={"query": "x", "weights": {"relevance": 0, "recency": 0, "importance": 0}})
         assert zero.status_code == 422 and "weight" in zero.text
         assert client.post(f"/simulations/{sim}/agents/nobody/retrieve", json={"query": "x"}).status_code == 404
+
+        # -- context: the flipper's changed beliefs, the thinker's beliefs and memories, in budget
+        flip = client.get(f"/simulations/{sim}/agents/flipper/context", params={"query": "bike lane"}).json()
+        assert {c["conflict_id"] for c in flip["superseded"]} == {c["conflict_id"] for c in conflicts}
+        assert "You once held" in flip["text"] and "bike lane plan looks bad" in flip["text"]
+        think = client.get(f"/simulations/{sim}/agents/thinker/context",
+                           params={"query": "budget scandal", "budget": 300, "top_k": 100}).json()
+        assert think["reflections"] and think["memories"] and 0 < think["used_tokens"] <= 300
+        assert len(think["text"]) <= 4 * 300 and think["left_out"]["memories"] > 0  # 100 memories do not fit
+        assert set(think["rests_on"]) >= {m["memory_id"] for m in think["memories"]} | {
+            r["reflection_id"] for r in think["reflections"]}
+        # isolation through the context: only the agent's own private memories
+        assert not any(m["agent_id"] != "thinker" and not m["public"] for m in think["memories"])
+        assert "secretly searched" not in think["text"]
+        assert client.get(f"/simulations/{sim}/agents/nobody/context", params={"query": "x"}).status_code == 404
+        assert client.get(f"/simulations/{sim}/agents/thinker/context", params={"query": "x", "budget": 1}).status_code == 422
+
+        # -- the batch form: one request for the agents of a round, same blocks
+        batch = client.post(f"/simulations/{sim}/context", json={
+            "budget": 300, "top_k": 100, "agents": [{"agent_id": "thinker", "query": "budget scandal"},
+                                                    {"agent_id": "nobody", "query": "x"},
+                                                    {"agent_id": "other", "query": "budget scandal"}]}).json()
+        assert batch["missing"] == ["nobody"] and [c["agent_id"] for c in batch["contexts"]] == ["thinker", "other"]
+        assert batch["contexts"][0]["text"] == think["text"]
+        assert not any(m["agent_id"] != "other" and not m["public"] for m in batch["contexts"][1]["memories"])
+        own = client.post(f"/simulations/{sim}/context", json={
+            "include_public": False, "agents": [{"agent_id": "other", "query": "budget scandal"}]}).json()
+        assert "secretly searched" in own["contexts"][0]["text"]  # its own private memory, to itself
+        assert client.post(f"/simulations/{sim}/context", json={"agents": []}).status_code == 422
     store.close()
 
 
