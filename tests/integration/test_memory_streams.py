@@ -188,6 +188,17 @@ def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pip
             "include_public": False, "agents": [{"agent_id": "other", "query": "budget scandal"}]}).json()
         assert "secretly searched" in own["contexts"][0]["text"]  # its own private memory, to itself
         assert client.post(f"/simulations/{sim}/context", json={"agents": []}).status_code == 422
+
+        # -- the Python client says the same (over the test client's transport)
+        from api.client import MurmurClient, ReadModelError
+
+        murmur = MurmurClient("http://testserver", transport=client._transport)
+        assert murmur.context(sim, "thinker", "budget scandal", budget=300, top_k=100)["text"] == think["text"]
+        assert murmur.contexts(sim, [("thinker", "budget scandal")], budget=300, top_k=100)["contexts"][0][
+            "text"] == think["text"]
+        with pytest.raises(ReadModelError) as missing:
+            murmur.context(sim, "nobody", "x")
+        assert missing.value.status == 404 and "nobody" in str(missing.value.detail)
     store.close()
 
 
