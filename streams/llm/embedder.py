@@ -12,6 +12,7 @@ import base64
 import hashlib
 import math
 import time
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import lexicon as lx
+from .metrics import EMBED_CACHE_HITS
 from .records import OnCall, emit, estimate_tokens, make_record
 
 
@@ -177,8 +179,38 @@ def _minilm_dir(pkg: Any) -> Path:
     raise FileNotFoundError(f"no model files found inside {root}")
 
 
+class EmbedCache:
+    """The most recent embeddings by a 16-byte hash of their text (one model
+    per cache), least recently used dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._rows: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        row = self._rows.get(key)
+        if row is not None:
+            self._rows.move_to_end(key)
+        return row
+
+    def put(self, key: bytes, row: np.ndarray) -> None:
+        self._rows[key] = row
+        self._rows.move_to_end(key)
+        while len(self._rows) > self.capacity:
+            self._rows.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class VllmEmbedder:
-    """``POST {embed.url}/embeddings`` with the client's retry/fallback policy."""
+    """``POST {embed.url}/embeddings`` with the client's retry/fallback policy.
+    A text embedded before (``EmbedCache``) is not sent again, nor is a text
+    twice in one call."""
 
     backend = "vllm"
 
@@ -194,11 +226,25 @@ class VllmEmbedder:
         # Calls made together (an agent batch's reflections, one each) go
         # as one request, as the memory calls do (batch_prompts 0: one each).
         self._batcher = EmbedBatcher(self._embed_now, llm.batch_window_ms) if llm.batch_prompts > 0 else None
+        self._cache = EmbedCache(llm.embed_cache_size) if llm.embed_cache_size > 0 else None
 
     async def embed(self, texts: list[str], *, sim_id: str = "", round: int = 0) -> list[list[float]]:
         texts = list(texts)
         if not texts:
             return []
+        if self._cache is None:
+            return await self._fetch(texts, sim_id, round)
+        keys = [EmbedCache.key(t) for t in texts]
+        found = {k: row for k in keys if (row := self._cache.get(k)) is not None}
+        todo = {k: t for k, t in zip(keys, texts) if k not in found}  # each new text once, in order
+        EMBED_CACHE_HITS.inc(len(texts) - len(todo))
+        if todo:
+            for k, row in zip(todo, await self._fetch(list(todo.values()), sim_id, round)):
+                found[k] = row
+                self._cache.put(k, row)
+        return np.stack([found[k] for k in keys])
+
+    async def _fetch(self, texts: list[str], sim_id: str, round: int):
         if self._batcher is not None:
             return await self._batcher.embed(texts, sim_id, round)
         return await self._embed_now(texts, sim_id, round)

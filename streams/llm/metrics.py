@@ -26,6 +26,9 @@ LLM_BREAKER_OPENED = Counter(
     "murmur_llm_breaker_opened_total", "Times a role's server was cut off after repeated outage failures",
     ["role"],
 )
+EMBED_CACHE_HITS = Counter(
+    "murmur_embed_cache_hits_total", "Texts whose embedding came from the process's cache instead of the server",
+)
 JOURNAL_ANSWERS = Counter(
     "murmur_llm_journal_answers_total",
     "Requests a restarted worker answered from its group's recorded answers instead of the model", ["task"],

@@ -240,6 +240,23 @@ def test_embeddings_over_http(server):
     assert all(abs(a - b) < 1e-6 for v, t in zip(vecs, body["input"]) for a, b in zip(v, hash_embed(t, 384)))
 
 
+def test_a_text_embedded_before_is_not_sent_again(server):
+    async def twice(client):
+        first = await client.embed(["a repost", "a reply", "a repost"])
+        return first, await client.embed(["a reply", "a new post", "a repost"])
+
+    ((first, second),), records = call(settings(server.url), twice)
+    assert [b["input"] for b in server.last_bodies()] == [["a repost", "a reply"], ["a new post"]]
+    assert len(records) == 2  # one LlmCall per request that was made
+    assert (first[0] == first[2]).all() and (second[2] == first[0]).all() and (second[0] == first[1]).all()
+    hits = metric("murmur_embed_cache_hits_total")
+
+    server.reset_stats()
+    ((again, _),), _ = call(settings(server.url, embed_cache_size=0), twice)
+    assert [len(b["input"]) for b in server.last_bodies()] == [3, 3]  # the cache off: every text every time
+    assert (again == first).all() and metric("murmur_embed_cache_hits_total") == hits
+
+
 def test_wrong_embedding_dimension_is_rejected(server):
     server.config.embed_dim = 768
     (exc,), records = call(settings(server.url), lambda c: c.embed(["x"]))
