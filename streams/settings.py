@@ -89,6 +89,10 @@ class LlmSettings(BaseModel):
     # again: no second bill for a crash. At most this many LlmCall and
     # ScoredMemory records are read; 0 turns it off.
     resume_journal_max: int = Field(default=200_000, ge=0)
+    # Embeddings kept per process by a hash of the text, so a text seen again
+    # (a repost, a quote, a query asked twice) is not embedded again: about
+    # 1.5 KiB each at 384 dimensions; 0 turns it off.
+    embed_cache_size: int = Field(default=20_000, ge=0)
     embed_dim: int = 384
     seed: int = 7
 
