@@ -1,14 +1,16 @@
 """Local Kafka + Cassandra for development and tests, run from Maven Central
-jars on loopback (no Docker). Public surface: ``deploy.local``."""
+jars on loopback (no Docker), and on request a Qdrant server from its pinned
+release binary. Public surface: ``deploy.local``."""
 
 from deploy.exceptions import (
     DeployError, FetchFailed, JavaMissing, MavenMissing, PortInUse, ProcessExited,
     StartFailed, StartTimeout,
 )
-from deploy.local import SERVICES, down, fetch, restart, status, up
+from deploy.local import KNOWN, SERVICES, down, fetch, restart, status, up
+from deploy.npm import ChecksumMismatch, NpmMissing
 
 __all__ = [
-    "SERVICES", "fetch", "up", "down", "status", "restart",
-    "DeployError", "JavaMissing", "MavenMissing", "PortInUse", "FetchFailed",
-    "StartFailed", "StartTimeout", "ProcessExited",
+    "SERVICES", "KNOWN", "fetch", "up", "down", "status", "restart",
+    "DeployError", "JavaMissing", "MavenMissing", "NpmMissing", "PortInUse", "FetchFailed",
+    "ChecksumMismatch", "StartFailed", "StartTimeout", "ProcessExited",
 ]

@@ -1,6 +1,8 @@
-"""Process plumbing shared by the JVM services: find java, check ports,
+"""Process plumbing shared by the local services: find java, check ports,
 start detached, track pid files, stop cleanly, tail logs.
 
+Written for the JVMs; a native service (the Qdrant server) uses the same
+plumbing with a ``Fingerprint`` of its own instead of the JVM marker args.
 Stdlib only, so the CLI stays fast and this works before any service exists.
 """
 
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -107,12 +110,41 @@ def marker_args(service: str, state_dir: Path) -> list[str]:
     return [f"-Dmurmur.service={service}", f"-Dmurmur.state_dir={state_dir}"]
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """What marks a process as ours: arguments its cmdline must contain and,
+    when set, the working directory it must run in.
+
+    A JVM carries marker args naming its state dir. A native binary takes no
+    extra args (Qdrant rejects unknown ones) and is shared by every state dir
+    from the cache, so its own path plus the service's home as cwd stand in.
+    """
+
+    args: tuple[str, ...]
+    cwd: Path | None = None
+
+
+def jvm_fingerprint(service: str, state_dir: Path) -> Fingerprint:
+    return Fingerprint(tuple(marker_args(service, state_dir)))
+
+
 def _cmdline(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
     return raw.decode(errors="replace").split("\0")
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:  # gone, or another user's process
+        return None
+
+
+def _matches(pid: int, cmd: list[str], fp: Fingerprint) -> bool:
+    return set(fp.args) <= set(cmd) and (fp.cwd is None or _cwd(pid) == fp.cwd)
 
 
 def _zombie(pid: int) -> bool:
@@ -135,8 +167,9 @@ def _reap(pid: int) -> None:
         pass
 
 
-def is_ours(pid: int, service: str, state_dir: Path) -> bool:
-    """Alive, not a zombie, and carrying our marker properties."""
+def is_ours(pid: int, service: str, state_dir: Path, fingerprint: Fingerprint | None = None) -> bool:
+    """Alive, not a zombie, and matching our fingerprint (by default the JVM
+    marker properties)."""
     _reap(pid)
     try:
         os.kill(pid, 0)
@@ -149,20 +182,21 @@ def is_ours(pid: int, service: str, state_dir: Path) -> bool:
     cmd = _cmdline(pid)
     if cmd is None:  # no /proc (macOS): trust the pid file
         return True
-    return set(marker_args(service, state_dir)) <= set(cmd)
+    return _matches(pid, cmd, fingerprint or jvm_fingerprint(service, state_dir))
 
 
-def find_ours(service: str, state_dir: Path) -> int | None:
-    """Scan /proc for our JVM when the pid file is missing (Linux only)."""
+def find_ours(service: str, state_dir: Path, fingerprint: Fingerprint | None = None) -> int | None:
+    """Scan /proc for our process when the pid file is missing (Linux only)."""
     proc = Path("/proc")
     if not proc.is_dir():
         return None
-    wanted = set(marker_args(service, state_dir))
+    fp = fingerprint or jvm_fingerprint(service, state_dir)
     for entry in proc.iterdir():
         if entry.name.isdigit():
-            cmd = _cmdline(int(entry.name))
-            if cmd and wanted <= set(cmd) and not _zombie(int(entry.name)):
-                return int(entry.name)
+            pid = int(entry.name)
+            cmd = _cmdline(pid)
+            if cmd and _matches(pid, cmd, fp) and not _zombie(pid):
+                return pid
     return None
 
 
@@ -173,13 +207,14 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def running_pid(pid_file: Path, service: str, state_dir: Path) -> int | None:
+def running_pid(pid_file: Path, service: str, state_dir: Path,
+                fingerprint: Fingerprint | None = None) -> int | None:
     """The pid of our running service, repairing a stale or missing pid file."""
     pid = read_pid(pid_file)
-    if pid is not None and is_ours(pid, service, state_dir):
+    if pid is not None and is_ours(pid, service, state_dir, fingerprint):
         return pid
     pid_file.unlink(missing_ok=True)
-    pid = find_ours(service, state_dir)
+    pid = find_ours(service, state_dir, fingerprint)
     if pid is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)  # the state folder may have been deleted under it
         pid_file.write_text(f"{pid}\n")

