@@ -242,7 +242,7 @@ class VllmEmbedder:
             for k, row in zip(todo, await self._fetch(list(todo.values()), sim_id, round)):
                 found[k] = row
                 self._cache.put(k, row)
-        return np.stack([found[k] for k in keys])
+        return [found[k] for k in keys]
 
     async def _fetch(self, texts: list[str], sim_id: str, round: int):
         if self._batcher is not None:
