@@ -3,7 +3,6 @@ in its thread pool) because the Cassandra driver's reads are blocking."""
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path as PathLib
 from typing import Annotated
@@ -240,24 +239,29 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    def context_of(state, sim: str, agent: str, query: str, vector, *, budget: int, top_k: int,
-                   include_public: bool, half_life_s: float) -> dict | None:
-        """One agent's block (None: the agent has no memory in the simulation).
-        Blocking: Cassandra and the vector store; run it in the thread pool."""
-        db: CassandraStore = state.store
-        latest = db.latest_ts(sim, agent)
-        if latest is None:
-            return None
-        found = state.vectors.search(sim_id=sim, agent_id=agent, vector=vector, limit=candidates_for(top_k),
-                                     include_public=include_public)
-        memories = rank(found, agent_id=agent, include_public=include_public, reference_ts=latest, weights=Weights(),
-                        half_life_s=half_life_s, top_k=top_k)
-        block = assemble(budget_tokens=budget, reflections=db.reflections(sim, agent, limit=10),
-                         superseded=db.agent_conflicts(sim, agent, limit=10), memories=memories)
-        return {"sim_id": sim, "agent_id": agent, "query": query, "budget_tokens": budget,
-                "used_tokens": block.used_tokens, "text": block.text, "reflections": block.reflections,
-                "superseded": block.superseded, "memories": block.memories, "rests_on": block.rests_on,
-                "left_out": block.left_out}
+    async def contexts_of(state, sim: str, asks: list[tuple[str, str]], *, budget: int, top_k: int,
+                          include_public: bool, half_life_s: float) -> list[dict | None]:
+        """The blocks of (agent, query) pairs (None: the agent has no memory
+        in the simulation): the queries embedded in one call, the Cassandra
+        reads all at once, the searches as one batch in the vector engine."""
+        vectors = await state.embedder.embed([q for _, q in asks], sim_id=sim)
+        rows = await state.store.agents_recall(sim, [a for a, _ in asks])
+        present = [i for i, (a, _) in enumerate(asks) if rows[a][0] is not None]
+        found = await run_in_threadpool(state.vectors.search_many, [
+            {"sim_id": sim, "agent_id": asks[i][0], "vector": vectors[i], "limit": candidates_for(top_k),
+             "include_public": include_public} for i in present])
+        out: list[dict | None] = [None] * len(asks)
+        for i, candidates in zip(present, found):
+            agent, query = asks[i]
+            latest, reflections, superseded = rows[agent]
+            memories = rank(candidates, agent_id=agent, include_public=include_public, reference_ts=latest,
+                            weights=Weights(), half_life_s=half_life_s, top_k=top_k)
+            block = assemble(budget_tokens=budget, reflections=reflections, superseded=superseded, memories=memories)
+            out[i] = {"sim_id": sim, "agent_id": agent, "query": query, "budget_tokens": budget,
+                      "used_tokens": block.used_tokens, "text": block.text, "reflections": block.reflections,
+                      "superseded": block.superseded, "memories": block.memories, "rests_on": block.rests_on,
+                      "left_out": block.left_out}
+        return out
 
     @app.get("/simulations/{sim}/agents/{agent}/context", response_model=Context)
     async def context(sim: SimId, agent: AgentId, request: Request,
@@ -270,9 +274,8 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         beliefs, the beliefs it changed, and its memories most worth
         recalling for ``query``, within ``budget`` tokens, with the ids the
         block rests on (``api/context.py``)."""
-        (vector,) = await request.app.state.embedder.embed([query], sim_id=sim)
-        out = await run_in_threadpool(context_of, request.app.state, sim, agent, query, vector, budget=budget,
-                                      top_k=top_k, include_public=include_public, half_life_s=half_life_s)
+        (out,) = await contexts_of(request.app.state, sim, [(agent, query)], budget=budget, top_k=top_k,
+                                   include_public=include_public, half_life_s=half_life_s)
         if out is None:
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
         return out
@@ -280,12 +283,10 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
     @app.post("/simulations/{sim}/context", response_model=Contexts)
     async def contexts(sim: SimId, body: ContextsRequest, request: Request):
         """The context of many agents of one round in one request: their
-        queries embedded in one call, their blocks built concurrently."""
-        vectors = await request.app.state.embedder.embed([a.query for a in body.agents], sim_id=sim)
-        built = await asyncio.gather(*(
-            run_in_threadpool(context_of, request.app.state, sim, a.agent_id, a.query, v, budget=body.budget,
-                              top_k=body.top_k, include_public=body.include_public, half_life_s=body.half_life_s)
-            for a, v in zip(body.agents, vectors)))
+        queries embedded in one call, their reads and searches batched."""
+        built = await contexts_of(request.app.state, sim, [(a.agent_id, a.query) for a in body.agents],
+                                  budget=body.budget, top_k=body.top_k, include_public=body.include_public,
+                                  half_life_s=body.half_life_s)
         return {"contexts": [c for c in built if c is not None],
                 "missing": [a.agent_id for a, c in zip(body.agents, built) if c is None]}
 

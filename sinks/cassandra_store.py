@@ -38,6 +38,9 @@ REFLECTION_COLUMNS = ("sim_id", "agent_id", "ts", "reflection_id", "round", "con
                       "trigger", "importance_sum", "backend")
 CONFLICT_COLUMNS = ("sim_id", "ts", "conflict_id", "agent_id", "round", "new_memory_id", "old_memory_id", "old_ts",
                     "new_content", "old_content", "similarity", "reason", "confidence", "backend")
+LATEST_TS_CQL = "SELECT ts FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT 1"
+REFLECTIONS_CQL = "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
+AGENT_CONFLICTS_CQL = "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
 VERDICT_COLUMNS = ("sim_id", "round", "ts", "question", "support_ratio", "direction", "magnitude", "confidence",
                    "post_count", "author_count", "stance_positive", "stance_negative", "stance_neutral", "flips",
                    "rationale", "backend", "reflection_count", "posts_read", "posts_no_signal", "posts_unreadable",
@@ -310,7 +313,7 @@ class CassandraStore:
         return sum(self.connect().execute(stmt, (sim_id, a, k)).one()[0] for a in ids for k in kinds)
 
     def reflections(self, sim_id: str, agent_id: str, *, limit: int = 50) -> list[dict]:
-        stmt = self._stmt("reflections", "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?")
+        stmt = self._stmt("reflections", REFLECTIONS_CQL)
         return [_row(r) for r in self.connect().execute(stmt, (sim_id, agent_id, limit))]
 
     def conflicts(self, sim_id: str, *, limit: int = 50, agent_id: str | None = None) -> list[dict]:
@@ -327,9 +330,26 @@ class CassandraStore:
     def agent_conflicts(self, sim_id: str, agent_id: str, *, limit: int = 50) -> list[dict]:
         """The agent's conflicts, newest first: beliefs it gave up (the old
         memory) for newer ones."""
-        stmt = self._stmt("agent_conflicts",
-                          "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?")
+        stmt = self._stmt("agent_conflicts", AGENT_CONFLICTS_CQL)
         return [_row(r) for r in self.connect().execute(stmt, (sim_id, agent_id, limit))]
+
+    async def agents_recall(self, sim_id: str, agent_ids: list[str], *, limit: int = 10
+                            ) -> dict[str, tuple[int | None, list[dict], list[dict]]]:
+        """Per agent: its newest memory's time (None: no memory), its
+        reflections and its conflicts, newest first. All the reads at once
+        (the driver's own concurrency), for the context of a whole round."""
+        latest = self._stmt("latest_ts", LATEST_TS_CQL)
+        beliefs = self._stmt("reflections", REFLECTIONS_CQL)
+        changed = self._stmt("agent_conflicts", AGENT_CONFLICTS_CQL)
+        agents = list(dict.fromkeys(agent_ids))
+        reads = await asyncio.gather(*(self._execute(stmt, params) for a in agents for stmt, params in (
+            (latest, (sim_id, a)), (beliefs, (sim_id, a, limit)), (changed, (sim_id, a, limit)))))
+        out = {}
+        for i, a in enumerate(agents):
+            newest, refl, conf = reads[3 * i:3 * i + 3]
+            newest = list(newest)
+            out[a] = (_ms(newest[0].ts) if newest else None, [_row(r) for r in refl], [_row(r) for r in conf])
+        return out
 
     def verdicts(self, sim_id: str, *, limit: int = 1000) -> list[dict]:
         stmt = self._stmt("verdicts", "SELECT * FROM {ks}.verdicts_by_sim WHERE sim_id = ? LIMIT ?")
@@ -348,7 +368,7 @@ class CassandraStore:
         return [_row(r) for r in rows]
 
     def latest_ts(self, sim_id: str, agent_id: str) -> int | None:
-        stmt = self._stmt("latest_ts", "SELECT ts FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT 1")
+        stmt = self._stmt("latest_ts", LATEST_TS_CQL)
         row = self.connect().execute(stmt, (sim_id, agent_id)).one()
         return _ms(row.ts) if row else None
 

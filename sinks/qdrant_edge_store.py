@@ -104,6 +104,19 @@ class EdgeQdrantStore:
             found = self._shard.query(request)
         return [(p.score, {k: v for k, v in (p.payload or {}).items() if k != VISIBILITY}) for p in found]
 
+    def search_many(self, requests: list[dict]) -> list[list[tuple[float, dict]]]:
+        if not requests:
+            return []
+        self.ensure_collection()
+        batch = qe.QueryBatchRequest([
+            qe.QueryRequest(limit=r["limit"], query=qe.Query.Nearest(list(r["vector"])), with_payload=True,
+                            filter=visibility_filter(r["sim_id"], r["agent_id"], r["include_public"]))
+            for r in requests])
+        with self._lock:
+            found = self._shard.query_batch(batch)
+        return [[(p.score, {k: v for k, v in (p.payload or {}).items() if k != VISIBILITY}) for p in points]
+                for points in found]
+
     def count(self, sim_id: str | None = None) -> int:
         self.ensure_collection()
         flt = qe.Filter(must=[_match("sim_id", sim_id)]) if sim_id is not None else None

@@ -113,6 +113,17 @@ class QdrantStore:
             )
         return [(p.score, p.payload) for p in res.points]
 
+    def search_many(self, requests: list[dict]) -> list[list[tuple[float, dict]]]:
+        if not requests:
+            return []
+        self.ensure_collection()
+        batch = [models.QueryRequest(query=list(r["vector"]), limit=r["limit"], with_payload=True,
+                                     filter=visibility_filter(r["sim_id"], r["agent_id"], r["include_public"]))
+                 for r in requests]
+        with self._lock:
+            found = self.client.query_batch_points(self.collection, requests=batch)
+        return [[(p.score, p.payload) for p in res.points] for res in found]
+
     def count(self, sim_id: str | None = None) -> int:
         self.ensure_collection()
         flt = None

@@ -2,10 +2,8 @@
 qdrant-client's local mode and Qdrant Edge (Qdrant's own engine). The API's
 retrieval and the Qdrant sink rely on exactly this, whichever is configured.
 
-A Qdrant server is the third backend (``MURMUR_QDRANT_URL``); it is not run
-here: Qdrant ships its server as a container image or a release binary, and
-this machine has neither a container engine nor a package registry that
-carries the binary.
+A Qdrant server is the third backend (``MURMUR_QDRANT_URL``): the same suite
+runs against a real one in tests/integration/test_vector_store_server.py.
 """
 
 from __future__ import annotations
@@ -79,6 +77,18 @@ class VectorStoreContract:
         for score, payload in found:
             m = next(x for x in WORLD if x["memory_id"] == payload["memory_id"])
             assert score == pytest.approx(float(ref @ np.frombuffer(m["embedding_f32"], dtype="<f4")), abs=1e-4)
+
+    def test_many_searches_in_one_call_answer_as_each_alone(self, store):
+        asks = [dict(sim_id=sim, agent_id=agent, vector=np.frombuffer(m["embedding_f32"], dtype="<f4").tolist(),
+                     limit=limit, include_public=public)
+                for sim, agent, m, limit, public in [("s1", "alice", WORLD[1], 4, False), ("s1", "bob", WORLD[1], 50, True),
+                                                     ("s2", "alice", WORLD[12], 2, True), ("s1", "nobody", WORLD[0], 5, False)]]
+        many = store.search_many(asks)
+        alone = [store.search(**a) for a in asks]
+        assert [[p["memory_id"] for _, p in r] for r in many] == [[p["memory_id"] for _, p in r] for r in alone]
+        assert [[round(s, 4) for s, _ in r] for r in many] == [[round(s, 4) for s, _ in r] for r in alone]
+        assert many[3] == [] and not [p for _, p in many[1] if p["agent_id"] == "alice" and not p["public"]]
+        assert store.search_many([]) == []
 
     def test_what_was_written_survives_a_reopen(self, tmp_path):
         s = self.open(tmp_path)
