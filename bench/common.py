@@ -77,6 +77,7 @@ class Ctx:
     quick: bool
     repeats: int
     log: Log = print
+    million: bool = False  # B6 also at 1M memories (--million: tens of minutes)
     started: float = field(default_factory=time.monotonic)
     workers: list[str] = field(default_factory=list)  # process names still running, for cleanup
 

@@ -4,6 +4,7 @@ print a table and write bench/results/<name>.json.
     python -m bench.run                # every benchmark, full size (~20 min on 2 cores)
     python -m bench.run --quick        # small sizes, one repeat: a smoke run
     python -m bench.run --only B1,B3   # some of them
+    python -m bench.run --only B6 --million   # B6 also at 1M memories
 
 The services are started (``deploy.local.up``) unless already running; use
 ``MURMUR_*`` variables to point at other ports. Each figure carries
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes and one repeat (a smoke run)")
     p.add_argument("--only", default="", help="comma-separated subset, e.g. B1,B3")
+    p.add_argument("--million", action="store_true", help="B6 also at 1M memories (tens of minutes)")
     p.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 2, quick 1)")
     p.add_argument("--name", default=None, help="results file name (default: full, quick, or the subset)")
     a = p.parse_args(argv)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     store.apply_schema()
     store.close()
 
-    ctx = Ctx(settings=settings, quick=a.quick, repeats=a.repeats or (1 if a.quick else 2),
+    ctx = Ctx(settings=settings, quick=a.quick, repeats=a.repeats or (1 if a.quick else 2), million=a.million,
               log=lambda m: print(m, flush=True))
     results = {"name": name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(settings),
                "settings": {"quick": a.quick, "repeats": ctx.repeats, "partitions": settings.topic_partitions,
