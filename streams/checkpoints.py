@@ -252,7 +252,10 @@ def restore(settings: Settings, checkpoint_id: str) -> dict:
         for topic, parts in kept.items():
             for p, records in parts.items():
                 for k, v in records.items():
-                    producer._producer.produce(topic, key=k, value=v, partition=p)
+                    # send: waits when librdkafka's local queue is full (a
+                    # restore of 300k records overflowed it) and records
+                    # delivery errors, which flush_blocking raises.
+                    producer.send(topic, k, v, partition=p)
         producer.flush_blocking()
 
     for g in groups:
