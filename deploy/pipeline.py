@@ -247,6 +247,8 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     echo(f"  curl -s '{base}/simulations/{sim}/verdicts'")
     echo(f"  curl -s -XPOST '{base}/simulations/{sim}/agents/{flipper}/retrieve' -H 'content-type: application/json' "
          "-d '{\"query\": \"bike lane plan\", \"top_k\": 3, \"weights\": {\"relevance\": 2, \"recency\": 1, \"importance\": 1}}'")
+    echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/context?query=bike%20lane%20plan&budget=200'"
+         "   # its memory block for a next prompt (docs/context.md)")
     echo("  murmur tail scored --from-beginning --max 5")
     echo("  murmur tail dead-letter --from-beginning")
     echo("Stop everything (services, worker, API): murmur services down")
