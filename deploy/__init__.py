@@ -3,11 +3,10 @@ jars on loopback (no Docker), and on request a Qdrant server from its pinned
 release binary. Public surface: ``deploy.local``."""
 
 from deploy.exceptions import (
-    DeployError, FetchFailed, JavaMissing, MavenMissing, PortInUse, ProcessExited,
+    ChecksumMismatch, DeployError, FetchFailed, JavaMissing, MavenMissing, NpmMissing, PortInUse, ProcessExited,
     StartFailed, StartTimeout,
 )
 from deploy.local import KNOWN, SERVICES, down, fetch, restart, status, up
-from deploy.npm import ChecksumMismatch, NpmMissing
 
 __all__ = [
     "SERVICES", "KNOWN", "fetch", "up", "down", "status", "restart",

@@ -23,6 +23,14 @@ class FetchFailed(DeployError):
     """Maven ran but did not produce the jars."""
 
 
+class NpmMissing(DeployError):
+    """``npm`` is needed to fetch a package and is not on PATH."""
+
+
+class ChecksumMismatch(FetchFailed):
+    """A fetched file is not the one pinned by its sha256."""
+
+
 class PortInUse(DeployError):
     """A port a service needs is held by a process that is not ours."""
 

@@ -20,19 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from deploy.exceptions import DeployError, FetchFailed
+from deploy.exceptions import ChecksumMismatch, FetchFailed, NpmMissing
 
 MARKER = ".fetched.json"  # written last: a dir without it is a half fetch
-
-
-# Defined here only to keep the change that added npm to its own files;
-# deploy/exceptions.py is their home, move them there when next editing it.
-class NpmMissing(DeployError):
-    """``npm`` is needed to fetch a package and is not on PATH."""
-
-
-class ChecksumMismatch(FetchFailed):
-    """A fetched file is not the one pinned by its sha256."""
 
 
 @dataclass(frozen=True)
