@@ -39,6 +39,17 @@ ERRORS = {
 }
 
 
+def index_note(vectors) -> str:
+    """The in-process shard's HNSW index, for /health: how much of it is
+    indexed, whether a build runs, and why the last one failed."""
+    status = getattr(vectors, "index_status", None)
+    if status is None:
+        return ""
+    s = status()
+    note = f"; {s['indexed']} in the HNSW index" + ("; building" if s["building"] else "")
+    return note + (f"; last index build failed: {s['last_error']}" if s["last_error"] else "")
+
+
 def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
@@ -132,7 +143,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
                 deps["qdrant"] = {"ok": False, "detail": f"sink retrying: {sink.last_error}"}
             else:
                 mode = "local" if request.app.state.vectors.local else settings.qdrant_url
-                deps["qdrant"] = {"ok": True, "detail": f"{count} vectors ({mode})"}
+                deps["qdrant"] = {"ok": True, "detail": f"{count} vectors ({mode}){index_note(request.app.state.vectors)}"}
         except Exception as exc:
             deps["qdrant"] = {"ok": False, "detail": str(exc)}
         ok = all(d["ok"] for d in deps.values())

@@ -51,6 +51,12 @@ PARTITION_RESEEKS = Counter(
     "murmur_partition_reseeks_total",
     "Input partitions sought back to their committed offset by the stall guard (streams/stall_guard.py)", ["topic"],
 )
+VECTOR_INDEX_BUILDS = Counter("murmur_vector_index_builds_total",
+                              "HNSW index builds of the in-process vector shard, by outcome (swapped, failed)",
+                              ["outcome"])
+VECTOR_INDEX_SECONDS = Histogram("murmur_vector_index_build_seconds",
+                                 "Time a child process took to build the in-process shard's HNSW index",
+                                 buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
 CHECKPOINTS_TAKEN = Counter("murmur_checkpoints_total", "Checkpoints written, by trigger", ["trigger"])
 
 

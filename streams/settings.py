@@ -222,6 +222,16 @@ class Settings(BaseSettings):
     # Local mode's folder (default state_dir/qdrant/<namespace or live>); one
     # process at a time may open it.
     qdrant_path: Path | None = None
+    # Qdrant Edge's HNSW index, built by a child process beside the serving
+    # shard (sinks/edge_index.py): a build starts once this many points are
+    # outside the index (searched exactly meanwhile); 0 never builds one.
+    qdrant_edge_index_after: int = Field(20_000, ge=0)
+    # The graph of each simulation's public memories (sinks/edge_index.py):
+    # links per point and candidates while building it.
+    qdrant_hnsw_m: int = Field(16, ge=4)
+    qdrant_hnsw_ef_construct: int = Field(100, ge=4)
+    # Candidates the graph search keeps: recall against exact search rises with it.
+    qdrant_hnsw_ef: int = Field(128, ge=1)
 
     # Faust
     app_id: str = "murmur"
