@@ -213,8 +213,8 @@ class Settings(BaseSettings):
     cassandra_writes: Literal["batched", "single"] = "batched"
 
     # Qdrant: in-process under state_dir unless a URL is given. In process,
-    # "edge" is Qdrant Edge (Qdrant's own engine in Rust: payload indexes,
-    # WAL; searched without an HNSW index, see docs/adr/0006), "local" is
+    # "edge" is Qdrant Edge (Qdrant's own engine in Rust: HNSW, payload
+    # indexes, WAL; docs/adr/0006 and 0007), "local" is
     # qdrant-client's local mode (a Python scan of every point: 100x slower).
     qdrant_url: str | None = None
     qdrant_engine: Literal["local", "edge"] = "edge"
