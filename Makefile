@@ -5,14 +5,27 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup browser demo test bench down
+.PHONY: setup browser demo test bench down lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked versions (hash-checked), then Murmur itself without
+# resolving anything again.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# After a pin in pyproject.toml changes: re-resolve both lock files (the
+# image's, requirements.lock, within the setup's, requirements-dev.lock).
+UV = uv==0.13.8
+LOCK = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 -q
+lock:
+	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q '$(UV)'
+	.lock-venv/bin/uv pip compile pyproject.toml --extra test $(LOCK) -o requirements-dev.lock
+	.lock-venv/bin/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK) -o requirements.lock
+	rm -rf .lock-venv
 
 # Main job end to end on the embedded defaults.
 demo: setup
