@@ -10,6 +10,9 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +21,7 @@ from api.context import assemble
 from api.models import (Agent, Conflict, Context, Contexts, ContextsRequest, EvalResultRow, Health, Memory, Problem,
                         Reflection, RetrieveRequest, Retrieved, TimelineEntry, Verdict)
 from api import auth
+from api.problems import BodyLimit, http_error, invalid_request, problem, problem_openapi
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import CassandraStore
 from sinks.vector_stores import VectorStore, open_vector_store
@@ -35,6 +39,7 @@ ERRORS = {
     401: {"model": Problem, "description": "Missing or wrong API key (when one is configured)"},
     404: {"model": Problem, "description": "Unknown simulation, agent or verdict"},
     413: {"model": Problem, "description": "Request body over 1 MiB"},
+    422: {"model": Problem, "description": "A parameter or the body is not valid (``errors`` says which)"},
     503: {"model": Problem, "description": "A dependency (Cassandra, Kafka, Qdrant) does not answer"},
 }
 
@@ -92,36 +97,40 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
     )
 
     @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(status_code=413, content={"detail": f"request body over {MAX_BODY_BYTES} bytes"})
-        return await call_next(request)
-
-    @app.middleware("http")
     async def require_key(request: Request, call_next):
         # A middleware, not a dependency, so docs and the OpenAPI spec are
         # covered too; only /health stays open.
         try:
             auth.check(request, settings.api_key_sha256)
         except HTTPException as exc:
-            return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
+            return problem(exc.status_code, exc.detail, instance=request.url.path, headers=exc.headers)
         return await call_next(request)
+
+    # Outermost last: the body limit sees a request first; CORS answers a
+    # browser's preflight (which carries no key) before the key check.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    if settings.api_cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api_cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type", "Last-Event-ID"],
+                           max_age=600)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = auth.document(problem_openapi(schema), settings.api_key_sha256 is not None)
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.state.settings = settings
 
     def store(request: Request) -> CassandraStore:
         return request.app.state.store
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError):
-        # The default handler echoes the input back, which fails on values
-        # JSON cannot carry (1e999 parses to inf): say where and what, only.
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-        return JSONResponse(status_code=422, content={"detail": detail})
-
     @app.exception_handler(ServiceUnavailable)
-    async def unavailable(_request: Request, exc: ServiceUnavailable):
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+    async def unavailable(request: Request, exc: ServiceUnavailable):
+        return problem(503, str(exc), instance=request.url.path)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health(request: Request, db: CassandraStore = Depends(store)):

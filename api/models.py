@@ -5,8 +5,21 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
-    detail: str | list = Field(description="What was wrong, and where")
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field("about:blank", description="about:blank: the status code says what kind of error it is")
+    title: str = Field(description="The status code's phrase")
+    status: int
+    detail: str = Field(description="What was wrong, and where")
+    instance: str | None = Field(None, description="The request path")
+    errors: list[FieldError] | None = Field(None, description="Validation errors only: one per bad field")
 
 
 class Dependency(BaseModel):

@@ -287,6 +287,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_key_sha256: str | None = None
+    # Origins a browser may call the API from (a simulation's web front end,
+    # e.g. "http://localhost:5173"); none: no CORS headers at all.
+    api_cors_origins: tuple[str, ...] = ()
 
     # Prometheus: a worker serves /metrics on this port (0: off). The API
     # serves /metrics on its own port.

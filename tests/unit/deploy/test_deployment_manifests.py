@@ -401,7 +401,8 @@ def test_prometheus_scrapes_every_replica_of_every_murmur_process(services: dict
 def test_dockerfile_installs_the_project_and_runs_murmur() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    # The locked versions, hash-checked, then the project without resolving again.
+    assert re.search(r"^RUN pip install --require-hashes -r requirements\.lock && pip install --no-deps \.", text, re.M)
     assert image_entrypoint() == ["murmur"]
     for name in re.findall(r"\b(MURMUR_\w+)=", text):
         assert is_setting(name), name
@@ -410,7 +411,7 @@ def test_dockerfile_installs_the_project_and_runs_murmur() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
         assert pattern.rstrip("*") in allowed, f".dockerignore leaves out {pattern}"
-    assert {"pyproject.toml", pyproject["project"]["readme"]} <= allowed
+    assert {"pyproject.toml", "requirements.lock", pyproject["project"]["readme"]} <= allowed
 
 
 # ----------------------------------------------------------------- murmur CLI

@@ -13,7 +13,7 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PIPELINE = ("streams", "schemas", "processors", "connectors", "sinks", "api", "deploy", "eval")
 OURS = set(PIPELINE) | {"tests", "bench"}
 
