@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+import functools
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +37,62 @@ app.add_typer(sink_app, name="sink")
 def fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def kafka_errors():
+    """A command that reads or writes Kafka: librdkafka's own log lines off
+    (a refused connection prints one per retry), and a broker that does not
+    answer, or any Murmur error, said once with a non-zero exit."""
+    from confluent_kafka import KafkaException
+
+    from streams import kafka
+
+    kafka.quiet()
+    try:
+        yield
+    except MurmurError as exc:
+        fail(str(exc))
+    except KafkaException as exc:
+        fail(f"Kafka at {get_settings().kafka_bootstrap}: {exc.args[0].str() if exc.args else exc} "
+             "(is it running? `murmur services up`)")
+
+
+def needs_kafka(command):
+    """Runs a short command inside :func:`kafka_errors`."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        with kafka_errors():
+            return command(*args, **kwargs)
+    return run
+
+
+def spool_stdin() -> Path:
+    """Standard input, kept in a file so it publishes like any other (lines
+    named by their line number there); the input's format is detected from
+    its first line or given by --input-format."""
+    import tempfile
+
+    folder = get_settings().state_dir / "stdin"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=folder, prefix="stdin-", suffix=".jsonl", delete=False) as fh:
+        for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            fh.write(chunk)
+    return Path(fh.name)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"murmur {version('murmur')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                      help="Print the version and exit")):
+    """Murmur: social-simulation memory and forecasts as an event-sourced Kafka pipeline."""
 
 
 def _names(names: Optional[list[str]]) -> tuple[str, ...]:
@@ -91,6 +149,7 @@ def services_status(names: Optional[list[str]] = typer.Argument(None)):
 
 # -- topics -----------------------------------------------------------------
 @topics_app.command("create")
+@needs_kafka
 def topics_create(namespace: str = typer.Option("", help="Prefix for derived topics (replay/eval isolation)")):
     """Create every declared topic that does not exist yet (idempotent)."""
     from streams.kafka import create_topics
@@ -103,6 +162,7 @@ def topics_create(namespace: str = typer.Option("", help="Prefix for derived top
 
 
 @topics_app.command("list")
+@needs_kafka
 def topics_list():
     """The declared topics: key, value schema, cleanup policy."""
     from streams.topics import ALL
@@ -131,7 +191,8 @@ def db_init():
 @app.command()
 def publish(
     paths: Optional[list[Path]] = typer.Argument(None, help="MiroFish simulation folders or actions.jsonl files, OASIS "
-                                                            "databases (*.db) or folders of them, Murmur JSONL files"),
+                                                            "databases (*.db) or folders of them, Murmur JSONL files; "
+                                                            "- reads JSONL from standard input"),
     sim: Optional[str] = typer.Option(None, "--sim", envvar="MURMUR_SIM", help="Simulation id (default: from the path)"),
     input_format: str = typer.Option("auto", "--input-format", help="auto, mirofish, oasis or jsonl"),
     platform: Optional[str] = typer.Option(None, help="Platform of a MiroFish log or OASIS database (default: its "
@@ -182,16 +243,21 @@ def publish(
         elif shown[0] == 51:
             typer.echo("error: ... more bad lines: see the summary and `murmur tail dead-letter`", err=True)
 
+    if paths and Path("-") in paths:
+        if follow or resume:
+            fail("stdin (-) is read once to its end: --follow and --resume need files", 2)
+        paths = [spool_stdin() if p == Path("-") else p for p in paths]
     opts = Options(sim=sim, input_format=input_format, platform=platform, question=question,
                    round_minutes=round_minutes, follow=follow, resume=resume, idle_timeout=idle_timeout,
                    poll_interval=poll_interval, dry_run=dry_run)
-    try:
-        summary = run_publish(get_settings(), paths or [], opts, synthetic=synthetic, seed=seed, agents=agents,
-                              rounds=rounds, on_error=on_error)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc), 2)
-    except MurmurError as exc:
-        fail(str(exc), 2 if type(exc).__name__ == "NotOasis" else 1)
+    with kafka_errors():
+        try:
+            summary = run_publish(get_settings(), paths or [], opts, synthetic=synthetic, seed=seed, agents=agents,
+                                  rounds=rounds, on_error=on_error)
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc), 2)
+        except MurmurError as exc:
+            fail(str(exc), 2 if type(exc).__name__ == "NotOasis" else 1)
     code, why = exit_code(summary.counts, max_dead_letters)
     typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False) if out_format == "json" else render_text(summary))
     if code:
@@ -201,28 +267,41 @@ def publish(
 # -- tail -------------------------------------------------------------------
 @app.command()
 def tail(
-    topics: list[str] = typer.Argument(..., help="Topic names or short aliases: agent-log, rounds, scored, verdicts, dead-letter, ..."),
-    sim: Optional[str] = typer.Option(None, "--sim"),
-    agent: Optional[str] = typer.Option(None, "--agent"),
+    topics: list[str] = typer.Argument(..., help="Topic names or short aliases: agent-log, rounds, scored, verdicts, "
+                                                 "dead-letter, ...; Faust changelogs (*-changelog) show agent state"),
+    sim: Optional[str] = typer.Option(None, "--sim", help="Only this simulation's records"),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Only this agent's records"),
     type_: Optional[str] = typer.Option(None, "--type", help="Event type, e.g. Post"),
-    from_beginning: bool = typer.Option(False, "--from-beginning"),
-    follow: bool = typer.Option(False, "--follow", help="Keep waiting for new events"),
-    max_events: Optional[int] = typer.Option(None, "--max", min=1, help="Stop after N matching events"),
-    fmt: str = typer.Option("pretty", "--format", help="pretty or json"),
+    offset: Optional[str] = typer.Option(None, "--offset", "-o", help="Where to start in each partition: beginning, "
+                                         "end (default), N, -N (N before the end), s@EPOCH_MS or @ISO-TIME"),
+    partitions: Optional[list[int]] = typer.Option(None, "--partition", "-p", min=0,
+                                                   help="Only this partition (repeat for more)"),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Same as -o beginning"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep waiting for new events"),
+    max_events: Optional[int] = typer.Option(None, "--max", "-c", min=1, help="Stop after N matching events"),
+    fmt: str = typer.Option("pretty", "--format", help="pretty, json (key, headers and Kafka timestamp as _key, "
+                                                      "_headers, _timestamp), avro-json, or raw (value bytes)"),
 ):
-    """Decode and print events from Murmur topics."""
-    from connectors.tail import TailFilter, tail as run_tail
+    """Decode and print records of Murmur topics (kcat's consumer, for Murmur's events)."""
+    from connectors.tail import FORMATS, Start, TailFilter, parse_offset, tail as run_tail
 
-    if fmt not in ("pretty", "json"):
-        fail(f"--format must be pretty or json, not {fmt!r}", 2)
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", 2)
+    if offset is not None and from_beginning:
+        fail("give -o/--offset or --from-beginning, not both", 2)
     try:
-        run_tail(get_settings(), topics, filt=TailFilter(sim, agent, type_), from_beginning=from_beginning,
-                 follow=follow, max_events=max_events, fmt=fmt,
-                 on_undecodable=lambda m: typer.echo(f"undecodable: {m}", err=True))
-    except MurmurError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        pass
+        start = parse_offset(offset) if offset is not None else Start("beginning" if from_beginning else "end")
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if fmt == "raw" and (sim or agent or type_):
+        fail("--format raw prints values undecoded: --sim, --agent and --type need a decoding format", 2)
+    with kafka_errors():
+        try:
+            run_tail(get_settings(), topics, filt=TailFilter(sim, agent, type_), follow=follow,
+                     max_events=max_events, fmt=fmt, start=start, partitions=partitions,
+                     on_undecodable=lambda m: typer.echo(f"undecodable: {m}", err=True))
+        except KeyboardInterrupt:
+            pass
 
 
 # -- processing -------------------------------------------------------------
@@ -291,6 +370,7 @@ def hash_key(key: str = typer.Argument(..., help="The API key to require")):
 
 
 @app.command()
+@needs_kafka
 def lag(processors: str = typer.Option("all", help="As given to `murmur worker`"),
         group: Optional[str] = typer.Option(None, help="As given to `murmur worker`")):
     """Consumer lag of a processor group on its input topics."""
@@ -452,6 +532,7 @@ def eval_stance(
 
 # -- checkpoints ----------------------------------------------------------------
 @checkpoint_app.command("create")
+@needs_kafka
 def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str] = typer.Option(None),
                       note: str = typer.Option("")):
     """Record the group's committed input offsets and its tables' changelog offsets."""
@@ -467,6 +548,7 @@ def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str
 
 
 @checkpoint_app.command("list")
+@needs_kafka
 def checkpoint_list():
     from streams import checkpoints as ck
 
@@ -480,6 +562,7 @@ def checkpoint_list():
 
 
 @checkpoint_app.command("show")
+@needs_kafka
 def checkpoint_show(checkpoint_id: str):
     from streams import checkpoints as ck
 
@@ -493,6 +576,7 @@ def checkpoint_show(checkpoint_id: str):
 
 
 @checkpoint_app.command("restore")
+@needs_kafka
 def checkpoint_restore(checkpoint_id: str):
     """Reset a stopped group to a checkpoint: tables cut back to its changelog
     offsets, inputs to its committed offsets; start the workers to catch up."""
@@ -505,6 +589,7 @@ def checkpoint_restore(checkpoint_id: str):
 
 
 @checkpoint_app.command("export")
+@needs_kafka
 def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")):
     from streams import checkpoints as ck
 

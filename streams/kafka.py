@@ -15,8 +15,18 @@ from streams.settings import Settings
 from streams.topics import ALL, TopicSpec, topic_name
 
 
+# librdkafka writes its own log lines to stderr; a refused connection prints
+# one per retry. Long-running processes keep them; a short CLI command calls
+# quiet() and reports the error its call raises, once.
+_client_conf: dict = {}
+
+
+def quiet() -> None:
+    _client_conf["log_level"] = 0
+
+
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, **_client_conf})
 
 
 def check_kafka(settings: Settings, timeout: float = 5.0) -> int:
@@ -86,6 +96,7 @@ def make_producer(settings: Settings, **overrides) -> Producer:
         # lands on the same partition whoever produces it.
         "partitioner": "murmur2_random",
         "message.max.bytes": 8 * 1024 * 1024,
+        **_client_conf,
     }
     conf.update(overrides)
     return Producer(conf)
@@ -98,6 +109,7 @@ def make_consumer(settings: Settings, group: str | None = None, **overrides) -> 
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
+        **_client_conf,
     }
     conf.update(overrides)
     return Consumer(conf)

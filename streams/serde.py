@@ -105,6 +105,11 @@ class AvroSerde:
         self._registry = registry
         self._registry_parsed: dict[int, Any] = {}
 
+    def schema(self, type_name: str):
+        """The parsed (fastavro) schema of an event type, None if unknown."""
+        info = self._schemas.get(type_name)
+        return info.parsed if info is not None else None
+
     # -- encoding -----------------------------------------------------------
     def encode(self, type_name: str, record: dict, *, subject: str | None = None, check: bool = False) -> bytes:
         info = self._schemas.get(type_name)

@@ -60,7 +60,7 @@ def test_a_chat_template_without_its_parts_stops_the_command_naming_the_setting(
 
 def test_tail_format_is_checked():
     res = run("tail", "posts", "--format", "xml")
-    assert res.exit_code == 2 and "--format must be pretty or json" in res.output
+    assert res.exit_code == 2 and "--format must be one of pretty, json, avro-json, raw" in res.output
 
 
 def test_unknown_service():
@@ -111,3 +111,35 @@ def test_an_unknown_vector_engine_stops_the_command_naming_the_setting():
                          timeout=60)
     assert res.returncode == 2 and "invalid setting MURMUR_QDRANT_ENGINE" in res.stderr and "'edge'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+
+    res = run("--version")
+    assert res.exit_code == 0 and res.output.strip() == f"murmur {version('murmur')}"
+
+
+def test_tail_offset_and_raw_filters_are_checked_before_any_broker_is_asked():
+    res = run("tail", "scored", "-o", "stored")
+    assert res.exit_code == 2 and "use beginning, end, N, -N" in res.output
+    res = run("tail", "scored", "-o", "-5", "--from-beginning")
+    assert res.exit_code == 2 and "not both" in res.output
+    res = run("tail", "scored", "--format", "raw", "--sim", "s1")
+    assert res.exit_code == 2 and "undecoded" in res.output
+
+
+def test_a_broker_that_does_not_answer_is_one_line_and_a_non_zero_exit():
+    """No traceback and none of librdkafka's per-retry log lines."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MURMUR_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    for command in (["lag"], ["publish", "-", "--sim", "s"]):
+        res = subprocess.run([sys.executable, "-m", "streams.cli", *command], env=env, input='{"x": 1}\n',
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: Kafka at 127.0.0.1:1") and "murmur services up" in lines[0]
+        assert "Traceback" not in res.stderr and "%3|" not in res.stderr
