@@ -249,7 +249,12 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
          "-d '{\"query\": \"bike lane plan\", \"top_k\": 3, \"weights\": {\"relevance\": 2, \"recency\": 1, \"importance\": 1}}'")
     echo(f"  curl -s '{base}/simulations/{sim}/agents/{reflective}/context?query=bike%20lane%20plan&budget=200'"
          "   # its memory block for a next prompt (docs/context.md)")
+    # The murmur command lives in the venv `make` set up; say how to reach it.
+    venv = Path(sys.prefix)
+    activate = f". {venv}/bin/activate" if sys.prefix != sys.base_prefix else "the environment murmur is installed in"
+    echo(f"murmur commands need the venv: {activate} (or run {venv}/bin/murmur). Then:")
     echo("  murmur tail scored --from-beginning --max 5")
     echo("  murmur tail dead-letter --from-beginning")
+    echo("  murmur tail agent-log -o -5 --format json   # the last 5 records of each partition, with key and Kafka time")
     echo("Stop everything (services, worker, API): murmur services down")
     return summary
