@@ -156,6 +156,8 @@ def engine_run(ctx: Ctx, engine: str, kind: str, n: int, queries: int) -> dict:
             t0 = time.perf_counter()
             status = store.wait_indexed()
             index_s, indexed = time.perf_counter() - t0, status["indexed"]
+            ctx.log(f"  B6 edge index at {n:,}: {status['builds']} builds, {status['segments']} segments, "
+                    f"last build {status['last_build']}")
         else:
             index_s, indexed = 0.0, 0
         out = searches(store, x, queries, rng, candidates_for(10))

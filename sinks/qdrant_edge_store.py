@@ -268,7 +268,7 @@ class EdgeQdrantStore:
         self.ensure_collection()
         with self._lock:
             info = self._shard.info()
-        return {"points": info.points_count, "indexed": info.indexed_vectors_count,
+        return {"points": info.points_count, "indexed": info.indexed_vectors_count, "segments": info.segments_count,
                 "building": self._builder is not None, "builds": self.builds,
                 "last_build": self.last_build, "last_error": self.last_index_error,
                 "generation": self._live.name if self._live else None}
