@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path as PathLib
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -165,13 +165,18 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
 
     @app.get("/simulations/{sim}/stream", response_class=EventSourceResponse,
              responses={200: {"description": "Server-Sent Events: snapshot, counts, verdict, reflection, conflict, lag"}})
-    async def stream(sim: SimId, request: Request):
+    async def stream(sim: SimId, request: Request,
+                     last_event_id: Annotated[str | None, Header(max_length=4096, description="Resume after this event (the id of the last one received)")] = None):
         """Live events of one simulation (see api/monitor.py for the event
-        types); from now on, after a snapshot of the read model."""
+        types); from now on, after a snapshot of the read model, or, with
+        ``Last-Event-ID``, from where that event left off."""
         from api.monitor import events
 
-        async for name, payload in events(settings, sim, request.app.state.store):
-            yield ServerSentEvent(event=name, data=payload)
+        first = True
+        async for name, payload, position in events(settings, sim, request.app.state.store, resume_from=last_event_id):
+            # retry: how long a browser waits before reconnecting (with Last-Event-ID).
+            yield ServerSentEvent(event=name, data=payload, id=position, retry=3000 if first else None)
+            first = False
 
     @app.get("/simulations/{sim}/monitor", response_class=HTMLResponse)
     def monitor(sim: SimId):

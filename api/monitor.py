@@ -15,6 +15,11 @@ sends, as Server-Sent Events:
 - ``lag``       every ``lag_s``: consumer lag of the deployment's processor
   groups (``settings.processor_groups``), one query shared by all viewers.
 
+Every event's SSE ``id`` is the stream's position (the next offset of each
+partition it reads, :func:`position_token`). A client that reconnects with
+``Last-Event-ID`` (browsers do it by themselves) goes on from there: what was
+produced while it was away is sent, and no snapshot.
+
 Private memories never leave: observations are only counted, and a conflict
 is sent without the two memories' texts.
 """
@@ -149,35 +154,78 @@ class SharedLag:
 SHARED_LAG = SharedLag(max_age_s=4.0)
 
 
-async def events(settings: Settings, sim_id: str, store, *, tick_s: float = 1.0,
-                 lag_s: float = 5.0) -> AsyncIterator[tuple[str, Any]]:
-    """(event name, payload) pairs until the client goes away."""
+TOKEN_VERSION = "p1"
+
+
+def position_token(topics: list[str], positions: dict[tuple[str, int], int]) -> str:
+    """Where the stream stands, as an SSE event id: the next offset of every
+    partition it reads (topics by their index in ``topics``)."""
+    index = {t: i for i, t in enumerate(topics)}
+    parts = sorted((index[t], p, o) for (t, p), o in positions.items() if t in index)
+    return TOKEN_VERSION + ":" + ",".join(f"{i}.{p}.{o}" for i, p, o in parts)
+
+
+def parse_token(token: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The positions of :func:`position_token`; ValueError if it is not one."""
+    version, _, body = token.strip().partition(":")
+    if version != TOKEN_VERSION:
+        raise ValueError(f"not a stream position (expected {TOKEN_VERSION}:...)")
+    out = {}
+    for item in filter(None, body.split(",")):
+        i, p, o = (int(x) for x in item.split("."))
+        if not 0 <= i < len(topics) or p < 0 or o < 0:
+            raise ValueError(f"position {item!r} is out of range")
+        out[(topics[i], p)] = o
+    return out
+
+
+async def events(settings: Settings, sim_id: str, store, *, tick_s: float = 1.0, lag_s: float = 5.0,
+                 resume_from: str | None = None) -> AsyncIterator[tuple[str, Any, str]]:
+    """(event name, payload, position token) triples until the client goes
+    away. With ``resume_from`` (a token the client saw last, its
+    Last-Event-ID) the stream goes on from there: no snapshot, nothing
+    missed in between; a token it cannot read starts afresh, and the
+    snapshot says why."""
     flt = SimFilter(settings, sim_id)
+    topics = list(flt.by_topic)
     consumer = make_consumer(settings, **{"enable.partition.eof": False})
     try:
         # Positioned explicitly at today's end offsets (not OFFSET_END, which
         # resolves lazily) so the snapshot below and the tail meet.
-        ends = await asyncio.to_thread(end_offsets, settings, list(flt.by_topic))
-        consumer.assign([TopicPartition(t, p, off) for (t, p), off in sorted(ends.items())])
-        yield "snapshot", await asyncio.to_thread(snapshot, store, sim_id)
+        positions = await asyncio.to_thread(end_offsets, settings, topics)
+        resumed, why = False, None
+        if resume_from:
+            try:
+                given = parse_token(resume_from, topics)
+                # A partition added since starts at its end; one gone is dropped.
+                positions.update({tp: o for tp, o in given.items() if tp in positions})
+                resumed = True
+            except ValueError as exc:
+                why = f"Last-Event-ID not resumed: {exc}"
+        consumer.assign([TopicPartition(t, p, off) for (t, p), off in sorted(positions.items())])
+        if not resumed:
+            shot = await asyncio.to_thread(snapshot, store, sim_id)
+            yield "snapshot", {**shot, **({"resume_error": why} if why else {})}, position_token(topics, positions)
         next_tick = next_lag = 0.0
         while True:
             msgs = await asyncio.to_thread(consumer.consume, 500, 0.25)
             for m in msgs:
                 if m.error():
                     continue
+                positions[(m.topic(), m.partition())] = m.offset() + 1
                 out = flt.feed(m.topic(), m.key(), m.value())
                 if out is not None:
-                    yield out
+                    yield (*out, position_token(topics, positions))
+            token = position_token(topics, positions)
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + tick_s
-                yield "counts", {"ts": int(time.time() * 1000), "topics": dict(flt.counts)}
+                yield "counts", {"ts": int(time.time() * 1000), "topics": dict(flt.counts)}, token
             if now >= next_lag and settings.processor_groups:
                 next_lag = now + lag_s
                 try:
-                    yield "lag", {"groups": await asyncio.to_thread(SHARED_LAG.get, settings)}
+                    yield "lag", {"groups": await asyncio.to_thread(SHARED_LAG.get, settings)}, token
                 except Exception as exc:  # Kafka away: say so, keep streaming
-                    yield "lag", {"groups": [], "error": str(exc)}
+                    yield "lag", {"groups": [], "error": str(exc)}, token
     finally:
         await asyncio.to_thread(consumer.close)

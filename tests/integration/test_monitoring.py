@@ -184,6 +184,50 @@ def test_stream_sends_snapshot_counts_and_verdicts_of_one_sim_only(pipeline):
     assert not any("content" in d for e, d in events if e not in ("reflection", "snapshot"))
 
 
+def sse_raw(base: str, sim: str, until, timeout: float, headers: dict | None = None) -> list[dict]:
+    """Events as {event, data, id, retry} dicts."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout
+    with httpx.stream("GET", f"{base}/simulations/{sim}/stream", timeout=timeout, headers=headers or {}) as resp:
+        assert resp.status_code == 200
+        current: dict = {}
+        for line in resp.iter_lines():
+            if not line:
+                if current:
+                    out.append(current)
+                    current = {}
+                    if until(out):
+                        return out
+            else:
+                field, _, value = line.partition(":")
+                current[field] = value.strip()
+            if time.monotonic() > deadline:
+                break
+    return out
+
+
+def test_a_reconnect_with_last_event_id_gets_what_happened_while_away(pipeline):
+    worker, base, _ = pipeline
+    sim = f"sse-resume-{uuid.uuid4().hex[:8]}"
+    first = sse_raw(base, sim, until=lambda ev: len(ev) >= 1, timeout=60)
+    assert first[0]["event"] == "snapshot" and first[0]["id"].startswith("p1:") and first[0]["retry"] == "3000"
+    # Away: the simulation runs and its verdicts are made with no one watching.
+    run = synthetic.generate(CASE, sim_id=sim, seed=11, agents=20, rounds=3)
+    publish(worker.settings, run.events)
+    again = sse_raw(base, sim, until=lambda ev: sum(1 for e in ev if e.get("event") == "verdict") >= 3, timeout=180,
+                    headers={"Last-Event-ID": first[0]["id"]})
+    names = [e.get("event") for e in again]
+    assert "snapshot" not in names  # resumed: the client has its history
+    verdicts = [json.loads(e["data"]) for e in again if e.get("event") == "verdict"]
+    assert {v["round"] for v in verdicts} >= {0, 1, 2}
+    assert all(e["id"].startswith("p1:") for e in again)
+    # A token it cannot read: a fresh start, and the snapshot says why.
+    bad = sse_raw(base, sim, until=lambda ev: len(ev) >= 1, timeout=60, headers={"Last-Event-ID": "garbage"})
+    snap = json.loads(bad[0]["data"])
+    assert bad[0]["event"] == "snapshot" and "Last-Event-ID not resumed" in snap["resume_error"]
+    assert {v["round"] for v in snap["verdicts"]} >= {0, 1, 2}
+
+
 def test_monitor_page_in_headless_chromium_charts_a_real_run(pipeline):
     from playwright.sync_api import sync_playwright
 

@@ -83,3 +83,19 @@ def test_viewers_share_one_lag_query_per_period():
     assert shared.get(replay)[0]["lag"] == 2  # another namespace has its own
     clock[0] += 0.2
     assert shared.get(live)[0]["lag"] == 3  # stale: asked again
+
+
+def test_a_stream_position_survives_its_token_and_a_bad_token_is_refused():
+    import pytest
+
+    from api.monitor import parse_token, position_token
+
+    topics = ["sim.agent-log.v1", "memory.scored.v1", "sim.verdicts.v1"]
+    positions = {("sim.agent-log.v1", 0): 12, ("sim.agent-log.v1", 3): 0, ("sim.verdicts.v1", 1): 99}
+    token = position_token(topics, positions)
+    assert token == "p1:0.0.12,0.3.0,2.1.99"
+    assert parse_token(token, topics) == positions
+    assert parse_token("p1:", topics) == {}
+    for bad in ("garbage", "p2:0.0.1", "p1:7.0.1", "p1:0.0.-1", "p1:0.0", "p1:x.y.z"):
+        with pytest.raises(ValueError):
+            parse_token(bad, topics)
