@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,7 +23,7 @@ from api.models import (Agent, Conflict, Context, Contexts, ContextsRequest, Eva
 from api import auth
 from api.problems import BodyLimit, http_error, invalid_request, problem, problem_openapi
 from api.retrieval import Weights, candidates_for, rank
-from sinks.cassandra_store import CassandraStore
+from sinks.cassandra_store import BadCursor, CassandraStore
 from sinks.vector_stores import VectorStore, open_vector_store
 from streams.errors import ServiceUnavailable
 from streams.kafka import check_kafka
@@ -42,6 +42,20 @@ ERRORS = {
     422: {"model": Problem, "description": "A parameter or the body is not valid (``errors`` says which)"},
     503: {"model": Problem, "description": "A dependency (Cassandra, Kafka, Qdrant) does not answer"},
 }
+
+
+Cursor = Annotated[str | None, Query(max_length=4096, description="Where a page starts: the cursor of the previous "
+                                                                  "page's Link header (rel=next)")]
+PAGED = {200: {"headers": {"Link": {"description": 'The next page: <URL>; rel="next" (absent on the last page)',
+                                    "schema": {"type": "string"}}}}}
+
+
+def paged(request: Request, response: Response, rows: list, after: str | None) -> list:
+    """A page's rows; the next page's URL in a Link header (RFC 8288), the
+    same query with the cursor Cassandra gave for it."""
+    if after is not None:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=after)}>; rel="next"'
+    return rows
 
 
 def index_note(vectors) -> str:
@@ -128,6 +142,10 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
     def store(request: Request) -> CassandraStore:
         return request.app.state.store
 
+    @app.exception_handler(BadCursor)
+    async def bad_cursor(request: Request, exc: BadCursor):
+        return problem(422, str(exc), instance=request.url.path)
+
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, exc: ServiceUnavailable):
         return problem(503, str(exc), instance=request.url.path)
@@ -184,19 +202,26 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         the stream above)."""
         return HTMLResponse(MONITOR_PAGE.read_text(encoding="utf-8"))
 
-    @app.get("/simulations/{sim}/timeline", response_model=list[TimelineEntry])
-    def timeline(sim: SimId, limit: Limit = 50, before: Annotated[int | None, Query(ge=0, le=MAX_TS, description="Only entries before this event time (epoch ms)")] = None,
-                 db: CassandraStore = Depends(store)):
-        return db.timeline(sim, limit=limit, before_ms=before)
+    @app.get("/simulations/{sim}/timeline", response_model=list[TimelineEntry], responses=PAGED)
+    def timeline(sim: SimId, request: Request, response: Response, limit: Limit = 50,
+                 before: Annotated[int | None, Query(ge=0, le=MAX_TS, description="Only entries before this event time (epoch ms)")] = None,
+                 cursor: Cursor = None, db: CassandraStore = Depends(store)):
+        if before is None:
+            return paged(request, response, *db.page("timeline", (sim,), limit=limit, cursor=cursor))
+        return paged(request, response, *db.page("timeline_before", (sim, before), limit=limit, cursor=cursor))
 
-    @app.get("/simulations/{sim}/agents/{agent}/memories", response_model=list[Memory])
-    def memories(sim: SimId, agent: AgentId, limit: Limit = 50,
+    @app.get("/simulations/{sim}/agents/{agent}/memories", response_model=list[Memory], responses=PAGED)
+    def memories(sim: SimId, agent: AgentId, request: Request, response: Response, limit: Limit = 50,
                  kind: Annotated[str | None, Query(pattern="^(post|observation|reflection)$")] = None,
-                 include_superseded: bool = True, db: CassandraStore = Depends(store)):
-        rows = db.memories(sim, agent, limit=limit, kind=kind, include_superseded=include_superseded)
-        if not rows and agent not in db.agents(sim):
+                 include_superseded: bool = True, cursor: Cursor = None, db: CassandraStore = Depends(store)):
+        """The agent's memories, newest first. With ``kind`` or without
+        superseded ones a page may hold fewer than ``limit`` rows: the
+        filter runs on each page read; only a missing ``Link`` means the end."""
+        rows, after = db.page("memories", (sim, agent), limit=limit, cursor=cursor)
+        if not rows and cursor is None and agent not in db.agents(sim):
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
-        return rows
+        rows = [r for r in rows if (not kind or r["kind"] == kind) and (include_superseded or r["valid_to"] is None)]
+        return paged(request, response, rows, after)
 
     @app.get("/simulations/{sim}/agents", response_model=list[Agent])
     def agents(sim: SimId, db: CassandraStore = Depends(store)):
@@ -223,26 +248,32 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             raise HTTPException(404, f"no verdict for simulation {sim!r} yet")
         return rows[::-1]
 
-    @app.get("/eval/results", response_model=list[EvalResultRow])
-    def eval_results(case: Annotated[str | None, Query(min_length=1, max_length=200)] = None, limit: Limit = 100,
-                     db: CassandraStore = Depends(store)):
+    @app.get("/eval/results", response_model=list[EvalResultRow], responses=PAGED)
+    def eval_results(request: Request, response: Response,
+                     case: Annotated[str | None, Query(min_length=1, max_length=200)] = None, limit: Limit = 100,
+                     cursor: Cursor = None, db: CassandraStore = Depends(store)):
         import json as _json
 
-        return [{**r, "case": r["case_name"], "features": r["features"] or [], "result": _json.loads(r["result_json"])}
-                for r in db.eval_results(case=case, limit=limit)]
+        rows, after = (db.page("evals", (), limit=limit, cursor=cursor) if case is None
+                       else db.page("evals_case", (case,), limit=limit, cursor=cursor))
+        return paged(request, response, [{**r, "case": r["case_name"], "features": r["features"] or [],
+                                          "result": _json.loads(r["result_json"])} for r in rows], after)
 
-    @app.get("/simulations/{sim}/agents/{agent}/reflections", response_model=list[Reflection])
-    def reflections(sim: SimId, agent: AgentId, limit: Limit = 50, db: CassandraStore = Depends(store)):
-        rows = db.reflections(sim, agent, limit=limit)
-        if not rows and agent not in db.agents(sim):
+    @app.get("/simulations/{sim}/agents/{agent}/reflections", response_model=list[Reflection], responses=PAGED)
+    def reflections(sim: SimId, agent: AgentId, request: Request, response: Response, limit: Limit = 50,
+                    cursor: Cursor = None, db: CassandraStore = Depends(store)):
+        rows, after = db.page("reflections", (sim, agent), limit=limit, cursor=cursor)
+        if not rows and cursor is None and agent not in db.agents(sim):
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
-        return rows
+        return paged(request, response, rows, after)
 
-    @app.get("/simulations/{sim}/conflicts", response_model=list[Conflict])
-    def conflicts(sim: SimId, limit: Limit = 50,
+    @app.get("/simulations/{sim}/conflicts", response_model=list[Conflict], responses=PAGED)
+    def conflicts(sim: SimId, request: Request, response: Response, limit: Limit = 50,
                   agent: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-                  db: CassandraStore = Depends(store)):
-        return db.conflicts(sim, limit=limit, agent_id=agent)
+                  cursor: Cursor = None, db: CassandraStore = Depends(store)):
+        if agent is None:
+            return paged(request, response, *db.page("conflicts", (sim,), limit=limit, cursor=cursor))
+        return paged(request, response, *db.page("agent_conflicts", (sim, agent), limit=limit, cursor=cursor))
 
     @app.post("/simulations/{sim}/agents/{agent}/retrieve", response_model=list[Retrieved])
     async def retrieve(sim: SimId, agent: AgentId, body: RetrieveRequest, request: Request):

@@ -13,13 +13,16 @@ request per row, so the benchmark can run both paths side by side.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from cassandra import InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.protocol import ProtocolException
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -39,6 +42,37 @@ REFLECTION_COLUMNS = ("sim_id", "agent_id", "ts", "reflection_id", "round", "con
 CONFLICT_COLUMNS = ("sim_id", "ts", "conflict_id", "agent_id", "round", "new_memory_id", "old_memory_id", "old_ts",
                     "new_content", "old_content", "similarity", "reason", "confidence", "backend")
 LATEST_TS_CQL = "SELECT ts FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT 1"
+# Lists the API serves page by page (``CassandraStore.page``): no LIMIT,
+# the page size is the driver's fetch size and the cursor Cassandra's own
+# paging state, so a page ends exactly where the next begins, rows that share
+# a timestamp included.
+PAGES = {
+    "timeline": "SELECT * FROM {ks}.timeline_by_sim WHERE sim_id = ?",
+    "timeline_before": "SELECT * FROM {ks}.timeline_by_sim WHERE sim_id = ? AND ts < ?",
+    "memories": "SELECT * FROM {ks}.memories_by_agent WHERE sim_id = ? AND agent_id = ?",
+    "reflections": "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ?",
+    "conflicts": "SELECT * FROM {ks}.conflicts_by_sim WHERE sim_id = ?",
+    "agent_conflicts": "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ?",
+    "evals": "SELECT * FROM {ks}.eval_results",
+    "evals_case": "SELECT * FROM {ks}.eval_results WHERE case_name = ?",
+}
+
+
+class BadCursor(ValueError):
+    """A page cursor this store did not hand out (or for another list)."""
+
+
+def _cursor_out(state: bytes) -> str:
+    return base64.urlsafe_b64encode(state).decode().rstrip("=")
+
+
+def _cursor_in(cursor: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (ValueError, TypeError):
+        raise BadCursor("the cursor is not one this API handed out") from None
+
+
 REFLECTIONS_CQL = "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
 AGENT_CONFLICTS_CQL = "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
 VERDICT_COLUMNS = ("sim_id", "round", "ts", "question", "support_ratio", "direction", "magnitude", "confidence",
@@ -272,6 +306,18 @@ class CassandraStore:
         return fut
 
     # -- reads --------------------------------------------------------------
+    def page(self, name: str, params: tuple, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """One page of a list of ``PAGES`` and the cursor of the next (None:
+        this was the last)."""
+        bound = self._stmt(f"page_{name}", PAGES[name]).bind(params)
+        bound.fetch_size = limit
+        try:
+            rs = self.connect().execute(bound, paging_state=_cursor_in(cursor) if cursor else None)
+        except (InvalidRequest, ProtocolException) as exc:  # a paging state Cassandra cannot resume
+            raise BadCursor(f"the cursor is not valid for this list ({type(exc).__name__})") from None
+        rows = [_row(r) for r in rs.current_rows]
+        return rows, (_cursor_out(rs.paging_state) if rs.has_more_pages and rs.paging_state else None)
+
     def timeline(self, sim_id: str, *, limit: int = 50, before_ms: int | None = None) -> list[dict]:
         if before_ms is None:
             stmt = self._stmt("timeline", "SELECT * FROM {ks}.timeline_by_sim WHERE sim_id = ? LIMIT ?")
