@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +25,6 @@ from typing import Any, Iterable
 
 from cassandra import InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.protocol import ProtocolException
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -62,15 +64,34 @@ class BadCursor(ValueError):
     """A page cursor this store did not hand out (or for another list)."""
 
 
-def _cursor_out(state: bytes) -> str:
-    return base64.urlsafe_b64encode(state).decode().rstrip("=")
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _cursor_in(cursor: str) -> bytes:
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(key: bytes, name: str, params: tuple, state: bytes) -> bytes:
+    return hmac.new(key, repr((name, params)).encode() + b"\0" + state, hashlib.sha256).digest()[:16]
+
+
+def make_cursor(key: bytes, name: str, params: tuple, state: bytes) -> str:
+    """Cassandra's paging state, signed for the list it belongs to: Cassandra
+    answers a paging state it cannot read with a protocol error and closes
+    the connection, so nothing unsigned may reach it."""
+    return f"{_b64(state)}.{_b64(_signature(key, name, params, state))}"
+
+
+def read_cursor(key: bytes, name: str, params: tuple, cursor: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        state_text, sig_text = cursor.split(".")
+        state, sig = _unb64(state_text), _unb64(sig_text)
     except (ValueError, TypeError):
         raise BadCursor("the cursor is not one this API handed out") from None
+    if not hmac.compare_digest(sig, _signature(key, name, params, state)):
+        raise BadCursor("the cursor is not one this API handed out for this list")
+    return state
 
 
 REFLECTIONS_CQL = "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
@@ -154,6 +175,8 @@ class CassandraStore:
         self.settings = settings
         self.keyspace = keyspace_for(settings)
         self.write_mode = writes or settings.cassandra_writes
+        # Signs page cursors; API replicas behind one address need the same one.
+        self._cursor_key = (settings.api_cursor_key.encode() if settings.api_cursor_key else os.urandom(32))
         if self.write_mode not in WRITE_MODES:
             raise ValueError(f"writes={self.write_mode!r}: choose one of {', '.join(WRITE_MODES)}")
         self._cluster: Cluster | None = None
@@ -309,14 +332,17 @@ class CassandraStore:
     def page(self, name: str, params: tuple, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
         """One page of a list of ``PAGES`` and the cursor of the next (None:
         this was the last)."""
+        state = read_cursor(self._cursor_key, name, params, cursor) if cursor else None
         bound = self._stmt(f"page_{name}", PAGES[name]).bind(params)
         bound.fetch_size = limit
         try:
-            rs = self.connect().execute(bound, paging_state=_cursor_in(cursor) if cursor else None)
-        except (InvalidRequest, ProtocolException) as exc:  # a paging state Cassandra cannot resume
-            raise BadCursor(f"the cursor is not valid for this list ({type(exc).__name__})") from None
+            rs = self.connect().execute(bound, paging_state=state)
+        except InvalidRequest as exc:  # signed, but from a list whose query has changed since
+            raise BadCursor(f"the cursor no longer fits this list: {exc}") from None
         rows = [_row(r) for r in rs.current_rows]
-        return rows, (_cursor_out(rs.paging_state) if rs.has_more_pages and rs.paging_state else None)
+        if not (rs.has_more_pages and rs.paging_state):
+            return rows, None
+        return rows, make_cursor(self._cursor_key, name, params, rs.paging_state)
 
     def timeline(self, sim_id: str, *, limit: int = 50, before_ms: int | None = None) -> list[dict]:
         if before_ms is None:

@@ -290,6 +290,10 @@ class Settings(BaseSettings):
     # Origins a browser may call the API from (a simulation's web front end,
     # e.g. "http://localhost:5173"); none: no CORS headers at all.
     api_cors_origins: tuple[str, ...] = ()
+    # Signs the page cursors the API hands out (HMAC): unset, each API process
+    # makes its own at start, so a cursor does not survive a restart or move
+    # between replicas; replicas behind one address need the same value.
+    api_cursor_key: str | None = None
 
     # Prometheus: a worker serves /metrics on this port (0: off). The API
     # serves /metrics on its own port.

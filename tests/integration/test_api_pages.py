@@ -73,7 +73,7 @@ def test_an_agents_memories_reflections_and_conflicts_page_too(api):
     posts, _ = walk(client, f"/simulations/{sim}/agents/a1/memories", limit=4, kind="post")
     assert {r["memory_id"] for r in posts} == {r["memory_id"] for r in rows if r["agent_id"] == "a1" and r["kind"] == "post"}
     got, pages = walk(client, f"/simulations/{sim}/agents/a1/reflections", limit=2)
-    assert sorted(r["event_id"] for r in got) == [f"r{k}" for k in range(7)] and pages == 4
+    assert sorted(r["reflection_id"] for r in got) == [f"r{k}" for k in range(7)] and pages == 4
     assert walk(client, f"/simulations/{sim}/conflicts", limit=2)[0] == []
 
 
