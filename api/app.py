@@ -21,6 +21,7 @@ from api.context import assemble
 from api.models import (Agent, Conflict, Context, Contexts, ContextsRequest, EvalResultRow, Health, Memory, Problem,
                         Reflection, RetrieveRequest, Retrieved, TimelineEntry, Verdict)
 from api import auth
+from api.pages import PAGED, Cursor, paged
 from api.problems import BodyLimit, http_error, invalid_request, problem, problem_openapi
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import BadCursor, CassandraStore
@@ -42,20 +43,6 @@ ERRORS = {
     422: {"model": Problem, "description": "A parameter or the body is not valid (``errors`` says which)"},
     503: {"model": Problem, "description": "A dependency (Cassandra, Kafka, Qdrant) does not answer"},
 }
-
-
-Cursor = Annotated[str | None, Query(max_length=4096, description="Where a page starts: the cursor of the previous "
-                                                                  "page's Link header (rel=next)")]
-PAGED = {200: {"headers": {"Link": {"description": 'The next page: <URL>; rel="next" (absent on the last page)',
-                                    "schema": {"type": "string"}}}}}
-
-
-def paged(request: Request, response: Response, rows: list, after: str | None) -> list:
-    """A page's rows; the next page's URL in a Link header (RFC 8288), the
-    same query with the cursor Cassandra gave for it."""
-    if after is not None:
-        response.headers["Link"] = f'<{request.url.include_query_params(cursor=after)}>; rel="next"'
-    return rows
 
 
 def index_note(vectors) -> str:

@@ -136,7 +136,8 @@ def services_down(names: Optional[list[str]] = typer.Argument(None)):
 
 
 @services_app.command("status")
-def services_status(names: Optional[list[str]] = typer.Argument(None)):
+def services_status(names: Optional[list[str]] = typer.Argument(None, help="kafka, cassandra, qdrant (default: kafka and cassandra)")):
+    """Whether each local service runs and answers; exit 1 unless all do."""
     from deploy import local
 
     status = local.status(get_settings(), _names(names))
@@ -550,6 +551,7 @@ def checkpoint_create(processors: str = typer.Option("all"), group: Optional[str
 @checkpoint_app.command("list")
 @needs_kafka
 def checkpoint_list():
+    """Every checkpoint on the checkpoints topic: id, sim, round, what it holds."""
     from streams import checkpoints as ck
 
     for cid, data in sorted(ck.load_all(get_settings()).items()):
@@ -563,7 +565,8 @@ def checkpoint_list():
 
 @checkpoint_app.command("show")
 @needs_kafka
-def checkpoint_show(checkpoint_id: str):
+def checkpoint_show(checkpoint_id: str = typer.Argument(..., help="As `checkpoint list` prints it")):
+    """One checkpoint in full, as JSON: every group's offsets and changelog ends."""
     from streams import checkpoints as ck
 
     data = ck.load_all(get_settings()).get(checkpoint_id)
@@ -590,7 +593,9 @@ def checkpoint_restore(checkpoint_id: str):
 
 @checkpoint_app.command("export")
 @needs_kafka
-def checkpoint_export(checkpoint_id: str, out: Path = typer.Option(..., "--out")):
+def checkpoint_export(checkpoint_id: str = typer.Argument(..., help="As `checkpoint list` prints it"),
+                      out: Path = typer.Option(..., "--out", help="File to write (zstd-compressed Avro, as stored)")):
+    """Write one checkpoint to a file, to keep or move elsewhere."""
     from streams import checkpoints as ck
 
     try:

@@ -143,3 +143,24 @@ def test_a_broker_that_does_not_answer_is_one_line_and_a_non_zero_exit():
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: Kafka at 127.0.0.1:1") and "murmur services up" in lines[0]
         assert "Traceback" not in res.stderr and "%3|" not in res.stderr
+
+
+def test_every_command_and_argument_says_what_it_is_for():
+    import click
+    import typer.main
+
+    missing = []
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, path + [name])
+        if getattr(cmd, "commands", None):
+            return
+        if not (cmd.help or cmd.short_help):
+            missing.append(" ".join(path))
+        missing.extend(f"{' '.join(path)} {p.name}" for p in cmd.params
+                       if isinstance(p, (click.Option, click.Argument)) and not getattr(p, "help", None)
+                       and p.name not in ("help",))
+
+    walk(typer.main.get_command(app), [])
+    assert missing == []
