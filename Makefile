@@ -9,12 +9,15 @@ BIN = $(VENV)/bin
 
 setup: $(VENV)/.installed
 
-# Exactly the locked versions (hash-checked), then Murmur itself without
-# resolving anything again.
+# Exactly the locked versions (hash-checked; the lock holds every transitive
+# dependency, so nothing is resolved again: --no-deps, which also spares pip's
+# hash mode its trouble with dependencies' extras), then Murmur itself, and
+# pip check that the set is consistent.
 $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip check -q --disable-pip-version-check
 	touch $@
 
 # After a pin in pyproject.toml changes: re-resolve both lock files (the

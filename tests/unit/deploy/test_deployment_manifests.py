@@ -402,7 +402,7 @@ def test_dockerfile_installs_the_project_and_runs_murmur() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
     # The locked versions, hash-checked, then the project without resolving again.
-    assert re.search(r"^RUN pip install --require-hashes -r requirements\.lock && pip install --no-deps \.", text, re.M)
+    assert re.search(r"^RUN pip install --no-deps --require-hashes -r requirements\.lock && pip install --no-deps \. && pip check", text, re.M)
     assert image_entrypoint() == ["murmur"]
     for name in re.findall(r"\b(MURMUR_\w+)=", text):
         assert is_setting(name), name
