@@ -20,7 +20,7 @@ import time
 from confluent_kafka import KafkaError
 
 from streams.app import group_id
-from streams.dead_letter import dead_letter_record
+from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_consumer, make_producer
 from streams.metrics import DEAD_LETTERS, EVENTS_IN, SINK_RETRIES, SINK_WRITE_SECONDS
@@ -58,7 +58,7 @@ class QdrantSink:
             try:
                 _, record = self.serde.decode(msg.value(), "ScoredMemory")
             except DecodeError as exc:
-                DEAD_LETTERS.labels(STAGE, str(exc).split(":", 1)[0][:40]).inc()
+                DEAD_LETTERS.labels(STAGE, reason_label(str(exc))).inc()
                 dead.send(topic_name(DEAD_LETTER), msg.topic().encode(), self.serde.encode("DeadLetter", dead_letter_record(
                     stage=STAGE, reason=str(exc), raw=msg.value() or b"", field=exc.field, source_topic=msg.topic(),
                     source_partition=msg.partition(), source_offset=msg.offset())))

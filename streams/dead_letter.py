@@ -4,9 +4,21 @@ bytes and the reason, so nothing is dropped."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from streams.ids import stable_id
+
+
+def reason_label(reason: str) -> str:
+    """The dead-letter counter's ``reason`` label: the words before the
+    error's first ``:``, with quoted values, ids and numbers taken out, so the
+    label has a few values (kinds of error), not one per bad record. The
+    record keeps the whole reason."""
+    head = reason.split(":", 1)[0]
+    head = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", head)
+    head = re.sub(r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{6,}\b|\d+", "#", head)
+    return " ".join(head.split())[:40] or "unknown"
 
 
 def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None = None, source_ref: str | None = None,

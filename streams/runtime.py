@@ -30,7 +30,7 @@ from faust.types import EventT
 
 from streams import overlap
 from streams.contract import check_ranges
-from streams.dead_letter import dead_letter_record
+from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_producer
 from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE_SECONDS, EVENTS_IN, EVENTS_OUT, PARTITION_RESEEKS
@@ -201,7 +201,7 @@ class Runtime:
         record = dead_letter_record(stage=stage, reason=reason, raw=raw if isinstance(raw, bytes) else bytes(raw or b""),
                                     field=field, source_topic=topic, source_partition=partition, source_offset=offset,
                                     sim_id=sim_id, key=key if isinstance(key, bytes) else None)
-        DEAD_LETTERS.labels(stage, reason.split(":", 1)[0][:40]).inc()
+        DEAD_LETTERS.labels(stage, reason_label(reason)).inc()
         self.producer.send(topic_name(DEAD_LETTER), (topic or stage).encode(), self.serde.encode("DeadLetter", record))
 
     def dead_letter_all(self, stage: str, items: list[Incoming], exc: BaseException) -> None:
