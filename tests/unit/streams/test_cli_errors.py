@@ -164,3 +164,9 @@ def test_every_command_and_argument_says_what_it_is_for():
 
     walk(typer.main.get_command(app), [])
     assert missing == []
+
+
+def test_stdin_is_read_once_so_follow_and_resume_are_refused():
+    for flag in ("--follow", "--resume"):
+        res = run("publish", "-", flag, "--sim", "s1")
+        assert res.exit_code == 2 and "stdin (-) is read once" in res.output
