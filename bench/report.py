@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,4 +41,9 @@ def markdown(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    try:
+        print(markdown(json.loads(Path(sys.argv[1]).read_text())), flush=True)
+    except BrokenPipeError:
+        # Piped into `head`: the reader left, which is not an error. Point stdout at
+        # devnull so the interpreter's final flush does not raise again (Python docs, "SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
