@@ -61,7 +61,8 @@ class QdrantSink:
                 DEAD_LETTERS.labels(STAGE, reason_label(str(exc))).inc()
                 dead.send(topic_name(DEAD_LETTER), msg.topic().encode(), self.serde.encode("DeadLetter", dead_letter_record(
                     stage=STAGE, reason=str(exc), raw=msg.value() or b"", field=exc.field, source_topic=msg.topic(),
-                    source_partition=msg.partition(), source_offset=msg.offset())))
+                    source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
+                    error_type=type(exc).__name__, headers=msg.headers())))
                 continue
             memories.append(record)
         if not msgs:

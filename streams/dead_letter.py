@@ -23,7 +23,8 @@ def reason_label(reason: str) -> str:
 
 def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None = None, source_ref: str | None = None,
                        source_topic: str | None = None, source_partition: int | None = None,
-                       source_offset: int | None = None, sim_id: str | None = None, key: bytes | None = None) -> dict:
+                       source_offset: int | None = None, sim_id: str | None = None, key: bytes | None = None,
+                       error_type: str | None = None, headers=None) -> dict:
     return {
         "event_id": stable_id("dead-letter", stage, source_ref, source_topic, source_partition, source_offset, raw.hex()[:4096]),
         "ts": int(time.time() * 1000),
@@ -37,4 +38,18 @@ def dead_letter_record(*, stage: str, reason: str, raw: bytes, field: str | None
         "sim_id": sim_id,
         "key": key,
         "raw": raw,
+        "error_type": error_type,
+        "headers": header_list(headers),
     }
+
+
+def header_list(headers) -> list[dict] | None:
+    """Kafka headers as the dead-letter record keeps them: a list of
+    ``{key, value}`` in order (keys may repeat). Accepts what the clients
+    hand out: confluent-kafka's and aiokafka's lists of pairs, or a mapping."""
+    if not headers:
+        return None
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return [{"key": k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k),
+             "value": None if v is None else bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode()}
+            for k, v in pairs]

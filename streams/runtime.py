@@ -190,17 +190,22 @@ class Runtime:
                 check_ranges(type_name, record)
             except DecodeError as exc:
                 self.dead_letter(stage=stage, reason=str(exc), raw=ev.value or b"", field=exc.field,
-                                 topic=msg.topic, partition=msg.partition, offset=msg.offset, key=ev.key)
+                                 topic=msg.topic, partition=msg.partition, offset=msg.offset, key=ev.key,
+                                 error_type=type(exc).__name__, headers=getattr(msg, "headers", None))
                 continue
             out.append(Incoming(type_name, record, msg.topic, msg.partition, msg.offset, ev.key, ev))
         return out
 
     def dead_letter(self, *, stage: str, reason: str, raw: bytes, field: str | None = None, topic: str | None = None,
                     partition: int | None = None, offset: int | None = None, key: bytes | None = None,
-                    sim_id: str | None = None) -> None:
+                    sim_id: str | None = None, error_type: str | None = None, headers=None) -> None:
+        # The error's class and the input's headers go with it: a redrive
+        # (streams/redrive.py) tells contract failures from others by the
+        # first, and sends the second back, its redrive count among them.
         record = dead_letter_record(stage=stage, reason=reason, raw=raw if isinstance(raw, bytes) else bytes(raw or b""),
                                     field=field, source_topic=topic, source_partition=partition, source_offset=offset,
-                                    sim_id=sim_id, key=key if isinstance(key, bytes) else None)
+                                    sim_id=sim_id, key=key if isinstance(key, bytes) else None,
+                                    error_type=error_type, headers=headers)
         DEAD_LETTERS.labels(stage, reason_label(reason)).inc()
         self.producer.send(topic_name(DEAD_LETTER), (topic or stage).encode(), self.serde.encode("DeadLetter", record))
 
@@ -210,8 +215,10 @@ class Runtime:
         reason = f"{type(exc).__name__}: {exc}"
         for inc in items:
             raw = inc.event.value if inc.event is not None else b""
+            headers = getattr(getattr(inc.event, "message", None), "headers", None)
             self.dead_letter(stage=stage, reason=reason, raw=raw or b"", topic=inc.topic, partition=inc.partition,
-                             offset=inc.offset, key=inc.key, sim_id=inc.record.get("sim_id"))
+                             offset=inc.offset, key=inc.key, sim_id=inc.record.get("sim_id"),
+                             error_type=type(exc).__name__, headers=headers)
 
     def emit(self, stage: str, spec: TopicSpec, key: bytes, record: dict) -> None:
         name = self.topic(spec)
