@@ -21,8 +21,10 @@ from api.context import assemble
 from api.models import (Agent, Conflict, Context, Contexts, ContextsRequest, EvalResultRow, Health, Memory, Problem,
                         Reflection, RetrieveRequest, Retrieved, TimelineEntry, Verdict)
 from api import auth
+from api.limited import LIMITED, charge, key_checks
 from api.pages import PAGED, Cursor, paged
 from api.problems import BodyLimit, http_error, invalid_request, problem, problem_openapi
+from api.request_log import RequestLog
 from api.retrieval import Weights, candidates_for, rank
 from sinks.cassandra_store import BadCursor, CassandraStore
 from sinks.vector_stores import VectorStore, open_vector_store
@@ -37,7 +39,8 @@ MAX_BODY_BYTES = 1 << 20
 MONITOR_PAGE = PathLib(__file__).with_name("static") / "monitor.html"
 MAX_TS = 253402300799999  # 9999-12-31: Cassandra's and Avro tools' last instant
 ERRORS = {
-    401: {"model": Problem, "description": "Missing or wrong API key (when one is configured)"},
+    401: {"model": Problem, "description": "Missing, wrong or revoked API key (when one is required)"},
+    403: {"model": Problem, "description": "The API key may not read this simulation"},
     404: {"model": Problem, "description": "Unknown simulation, agent or verdict"},
     413: {"model": Problem, "description": "Request body over 1 MiB"},
     422: {"model": Problem, "description": "A parameter or the body is not valid (``errors`` says which)"},
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             app.state.store = CassandraStore(settings)
             app.state.vectors = open_vector_store(settings)
             app.state.embedder = make_embedder(settings.llm)
+            app.state.keys, app.state.throttle = key_checks(settings, app.state.store)
             app.state.sink = None
             if app.state.vectors.local and run_qdrant_sink:
                 # Local Qdrant admits one process: the one that serves retrieval
@@ -102,9 +106,14 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         # A middleware, not a dependency, so docs and the OpenAPI spec are
         # covered too; only /health stays open.
         try:
-            auth.check(request, settings.api_key_sha256)
+            request.state.caller = await auth.identify(request, settings, getattr(request.app.state, "keys", None))
         except HTTPException as exc:
             return problem(exc.status_code, exc.detail, instance=request.url.path, headers=exc.headers)
+        except ServiceUnavailable as exc:
+            return problem(503, str(exc), instance=request.url.path)
+        except Exception as exc:  # the driver's own errors: the key table is missing, a read timed out
+            return problem(503, f"could not look up the API key in Cassandra ({exc}); "
+                                "is the schema applied (`murmur db init`)?", instance=request.url.path)
         return await call_next(request)
 
     # Outermost last: the body limit sees a request first; CORS answers a
@@ -114,13 +123,14 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api_cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Last-Event-ID"],
                            max_age=600)
+    app.add_middleware(RequestLog)  # outermost: every request is logged, refused ones too
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            app.openapi_schema = auth.document(problem_openapi(schema), settings.api_key_sha256 is not None)
+            app.openapi_schema = auth.document(problem_openapi(schema), auth.key_required(settings))
         return app.openapi_schema
 
     app.openapi = openapi
@@ -262,10 +272,11 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             return paged(request, response, *db.page("conflicts", (sim,), limit=limit, cursor=cursor))
         return paged(request, response, *db.page("agent_conflicts", (sim, agent), limit=limit, cursor=cursor))
 
-    @app.post("/simulations/{sim}/agents/{agent}/retrieve", response_model=list[Retrieved])
-    async def retrieve(sim: SimId, agent: AgentId, body: RetrieveRequest, request: Request):
+    @app.post("/simulations/{sim}/agents/{agent}/retrieve", response_model=list[Retrieved], responses=LIMITED)
+    async def retrieve(sim: SimId, agent: AgentId, body: RetrieveRequest, request: Request, response: Response):
         """The agent's own memories (and, if asked, the public timeline) most
         worth recalling for the query, with the three score components."""
+        await charge(request, response)
         db: CassandraStore = request.app.state.store
         vectors: VectorStore = request.app.state.vectors
         latest = await run_in_threadpool(db.latest_ts, sim, agent)
@@ -306,8 +317,8 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
                       "left_out": block.left_out}
         return out
 
-    @app.get("/simulations/{sim}/agents/{agent}/context", response_model=Context)
-    async def context(sim: SimId, agent: AgentId, request: Request,
+    @app.get("/simulations/{sim}/agents/{agent}/context", response_model=Context, responses=LIMITED)
+    async def context(sim: SimId, agent: AgentId, request: Request, response: Response,
                       query: Annotated[str, Query(min_length=1, max_length=4000, description="What the agent is about to do or answer")],
                       budget: Annotated[int, Query(ge=16, le=32768, description="Token budget of the block (4 characters a token)")] = 512,
                       top_k: Annotated[int, Query(ge=1, le=100, description="Memories considered, best first")] = 10,
@@ -317,16 +328,19 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         beliefs, the beliefs it changed, and its memories most worth
         recalling for ``query``, within ``budget`` tokens, with the ids the
         block rests on (``api/context.py``)."""
+        await charge(request, response)
         (out,) = await contexts_of(request.app.state, sim, [(agent, query)], budget=budget, top_k=top_k,
                                    include_public=include_public, half_life_s=half_life_s)
         if out is None:
             raise HTTPException(404, f"no agent {agent!r} in simulation {sim!r}")
         return out
 
-    @app.post("/simulations/{sim}/context", response_model=Contexts)
-    async def contexts(sim: SimId, body: ContextsRequest, request: Request):
+    @app.post("/simulations/{sim}/context", response_model=Contexts, responses=LIMITED)
+    async def contexts(sim: SimId, body: ContextsRequest, request: Request, response: Response):
         """The context of many agents of one round in one request: their
-        queries embedded in one call, their reads and searches batched."""
+        queries embedded in one call, their reads and searches batched. It
+        counts one per agent against the key's quota (one against its rate)."""
+        await charge(request, response, cost=len(body.agents))
         built = await contexts_of(request.app.state, sim, [(a.agent_id, a.query) for a in body.agents],
                                   budget=body.budget, top_k=body.top_k, include_public=body.include_public,
                                   half_life_s=body.half_life_s)

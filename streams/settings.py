@@ -13,10 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -134,6 +135,10 @@ class LlmSettings(BaseModel):
         return fallback
 
 
+class SettingsSourceError(ValueError):
+    """A place settings are read from (MURMUR_CONFIG, MURMUR_SECRETS_DIR) is unusable."""
+
+
 class ServiceSettings(BaseModel):
     """Ports and sizes of the local services started by ``murmur services``."""
 
@@ -150,6 +155,10 @@ class ServiceSettings(BaseModel):
     qdrant_grpc_port: int = 16334
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    # A second listener of the local broker, SASL_PLAINTEXT with PLAIN (user
+    # "murmur", password generated into state_dir/kafka/sasl.password), to try
+    # and test MURMUR_KAFKA_SECURITY_PROTOCOL on loopback; 0: none.
+    kafka_sasl_port: int = 19094
     cassandra_cql_port: int = 19042
     cassandra_storage_port: int = 17000
     kafka_heap_mb: int = 768
@@ -198,6 +207,25 @@ class Settings(BaseSettings):
     # Faust's changelogs, changelogs recreated by a restore. 1 suits one
     # broker; a production cluster wants 3.
     topic_replication: int = Field(1, ge=1)
+    # Kafka security (streams/kafka_auth.py), for every client: the
+    # confluent-kafka ones (CLI, publisher, sinks, monitor) and Faust's aiokafka
+    # ones. SASL needs a user and password; SSL and SASL_SSL verify the brokers
+    # against kafka_ssl_ca (the system's CAs when unset).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files: the CA of the brokers' certificates, and this client's own
+    # certificate and key when the brokers ask for one (mutual TLS).
+    kafka_ssl_ca: Path | None = None
+    kafka_ssl_certificate: Path | None = None
+    kafka_ssl_key: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # Any other librdkafka property for the confluent-kafka clients, as JSON
+    # (MURMUR_KAFKA_CLIENT_PROPERTIES='{"client.rack": "rack-a"}'). They are
+    # applied last, so they win over Murmur's own; Faust's aiokafka clients
+    # do not read librdkafka properties and take only the settings above.
+    kafka_client_properties: dict[str, str] = {}
     # Confluent framing (magic byte + schema id) when set; Avro single-object
     # encoding otherwise.
     schema_registry_url: str | None = None
@@ -211,6 +239,18 @@ class Settings(BaseSettings):
     # Hot tables written in per-partition unlogged batches; "single" is the
     # one-request-per-row path, kept for benchmarks (bench B1 before/after).
     cassandra_writes: Literal["batched", "single"] = "batched"
+    # Cassandra security (sinks/cassandra_auth.py): PasswordAuthenticator
+    # credentials, and TLS (client_encryption_options on the nodes) verified
+    # against cassandra_ssl_ca; a certificate and key when the nodes require
+    # client certificates.
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_ssl: bool = False
+    cassandra_ssl_ca: Path | None = None
+    cassandra_ssl_certificate: Path | None = None
+    cassandra_ssl_key: Path | None = None
+    # Off only for nodes addressed by IP whose certificates name no IP.
+    cassandra_ssl_verify_hostname: bool = True
 
     # Qdrant: in-process under state_dir unless a URL is given. In process,
     # "edge" is Qdrant Edge (Qdrant's own engine in Rust: HNSW, payload
@@ -218,6 +258,9 @@ class Settings(BaseSettings):
     # qdrant-client's local mode (a Python scan of every point: 100x slower).
     qdrant_url: str | None = None
     qdrant_engine: Literal["local", "edge"] = "edge"
+    # The server's key (its service.api_key), sent with every request to
+    # qdrant_url; use an https URL, or it crosses the network in clear.
+    qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "memories"
     # Local mode's folder (default state_dir/qdrant/<namespace or live>); one
     # process at a time may open it.
@@ -282,6 +325,10 @@ class Settings(BaseSettings):
     # with lag whose offsets have not moved for stall_after_s.
     stall_check_s: float = Field(5.0, ge=0)
     stall_after_s: float = Field(20.0, gt=0)
+    # `murmur dead-letters redrive` sends a dead letter back at most this many
+    # times (a header on the record counts them), so a record that fails for
+    # good is not redriven forever.
+    redrive_limit: int = Field(3, ge=1, le=1000)
 
     # API
     api_host: str = "127.0.0.1"
@@ -294,6 +341,20 @@ class Settings(BaseSettings):
     # makes its own at start, so a cursor does not survive a restart or move
     # between replicas; replicas behind one address need the same value.
     api_cursor_key: str | None = None
+    # Keys issued with `murmur api-keys issue` (table api_keys) are accepted
+    # whenever a key is required: when MURMUR_API_KEY_SHA256 (the operator's
+    # key) is set, or when this is true (issued keys only, no operator key).
+    api_require_key: bool = False
+    # Seconds an API process keeps an issued key it looked up: a revoke takes
+    # effect within this time without a Cassandra read on every request.
+    api_key_cache_s: float = Field(5.0, ge=0, le=3600)
+    # Limits of the expensive endpoints (retrieve, context) for an issued key
+    # that carries none of its own, in the `limits` syntax ("10/second",
+    # "10000/day"); unset: none. The operator's key, and requests when no key
+    # is required, are never limited. Rates are per API process (in memory);
+    # quotas are counted in Cassandra, shared by replicas and restarts.
+    api_key_rate: str | None = "10/second"
+    api_key_quota: str | None = None
 
     # Prometheus: a worker serves /metrics on this port (0: off). The API
     # serves /metrics on its own port.
@@ -301,6 +362,14 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     # Seconds between samples of consumer lag and checkpoint age.
     metrics_sample_s: float = 5.0
+
+    # Logs (streams/logs.py): "json", one object a line (what a log
+    # collector reads); "console", readable lines; "auto", console when
+    # stderr is a terminal and JSON otherwise (a file, a pipe, a container).
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Level of Murmur's own loggers; other libraries' (Faust, aiokafka,
+    # uvicorn, the Cassandra driver) stay at warning, or a worker's --loglevel.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Local state: data and logs of the JVM services, Qdrant local files.
     state_dir: Path = PROJECT_ROOT / ".murmur"
@@ -320,6 +389,35 @@ class Settings(BaseSettings):
             object.__setattr__(self, "cassandra_port", self.services.cassandra_cql_port)
         return self
 
+    @field_validator("api_key_rate", "api_key_quota")
+    @classmethod
+    def _limit_parses(cls, value: str | None) -> str | None:
+        # A typo ("10/sec0nd") would otherwise fail at the first limited request.
+        if value:
+            import limits
+
+            try:
+                limits.parse(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r}: {exc} (write e.g. 10/second, 600/minute, 10000/day)") from None
+        return value or None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> "Settings":
+        # Half a configuration fails here, at start, naming the variable,
+        # rather than as an authentication error on the first request.
+        if self.kafka_security_protocol.startswith("SASL") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"MURMUR_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "MURMUR_KAFKA_SASL_USERNAME and MURMUR_KAFKA_SASL_PASSWORD")
+        for prefix in ("kafka", "cassandra"):
+            if bool(getattr(self, f"{prefix}_ssl_certificate")) != bool(getattr(self, f"{prefix}_ssl_key")):
+                raise ValueError(f"MURMUR_{prefix.upper()}_SSL_CERTIFICATE and MURMUR_{prefix.upper()}_SSL_KEY "
+                                 "go together (a client certificate needs its key)")
+        if bool(self.cassandra_username) != bool(self.cassandra_password):
+            raise ValueError("MURMUR_CASSANDRA_USERNAME and MURMUR_CASSANDRA_PASSWORD go together")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -331,6 +429,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get("MURMUR_CONFIG", "murmur.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Secrets as files (Docker and Kubernetes secrets): MURMUR_SECRETS_DIR
+        # names a folder whose files are named like the variables, e.g.
+        # murmur_kafka_sasl_password; the environment wins over a file.
+        secrets_dir = os.environ.get("MURMUR_SECRETS_DIR")
+        if secrets_dir:
+            if not Path(secrets_dir).is_dir():
+                raise SettingsSourceError(f"MURMUR_SECRETS_DIR={secrets_dir}: no such folder")
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         if toml_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
@@ -347,6 +453,9 @@ def setting_errors(exc) -> list[str]:
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if not str(p).startswith("function-")]
-        name = "MURMUR_" + "__".join(loc).upper() if loc else "settings"
-        out.append(f"{name}: {err.get('msg', '')}")
+        msg = err.get("msg", "")
+        if not loc:  # a rule across settings (model validator): its message names them
+            out.append(msg.removeprefix("Value error, "))
+            continue
+        out.append(f"{'MURMUR_' + '__'.join(loc).upper()}: {msg}")
     return out
