@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from deploy.exceptions import DeployError
 from deploy.maven import Artifact
 
 TEMPLATES = Path(__file__).parent / "templates"
+SASL_USER = "murmur"
 LOG4J_VERSION = "2.24.3"  # Kafka's artifact declares no logging backend; we bring log4j2.
 
 # From kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS).
@@ -52,8 +54,11 @@ class Kafka:
 
     # ------------------------------------------------------------ config
     def ports(self) -> list[tuple[int, str]]:
-        return [(self.svc.kafka_port, "MURMUR_SERVICES__KAFKA_PORT"),
-                (self.svc.kafka_controller_port, "MURMUR_SERVICES__KAFKA_CONTROLLER_PORT")]
+        ports = [(self.svc.kafka_port, "MURMUR_SERVICES__KAFKA_PORT"),
+                 (self.svc.kafka_controller_port, "MURMUR_SERVICES__KAFKA_CONTROLLER_PORT")]
+        if self.svc.kafka_sasl_port:
+            ports.append((self.svc.kafka_sasl_port, "MURMUR_SERVICES__KAFKA_SASL_PORT"))
+        return ports
 
     def artifacts(self) -> list[Artifact]:
         return [
@@ -63,12 +68,35 @@ class Kafka:
         ]
 
     def render_properties(self) -> str:
+        sasl_listener = sasl_config = ""
+        if self.svc.kafka_sasl_port:
+            user, password = self.sasl_credentials()
+            sasl_listener = f",SASL_PLAINTEXT://127.0.0.1:{self.svc.kafka_sasl_port}"
+            # The broker's own user list (PlainLoginModule's user_<name>), for this listener only.
+            sasl_config = ("# SASL/PLAIN on loopback: settings.services.kafka_sasl_port (0 turns it off).\n"
+                           "sasl.enabled.mechanisms=PLAIN\n"
+                           "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+                           "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                           f'user_{user}="{password}";')
         return Template((TEMPLATES / "kafka-server.properties").read_text()).substitute(
             kafka_port=self.svc.kafka_port,
             controller_port=self.svc.kafka_controller_port,
             data_dir=self.data_dir,
             num_partitions=self.settings.topic_partitions,
+            sasl_listener=sasl_listener,
+            sasl_config=sasl_config,
         )
+
+    def sasl_credentials(self) -> tuple[str, str]:
+        """The SASL listener's user and password, made once per state dir
+        (owner-only file) so it is never a default anyone can guess."""
+        path = self.home / "sasl.password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+        return SASL_USER, path.read_text().strip()
 
     def render_log4j(self) -> str:
         return Template((TEMPLATES / "kafka-log4j2.xml").read_text()).substitute(logs_dir=self.logs_dir)
@@ -107,6 +135,7 @@ class Kafka:
         for d in (self.data_dir, self.logs_dir, self.conf_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.properties_file.write_text(self.render_properties())
+        self.properties_file.chmod(0o600)  # holds the SASL listener's password
         self.log4j_file.write_text(self.render_log4j())
         if (self.data_dir / "meta.properties").exists():
             return  # already formatted; formatting again would need a wipe

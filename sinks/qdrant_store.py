@@ -62,7 +62,8 @@ class QdrantStore:
         ns = f"{settings.namespace}_" if settings.namespace else ""
         self.collection = collection or f"{ns}{settings.qdrant_collection}"
         if settings.qdrant_url:
-            self.client = QdrantClient(url=settings.qdrant_url, timeout=10)
+            key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+            self.client = QdrantClient(url=settings.qdrant_url, api_key=key, timeout=10)
         else:
             path = settings.qdrant_path or settings.state_dir / "qdrant" / (settings.namespace or "live")
             path.mkdir(parents=True, exist_ok=True)

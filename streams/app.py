@@ -14,6 +14,7 @@ import re
 import faust
 
 from streams.settings import Settings
+from streams.kafka_auth import faust_credentials
 
 
 def group_id(settings: Settings, group: str) -> str:
@@ -41,6 +42,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
     return app_class(
         group_id(settings, group),
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store=settings.faust_store,
         # Faust's own files (its table stores keep none in memory:// mode)
         # under the state dir, never in the working directory.

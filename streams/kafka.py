@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.errors import ServiceUnavailable
+from streams.kafka_auth import librdkafka_conf
 from streams.settings import Settings
 from streams.topics import ALL, TopicSpec, topic_name
 
@@ -21,12 +22,27 @@ from streams.topics import ALL, TopicSpec, topic_name
 _client_conf: dict = {}
 
 
+_last_error: list[KafkaError] = []
+
+
+def _remember(err: KafkaError) -> None:
+    _last_error[:] = [err]
+
+
 def quiet() -> None:
+    """librdkafka's log lines off; its errors kept (last_error) so the one line
+    a command prints can say *why* (a refused login reads, without this, as a
+    bare "broker transport failure")."""
     _client_conf["log_level"] = 0
+    _client_conf["error_cb"] = _remember
+
+
+def last_error() -> KafkaError | None:
+    return _last_error[0] if _last_error else None
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, **_client_conf})
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, **_client_conf, **librdkafka_conf(settings)})
 
 
 def check_kafka(settings: Settings, timeout: float = 5.0) -> int:
@@ -97,6 +113,7 @@ def make_producer(settings: Settings, **overrides) -> Producer:
         "partitioner": "murmur2_random",
         "message.max.bytes": 8 * 1024 * 1024,
         **_client_conf,
+        **librdkafka_conf(settings),
     }
     conf.update(overrides)
     return Producer(conf)
@@ -110,6 +127,7 @@ def make_consumer(settings: Settings, group: str | None = None, **overrides) -> 
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         **_client_conf,
+        **librdkafka_conf(settings),
     }
     conf.update(overrides)
     return Consumer(conf)

@@ -229,6 +229,21 @@ class Settings(BaseSettings):
     # Confluent framing (magic byte + schema id) when set; Avro single-object
     # encoding otherwise.
     schema_registry_url: str | None = None
+    # Subject a value schema is registered under (streams/subjects.py):
+    # "topic" = <topic>-value (Confluent's TopicNameStrategy, the default),
+    # "record" = <namespace>.<Name>, "topic_record" = <topic>-<namespace>.<Name>.
+    schema_registry_subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+    # Set on the registry (PUT /config/{subject}) for every subject Murmur
+    # registers, at its first registration by a process. FULL_TRANSITIVE is
+    # what `python -m schemas.compat` checks locally against schemas/history/.
+    schema_registry_compatibility: Literal[
+        "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+        "FULL", "FULL_TRANSITIVE", "NONE"] = "FULL_TRANSITIVE"
+    # HTTP basic auth as "user:password" (librdkafka's basic.auth.user.info).
+    schema_registry_basic_auth_user_info: SecretStr | None = None
+    # PEM file of the CA that signed the registry's certificate (https URLs);
+    # unset means the system's trusted CAs.
+    schema_registry_ssl_ca: Path | None = None
 
     # Cassandra
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
