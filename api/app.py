@@ -220,14 +220,16 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
         rows = [r for r in rows if (not kind or r["kind"] == kind) and (include_superseded or r["valid_to"] is None)]
         return paged(request, response, rows, after)
 
-    @app.get("/simulations/{sim}/agents", response_model=list[Agent])
-    def agents(sim: SimId, db: CassandraStore = Depends(store)):
-        """Agents seen in the simulation (memories or personas), with persona."""
-        personas = {p["agent_id"]: p for p in db.personas(sim)}
-        ids = sorted(set(db.agents(sim)) | set(personas))
-        if not ids:
+    @app.get("/simulations/{sim}/agents", response_model=list[Agent], responses=PAGED)
+    def agents(sim: SimId, request: Request, response: Response,
+               limit: Annotated[int, Query(ge=1, le=1000, description="Agents to return, by agent id")] = 100,
+               cursor: Cursor = None, db: CassandraStore = Depends(store)):
+        """Agents seen in the simulation (memories or personas), with persona,
+        by agent id."""
+        rows, after = db.agents_page(sim, limit=limit, cursor=cursor)
+        if not rows and cursor is None:
             raise HTTPException(404, f"no simulation {sim!r} (no memories or personas yet)")
-        return [{"agent_id": a, "persona": personas.get(a)} for a in ids]
+        return paged(request, response, rows, after)
 
     @app.get("/simulations/{sim}/verdict", response_model=Verdict)
     def verdict(sim: SimId, db: CassandraStore = Depends(store)):
@@ -237,13 +239,15 @@ def create_app(settings: Settings | None = None, *, run_qdrant_sink: bool = True
             raise HTTPException(404, f"no verdict for simulation {sim!r} yet")
         return rows[0]
 
-    @app.get("/simulations/{sim}/verdicts", response_model=list[Verdict])
-    def verdicts(sim: SimId, db: CassandraStore = Depends(store)):
+    @app.get("/simulations/{sim}/verdicts", response_model=list[Verdict], responses=PAGED)
+    def verdicts(sim: SimId, request: Request, response: Response,
+                 limit: Annotated[int, Query(ge=1, le=1000, description="Verdicts to return, oldest round first")] = 100,
+                 cursor: Cursor = None, db: CassandraStore = Depends(store)):
         """One verdict per closed round, oldest first."""
-        rows = db.verdicts(sim)
-        if not rows:
+        rows, after = db.page("verdicts", (sim,), limit=limit, cursor=cursor)
+        if not rows and cursor is None:
             raise HTTPException(404, f"no verdict for simulation {sim!r} yet")
-        return rows[::-1]
+        return paged(request, response, rows, after)
 
     @app.get("/eval/results", response_model=list[EvalResultRow], responses=PAGED)
     def eval_results(request: Request, response: Response,

@@ -57,6 +57,8 @@ PAGES = {
     "agent_conflicts": "SELECT * FROM {ks}.conflicts_by_agent WHERE sim_id = ? AND agent_id = ?",
     "evals": "SELECT * FROM {ks}.eval_results",
     "evals_case": "SELECT * FROM {ks}.eval_results WHERE case_name = ?",
+    # Oldest round first: the table's clustering order read backwards.
+    "verdicts": "SELECT * FROM {ks}.verdicts_by_sim WHERE sim_id = ? ORDER BY round ASC",
 }
 
 
@@ -92,6 +94,17 @@ def read_cursor(key: bytes, name: str, params: tuple, cursor: str) -> bytes:
     if not hmac.compare_digest(sig, _signature(key, name, params, state)):
         raise BadCursor("the cursor is not one this API handed out for this list")
     return state
+
+
+def merge_agents(ids: list[str], personas: list[dict], limit: int) -> tuple[list[dict], bool]:
+    """The first ``limit`` agents of two lists sorted by agent id (agents
+    seen in memories; personas), each id once, with its persona; and
+    whether more follow. Each list read to ``limit + 1`` rows is enough: an
+    agent among the first ``limit`` of the union is among the first
+    ``limit + 1`` of the list that holds it."""
+    by_id = {p["agent_id"]: p for p in personas}
+    merged = sorted(set(ids) | set(by_id))
+    return [{"agent_id": a, "persona": by_id.get(a)} for a in merged[:limit]], len(merged) > limit
 
 
 REFLECTIONS_CQL = "SELECT * FROM {ks}.reflections_by_agent WHERE sim_id = ? AND agent_id = ? LIMIT ?"
@@ -367,6 +380,24 @@ class CassandraStore:
             if len(out) >= limit:
                 break
         return out
+
+    def agents_page(self, sim_id: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of the agents of a simulation (agents_by_sim merged with
+        personas_by_sim), by agent id, and the cursor of the next: the last
+        id given, signed, so the next page starts strictly after it (the two
+        tables share no paging state to hand out)."""
+        after = read_cursor(self._cursor_key, "agents", (sim_id,), cursor).decode() if cursor else None
+        where = "WHERE sim_id = ?" + (" AND agent_id > ?" if after is not None else "")
+        params = (sim_id,) + ((after,) if after is not None else ()) + (limit + 1,)
+        suffix = "_after" if after is not None else ""
+        ids = self.connect().execute(self._stmt(f"agents_page{suffix}",
+                                                f"SELECT agent_id FROM {{ks}}.agents_by_sim {where} LIMIT ?"), params)
+        personas = self.connect().execute(self._stmt(f"personas_page{suffix}",
+                                                     f"SELECT * FROM {{ks}}.personas_by_sim {where} LIMIT ?"), params)
+        rows, more = merge_agents([r.agent_id for r in ids], [_row(r) for r in personas], limit)
+        if not more:
+            return rows, None
+        return rows, make_cursor(self._cursor_key, "agents", (sim_id,), rows[-1]["agent_id"].encode())
 
     def agents(self, sim_id: str) -> list[str]:
         stmt = self._stmt("agents", "SELECT agent_id FROM {ks}.agents_by_sim WHERE sim_id = ?")
