@@ -32,6 +32,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args_is_help=True)
 app.add_typer(sink_app, name="sink")
+from streams.cli_deadletters import dead_letters_app  # noqa: E402 - a command group of its own module
+app.add_typer(dead_letters_app, name="dead-letters")
 from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
 app.add_typer(api_keys_app, name="api-keys")
 
