@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 PREFIX = "mk"
-KEY_PATTERN = re.compile(r"^mk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+KEY_PATTERN = re.compile(r"mk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 # The `limits` strings a key may carry instead of the API's defaults; "none":
 # this key is not limited at all.
 UNLIMITED = "none"
@@ -43,7 +43,7 @@ def new_key() -> tuple[str, str]:
 def key_id_of(key: str) -> str:
     """The id an issued key carries; BadKeyFormat for anything else (the
     operator's key, a typo), which then needs no database read."""
-    match = KEY_PATTERN.match(key)
+    match = KEY_PATTERN.fullmatch(key)
     if match is None:
         raise BadKeyFormat("not an issued key (mk_<id>_<secret>)")
     return match.group(1)
