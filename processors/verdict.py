@@ -23,6 +23,7 @@ from __future__ import annotations
 import faust
 
 from processors.opinion import Evidence, verdict_record
+from streams import logs
 from streams.runtime import Effects, Incoming, Runtime, register_batches, with_defaults
 from streams.settings import VerdictSettings
 from streams.topics import VERDICTS, sim_key
@@ -161,7 +162,8 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
                 return False
 
             try:
-                state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict)
+                with logs.bound_contextvars(sim=items[0].record["sim_id"]):  # what is logged names the simulation
+                    state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict)
             except Exception as exc:  # keep the inputs, move on
                 effects.failed.append((items, exc))
                 continue

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import gc
 import importlib
-import sys
+import logging
 from types import ModuleType
 
 import faust
 from faust import Service
 from faust.worker import Worker
 
-from streams import stall_guard
+from streams import logs, stall_guard
 from streams.app import create_app, group_id
 from streams.errors import ConfigError
 from streams.kafka import ensure_topics
@@ -26,6 +26,8 @@ from streams.metrics import GroupSampler, serve_metrics
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.topology import changelog_topics, input_topics, stage
+
+log = logging.getLogger(__name__)
 
 
 def module(name: str) -> ModuleType:
@@ -64,7 +66,7 @@ def preflight(settings: Settings) -> None:
     a wrong one stops the worker before it takes any input."""
     checked = check_models(settings.llm)
     for line in checked.warnings:
-        print(f"murmur worker: warning: {line}", file=sys.stderr)
+        log.warning(line)
     if checked.errors:
         raise ConfigError("; ".join(checked.errors))
 
@@ -91,19 +93,23 @@ def resumed_journal(settings: Settings, names: list[str], group: str | None = No
     from streams.resume_journal import load
 
     resumed = load(settings, group_id(settings, group or "-".join(names)), input_topics(settings, names))
-    print(f"murmur worker: {resumed.line()}", file=sys.stderr)
+    log.info(resumed.line())
     return resumed.journal
 
 
 def run(settings: Settings, names: list[str], group: str | None = None, loglevel: str = "warning") -> None:
+    # Our handler, not Faust's (override_logging=False below): every line,
+    # Faust's and aiokafka's too, one JSON object; --loglevel keeps setting
+    # the libraries' level as it did.
+    logs.configure_from(settings, others=loglevel)
     preflight(settings)
     app = build(settings, names, group, journal=resumed_journal(settings, names, group))
     ensure_changelogs(settings, group or "-".join(names), names)
     try:
         serve_metrics(settings)
     except OSError as exc:  # a taken port costs the metrics, not the processing
-        print(f"murmur worker: metrics not served on {settings.metrics_host}:{settings.metrics_port}: {exc}",
-              file=sys.stderr)
+        log.warning("metrics not served on %s:%s: %s", settings.metrics_host, settings.metrics_port, exc)
     GroupSampler(settings, {group_id(settings, group or "-".join(names)): input_topics(settings, names)}).start()
     tune_gc()
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+           override_logging=False).execute_from_commandline()

@@ -97,6 +97,14 @@ def version_callback(value: bool) -> None:
 def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Print the version and exit")):
     """Murmur: social-simulation memory and forecasts as an event-sourced Kafka pipeline."""
+    from pydantic import ValidationError
+
+    from streams import logs
+
+    try:
+        logs.configure_from(get_settings())
+    except ValidationError:
+        logs.configure()  # the command that reads the settings reports what is wrong
 
 
 def _names(names: Optional[list[str]]) -> tuple[str, ...]:
@@ -342,7 +350,11 @@ def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Op
     from api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+    # Logging is Murmur's (streams/logs.py, set up by the callback): uvicorn
+    # keeps its own lines at warning and leaves request lines to
+    # api/request_log.py, which knows the request id and the key.
+    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port,
+                log_level="warning", log_config=None, access_log=False)
 
 
 @sink_app.command("qdrant")

@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 from faust.streams import _current_event
 from faust.types import EventT
 
-from streams import overlap
+from streams import logs, overlap
 from streams.contract import check_ranges
 from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
@@ -110,7 +110,8 @@ class Runtime:
             await llm.aclose()
 
     def _on_llm_call(self, record: dict) -> None:
-        self.producer.send(self.topic(LLM_CALLS), record["role"].encode(), self.serde.encode("LlmCall", record))
+        name = self.topic(LLM_CALLS)
+        self.producer.send(name, record["role"].encode(), self.serde.encode("LlmCall", record, topic=name))
 
     # -- the batch loop ------------------------------------------------------------
     def busy(self) -> bool:
@@ -122,7 +123,10 @@ class Runtime:
         """One batch through the commit order (see the module's docstring)."""
         self._in_flight += 1
         try:
-            return await self._process(stage, events, expected, handle)
+            # Every line logged while the batch is processed names the stage
+            # (streams/logs.py); bound once a batch, not once an event.
+            with logs.bound_contextvars(processor=stage):
+                return await self._process(stage, events, expected, handle)
         finally:
             self._in_flight -= 1
 
@@ -189,6 +193,8 @@ class Runtime:
                 type_name, record = self.serde.decode(ev.value, expected)
                 check_ranges(type_name, record)
             except DecodeError as exc:
+                log.warning("undecodable input dead-lettered: %s", exc,
+                            extra={"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
                 self.dead_letter(stage=stage, reason=str(exc), raw=ev.value or b"", field=exc.field,
                                  topic=msg.topic, partition=msg.partition, offset=msg.offset, key=ev.key,
                                  error_type=type(exc).__name__, headers=getattr(msg, "headers", None))
@@ -207,12 +213,17 @@ class Runtime:
                                     sim_id=sim_id, key=key if isinstance(key, bytes) else None,
                                     error_type=error_type, headers=headers)
         DEAD_LETTERS.labels(stage, reason_label(reason)).inc()
-        self.producer.send(topic_name(DEAD_LETTER), (topic or stage).encode(), self.serde.encode("DeadLetter", record))
+        dead = topic_name(DEAD_LETTER)
+        self.producer.send(dead, (topic or stage).encode(), self.serde.encode("DeadLetter", record, topic=dead))
 
     def dead_letter_all(self, stage: str, items: list[Incoming], exc: BaseException) -> None:
         """Inputs whose processing raised: kept whole in the dead-letter topic
         with the error, so one poison record cannot stop a processor."""
         reason = f"{type(exc).__name__}: {exc}"
+        first = items[0].record if items else {}
+        log.warning("%d inputs dead-lettered: %s", len(items), reason,
+                    extra={"sim": first.get("sim_id"), "agent": first.get("agent_id"), "topic": items[0].topic,
+                           "partition": items[0].partition, "offset": items[0].offset} if items else None)
         for inc in items:
             raw = inc.event.value if inc.event is not None else b""
             headers = getattr(getattr(inc.event, "message", None), "headers", None)
@@ -222,7 +233,7 @@ class Runtime:
 
     def emit(self, stage: str, spec: TopicSpec, key: bytes, record: dict) -> None:
         name = self.topic(spec)
-        self.producer.send(name, key, self.serde.encode(spec.value, record))
+        self.producer.send(name, key, self.serde.encode(spec.value, record, topic=name))
         counter = self._out_counters.get((stage, name))
         if counter is None:  # labels() per record cost more than the count itself
             counter = self._out_counters[(stage, name)] = EVENTS_OUT.labels(stage, name)

@@ -386,6 +386,14 @@ class Settings(BaseSettings):
     # uvicorn, the Cassandra driver) stay at warning, or a worker's --loglevel.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Logs (streams/logs.py): "json", one object a line (what a log
+    # collector reads); "console", readable lines; "auto", console when
+    # stderr is a terminal and JSON otherwise (a file, a pipe, a container).
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Level of Murmur's own loggers; other libraries' (Faust, aiokafka,
+    # uvicorn, the Cassandra driver) stay at warning, or a worker's --loglevel.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
     # Local state: data and logs of the JVM services, Qdrant local files.
     state_dir: Path = PROJECT_ROOT / ".murmur"
     # Downloaded Maven artifacts (outside the project so fresh clones reuse it).
