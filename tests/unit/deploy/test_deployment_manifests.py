@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from api.exposure import refusal
 from streams.topology import PROCESSORS, resolve
 from streams.cli import app as cli_app
 from streams.settings import ServiceSettings, Settings
@@ -601,6 +602,24 @@ def test_k8s_environment_is_real_settings(k8s_docs: list[dict], settings_from) -
     assert len({data[f"MURMUR_LLM__{r}__MODEL"] for r in ("FAST", "BALANCED", "HEAVY")}) == 1
 
 
+def api_refusal(s: Settings) -> str | None:
+    return refusal(s.api_host, s.api_published_host, bool(s.api_key_sha256) or s.api_require_key,
+                   s.api_allow_anonymous)
+
+
+def test_compose_publishes_the_api_on_loopback_unless_a_key_is_set(services: dict[str, dict], settings_from) -> None:
+    api = services["api"]
+    (port,) = api["ports"]
+    assert interpolate(port) == "127.0.0.1:8080:8080"
+    assert api_refusal(settings_from(service_env(api))) is None
+    # Published on every interface: the API refuses to start until a key is required.
+    shell = {"MURMUR_API_BIND": "0.0.0.0"}
+    assert interpolate(port, shell) == "0.0.0.0:8080:8080"
+    wide = {k: interpolate(v, shell) for k, v in api["environment"].items() if v is not None}
+    assert "0.0.0.0" in api_refusal(settings_from(wide))
+    assert api_refusal(settings_from({**wide, "MURMUR_API_KEY_SHA256": "ab" * 32})) is None
+
+
 def test_k8s_api_and_init(k8s_docs: list[dict], settings_from) -> None:
     s = settings_from(configmap(k8s_docs))
     api = k8s_kind(k8s_docs, "Deployment")["api"]["spec"]["template"]
@@ -611,6 +630,9 @@ def test_k8s_api_and_init(k8s_docs: list[dict], settings_from) -> None:
     assert api["metadata"]["annotations"]["prometheus.io/port"] == str(s.api_port)
     (argv,) = murmur_invocations(image_entrypoint(), argv_list(c["args"]))
     assert option(argv, "--host") == "0.0.0.0"
+    # Reachable from the cluster: the key's secret is required, never optional.
+    key_ref = {e["name"]: e for e in c["env"]}["MURMUR_API_KEY_SHA256"]["valueFrom"]["secretKeyRef"]
+    assert key_ref.get("optional", False) is False
     job = k8s_kind(k8s_docs, "Job")["murmur-init"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     steps = [subcommand(a) for a in k8s_invocations([job])]
