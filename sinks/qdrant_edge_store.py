@@ -28,6 +28,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import qdrant_edge as qe
 
@@ -135,7 +136,9 @@ class EdgeQdrantStore:
         # Writes, the copy a build starts from and the swap: one at a time.
         self._writes = threading.Lock()
         self._builder = None  # the child process indexing the next generation
-        self._since: list[list[qe.Point]] = []  # writes taken while it runs
+        # Writes taken while it runs, upserts and deletes in order, each a
+        # function making its operation again for the new generation.
+        self._since: list[Callable[[], qe.UpdateOperation]] = []
         self._retry_at = 0.0
         self._left_unindexed = 0  # points the last build left outside the index
         self._closed = False
@@ -248,11 +251,14 @@ class EdgeQdrantStore:
             VECTOR_INDEX_SECONDS.observe(summary["seconds"])
             self._maybe_build()  # writes taken during the build may already call for the next
 
-    def _swap(self, target: Path, since: list[list[qe.Point]]) -> None:
+    def _swap(self, target: Path, since: list[Callable[[], qe.UpdateOperation]]) -> None:
         """Open the indexed generation, replay the writes it missed, make it live. Holds ``_writes``."""
         fresh = qe.EdgeShard.load(str(target), edge_index.edge_config(self.params))
-        for points in since:  # upserts by id: replaying one twice changes nothing
-            fresh.update(qe.UpdateOperation.upsert_points(points))
+        # In the order taken: upserts by id and deletes by filter, so replaying
+        # one twice changes nothing, and a delete is not undone by the copy
+        # the build started from (which still held the deleted points).
+        for operation in since:
+            fresh.update(operation())
         fresh.flush()
         tmp = self._pointer.with_suffix(".tmp")
         tmp.write_text(target.name)
@@ -293,9 +299,23 @@ class EdgeQdrantStore:
                 with self._lock:
                     self._shard.update(qe.UpdateOperation.upsert_points(points))
                 if self._builder is not None:
-                    self._since.append(points)
+                    self._since.append(lambda points=points: qe.UpdateOperation.upsert_points(points))
                 self._maybe_build()
         return len(points)
+
+    def delete_sim(self, sim_id: str) -> int:
+        """Every point of the simulation removed, from the live generation
+        and, when a build runs, from the one it will swap in."""
+        self.ensure_collection()
+        with self._writes:
+            with self._lock:
+                n = self._shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=[_match("sim_id", sim_id)])))
+                self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[_match("sim_id", sim_id)])))
+                self._shard.flush()
+            if self._builder is not None:
+                self._since.append(lambda: qe.UpdateOperation.delete_points_by_filter(
+                    qe.Filter(must=[_match("sim_id", sim_id)])))
+        return n
 
     def _queries(self, r: dict) -> list[qe.QueryRequest]:
         """The agent's own memories (exact: its filter picks few points, read

@@ -133,6 +133,13 @@ class QdrantStore:
         with self._lock:
             return self.client.count(self.collection, count_filter=flt, exact=True).count
 
+    def delete_sim(self, sim_id: str) -> int:
+        n = self.count(sim_id)
+        flt = models.Filter(must=[models.FieldCondition(key="sim_id", match=models.MatchValue(value=sim_id))])
+        with self._lock:
+            self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
+        return n
+
     def close(self) -> None:
         with self._lock:
             self.client.close()

@@ -72,6 +72,25 @@ def test_a_build_runs_in_a_child_and_its_generation_is_swapped_in_with_the_write
         again.close()
 
 
+def test_a_simulation_deleted_during_a_build_stays_deleted_after_the_swap(tmp_path):
+    store = open_store(tmp_path, after=300)
+    store.upsert(world(400))  # the build copies these, s1's points among them
+    assert store._builder is not None
+    assert store.delete_sim("s1") == 200
+    store.upsert(world(20, start=400, sims=("s2",)))  # a write after the delete, replayed after it
+    status = store.wait_indexed(timeout=120)
+    try:
+        assert status["builds"] == 1 and status["generation"] == "c@1"
+        assert store.count("s1") == 0 and store.count("s2") == 220 and store.count() == 220
+    finally:
+        store.close()
+    again = open_store(tmp_path, after=300)
+    try:
+        assert again.count("s1") == 0 and again.count() == 220
+    finally:
+        again.close()
+
+
 def test_no_build_below_the_threshold_or_when_switched_off(tmp_path):
     for after, n in ((1_000, 400), (0, 400)):
         store = open_store(tmp_path / str(after), after=after)

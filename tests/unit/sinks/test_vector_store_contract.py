@@ -90,6 +90,14 @@ class VectorStoreContract:
         assert many[3] == [] and not [p for _, p in many[1] if p["agent_id"] == "alice" and not p["public"]]
         assert store.search_many([]) == []
 
+    def test_deleting_a_simulation_removes_its_points_only(self, store):
+        assert store.delete_sim("s1") == 12
+        assert (store.count("s1"), store.count("s2"), store.count()) == (0, 3, 3)
+        q = list(np.ones(DIM) / np.sqrt(DIM))
+        assert store.search(sim_id="s1", agent_id="alice", vector=q, limit=50, include_public=True) == []
+        assert len(store.search(sim_id="s2", agent_id="alice", vector=q, limit=50, include_public=True)) == 3
+        assert store.delete_sim("s1") == 0  # again: nothing more
+
     def test_what_was_written_survives_a_reopen(self, tmp_path):
         s = self.open(tmp_path)
         s.upsert(WORLD)
