@@ -71,6 +71,8 @@ class Qdrant:
             "QDRANT__STORAGE__SNAPSHOTS_PATH": str(self.snapshots_dir),
             "QDRANT__TELEMETRY_DISABLED": "true",
         })
+        if self.settings.qdrant_api_key:  # the key clients send (MURMUR_QDRANT_API_KEY)
+            env["QDRANT__SERVICE__API_KEY"] = self.settings.qdrant_api_key.get_secret_value()
         return env
 
     def command(self, binary: Path) -> list[str]:

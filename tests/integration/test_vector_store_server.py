@@ -32,24 +32,33 @@ pytestmark = [
     # That check's thread can outlive its client and meet the server stopped
     # on purpose by the down/up test.
     pytest.mark.filterwarnings("ignore:Failed to obtain server version:UserWarning"),
+    # The key crosses loopback only; the warning is for https in production (docs/operations.md).
+    pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection:UserWarning"),
 ]
 
 RUN = uuid.uuid4().hex[:8]  # collections of this session: no clash with a previous, aborted run
 
 
+KEY = f"test-key-{RUN}"  # the server requires it (MURMUR_QDRANT_API_KEY): the store must send it
+
+
 def server_settings() -> Settings:
-    s = Settings()
+    s = Settings(qdrant_api_key=KEY)
     return s.model_copy(update={"qdrant_url": f"http://127.0.0.1:{s.services.qdrant_http_port}"})
 
 
 @pytest.fixture(scope="module", autouse=True)
 def qdrant_server():
     s = server_settings()
+    log = lambda m: print(m, flush=True)  # noqa: E731
     was_running = local.status(s, ("qdrant",))["qdrant"]["running"]
-    local.up(s, ("qdrant",), log=lambda m: print(m, flush=True))
+    if was_running:  # started without this run's key: restart it with the key
+        local.down(s, ("qdrant",), log=log)
+    local.up(s, ("qdrant",), log=log)
     yield s
-    if not was_running:
-        local.down(s, ("qdrant",), log=lambda m: print(m, flush=True))
+    local.down(s, ("qdrant",), log=log)
+    if was_running:
+        local.up(Settings(), ("qdrant",), log=log)
 
 
 def collection_for(path) -> str:
@@ -59,7 +68,7 @@ def collection_for(path) -> str:
 
 
 def drop(settings: Settings, collection: str) -> None:
-    client = QdrantClient(url=settings.qdrant_url, timeout=10, check_compatibility=False)
+    client = QdrantClient(url=settings.qdrant_url, api_key=KEY, timeout=10, check_compatibility=False)
     try:
         client.delete_collection(collection)
     finally:
@@ -74,6 +83,19 @@ class TestQdrantServer(VectorStoreContract):
     def _drop_after(self, qdrant_server, tmp_path):
         yield
         drop(qdrant_server, collection_for(tmp_path))  # the server outlives the test; keep it tidy
+
+
+def test_the_server_refuses_a_client_without_the_key(qdrant_server: Settings) -> None:
+    import httpx
+
+    assert httpx.get(f"{qdrant_server.qdrant_url}/collections", timeout=10).status_code == 401
+    wrong = httpx.get(f"{qdrant_server.qdrant_url}/collections", headers={"api-key": "nope"}, timeout=10)
+    assert wrong.status_code == 401
+    store = QdrantStore(qdrant_server.model_copy(update={"qdrant_api_key": None}), dim=DIM,
+                        collection=f"nokey_{RUN}")
+    with pytest.raises(Exception, match="401|Unauthorized|api key|Must provide"):
+        store.client.get_collections()
+    assert QdrantStore(qdrant_server, dim=DIM, collection=f"key_{RUN}").client.get_collections() is not None
 
 
 def test_status_reports_qdrant_healthy_with_its_version(qdrant_server: Settings) -> None:
