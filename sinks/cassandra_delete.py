@@ -89,7 +89,10 @@ def delete_sim(store: CassandraStore, sim_id: str, *, more_agents: set[str] = fr
     topics' keys). Deletes are idempotent: running it again removes nothing more."""
     session = store.connect()
     ks = store.keyspace
-    tables = delete_order(sim_tables())
+    meta = session.cluster.metadata.keyspaces.get(ks)
+    if meta is None:  # never written: nothing to delete (and nothing created)
+        return {}
+    tables = [t for t in delete_order(sim_tables()) if t.name in meta.tables]
     agents: set[str] = set(more_agents)
     for t in tables:
         if t.names_agents:

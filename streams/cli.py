@@ -34,6 +34,8 @@ sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args
 app.add_typer(sink_app, name="sink")
 from streams.cli_deadletters import dead_letters_app  # noqa: E402 - a command group of its own module
 app.add_typer(dead_letters_app, name="dead-letters")
+from streams.cli_sim import sim_app  # noqa: E402
+app.add_typer(sim_app, name="sim")
 from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
 app.add_typer(api_keys_app, name="api-keys")
 
