@@ -84,7 +84,7 @@ def paced(ctx: Ctx, poller: Poller, sim: str, rate: float, seconds: float, first
     serde = default_serde()
     producer = BatchProducer(make_producer(ctx.settings))
     events = post_events(sim, int(rate * seconds), first=first)
-    encoded = [(topic_name(e.spec), e.key, serde.encode(e.type_name, e.record)) for e in events]
+    encoded = [(topic_name(e.spec), e.key, serde.encode(e.type_name, e.record, topic=topic_name(e.spec))) for e in events]
     t0 = time.time()
     sent = 0
     while sent < len(encoded):

@@ -90,7 +90,7 @@ class PositionStore:
         for p in moved:
             record = {"sim_id": p.sim_id, "source": p.source, "kind": p.kind, "offset": p.offset, "digest": p.digest,
                       "items": p.items, "ended": p.ended, "ts": int(time.time() * 1000)}
-            self.producer.send(self._topic, p.key, self.serde.encode("PublisherPosition", record))
+            self.producer.send(self._topic, p.key, self.serde.encode("PublisherPosition", record, topic=self._topic))
         if moved:
             self.producer.flush_blocking()
             self._saved.update({p.key: p for p in moved})

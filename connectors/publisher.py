@@ -46,14 +46,16 @@ class Publisher:
                     # Validate at the edge: the contract is enforced where
                     # data enters, so processors only meet valid events.
                     check_ranges(item.type_name, item.record)
-                    value = self.serde.encode(item.type_name, item.record, check=True)
+                    routes = ROUTES.get(item.type_name, (item.spec,))
+                    value = self.serde.encode(item.type_name, item.record, topic=topic_name(routes[0]), check=True)
                 except (ContractError, EncodeError) as exc:
                     self._dead(BadLine(item.source_ref, str(exc), repr(item.record).encode(), field=exc.field,
                                        sim_id=item.record.get("sim_id")))
                 else:
                     if self.producer is not None:
-                        for spec in ROUTES.get(item.type_name, (item.spec,)):
-                            self.producer.send(topic_name(spec), item.key, value)
+                        for spec in routes:
+                            name = topic_name(spec)
+                            self.producer.send(name, item.key, self.serde.reframe(value, item.type_name, name))
                     action = item.record.get("action") if item.type_name in ("Post", "Observation") else None
                     self.counts.add(item.type_name, action, item.derived)
                     if item.unknown_action:
@@ -74,5 +76,5 @@ class Publisher:
         if self.producer is not None:
             record = dead_letter_record(stage="publisher", reason=bad.reason, raw=bad.raw, field=bad.field,
                                         source_ref=bad.source_ref, sim_id=bad.sim_id)
-            self.producer.send(topic_name(DEAD_LETTER), b"publisher", self.serde.encode("DeadLetter", record))
+            self.producer.send(topic_name(DEAD_LETTER), b"publisher", self.serde.encode("DeadLetter", record, topic=topic_name(DEAD_LETTER)))
         self.counts.dead(bad.reason, bad.field)

@@ -152,9 +152,9 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     for spec, records in ((SCORED, out.memories + out.reflection_memories), (REFLECTIONS, out.reflections),
                           (CONFLICTS, out.conflicts)):
         for r in records:
-            producer.send(topic_name(spec, namespace), agent_key(r["sim_id"], r["agent_id"]), serde.encode(spec.value, r))
+            producer.send(topic_name(spec, namespace), agent_key(r["sim_id"], r["agent_id"]), serde.encode(spec.value, r, topic=topic_name(spec, namespace)))
     for v in per_round:
-        producer.send(topic_name(VERDICTS, namespace), sim_key(sim_id), serde.encode("Verdict", v))
+        producer.send(topic_name(VERDICTS, namespace), sim_key(sim_id), serde.encode("Verdict", v, topic=topic_name(VERDICTS, namespace)))
     producer.flush_blocking()
     db = CassandraStore(ns)
     try:

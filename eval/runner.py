@@ -140,8 +140,8 @@ def store(settings: Settings, body: dict, per_round: list[dict], out_file: Path 
     event = event_of(body, per_round[-1]["ts"])
     producer = BatchProducer(make_producer(settings))
     for v in per_round:
-        producer.send(topic_name(VERDICTS, EVAL_NAMESPACE), sim_key(v["sim_id"]), serde.encode("Verdict", v))
-    producer.send(topic_name(EVAL_RESULTS), body["case"].encode(), serde.encode("EvalResult", event))
+        producer.send(topic_name(VERDICTS, EVAL_NAMESPACE), sim_key(v["sim_id"]), serde.encode("Verdict", v, topic=topic_name(VERDICTS, EVAL_NAMESPACE)))
+    producer.send(topic_name(EVAL_RESULTS), body["case"].encode(), serde.encode("EvalResult", event, topic=topic_name(EVAL_RESULTS)))
     producer.flush_blocking()
     db = CassandraStore(settings)  # results live in the main keyspace; verdicts in the eval one
     try:

@@ -218,7 +218,7 @@ def store(settings: Settings, result: dict, out_file: Path | None) -> None:
                 "data": result["data"], "split": result["split"]}
         event = event_of(body, 0)
         events.append(event)
-        producer.send(topic_name(EVAL_RESULTS), body["case"].encode(), serde.encode("EvalResult", event))
+        producer.send(topic_name(EVAL_RESULTS), body["case"].encode(), serde.encode("EvalResult", event, topic=topic_name(EVAL_RESULTS)))
     producer.flush_blocking()
     db = CassandraStore(settings)
     try:

@@ -124,7 +124,7 @@ def run(settings, sim_id: str) -> dict:
     outcome = asyncio.run(go())
     producer = BatchProducer(make_producer(settings))
     for r in outcome.rescored:
-        producer.send(topic, agent_key(r["sim_id"], r["agent_id"]), serde.encode("ScoredMemory", r))
+        producer.send(topic, agent_key(r["sim_id"], r["agent_id"]), serde.encode("ScoredMemory", r, topic=topic))
     producer.flush_blocking()
     return {"sim": sim_id, "memories": len(current), "degraded": sum(degraded(m) for m in current),
             "rescored": len(outcome.rescored), "still_degraded": len(outcome.still_degraded)}

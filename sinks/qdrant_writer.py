@@ -59,7 +59,8 @@ class QdrantSink:
                 _, record = self.serde.decode(msg.value(), "ScoredMemory")
             except DecodeError as exc:
                 DEAD_LETTERS.labels(STAGE, reason_label(str(exc))).inc()
-                dead.send(topic_name(DEAD_LETTER), msg.topic().encode(), self.serde.encode("DeadLetter", dead_letter_record(
+                dead_topic = topic_name(DEAD_LETTER)
+                dead.send(dead_topic, msg.topic().encode(), self.serde.encode("DeadLetter", topic=dead_topic, record=dead_letter_record(
                     stage=STAGE, reason=str(exc), raw=msg.value() or b"", field=exc.field, source_topic=msg.topic(),
                     source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
                     error_type=type(exc).__name__, headers=msg.headers())))

@@ -60,7 +60,8 @@ def create(settings: Settings, *, processors: str = "all", group: str | None = N
 
 
 def encode(record: dict, serde: AvroSerde | None = None) -> bytes:
-    return zstandard.ZstdCompressor(level=10).compress((serde or default_serde()).encode("Checkpoint", record))
+    data = (serde or default_serde()).encode("Checkpoint", record, topic=topic_name(CHECKPOINTS))
+    return zstandard.ZstdCompressor(level=10).compress(data)
 
 
 def decode(data: bytes, serde: AvroSerde | None = None) -> dict:

@@ -25,3 +25,11 @@ class EncodeError(ContractError): ...
 
 
 class ServiceUnavailable(MurmurError): ...
+
+
+class SchemaRejected(MurmurError):
+    """The schema registry refused a schema (incompatible or invalid): a deployment problem, not bad input."""
+
+
+class UnknownSchemaId(MurmurError):
+    """A Confluent-framed record names a schema id the registry does not know."""

@@ -5,7 +5,9 @@ Two framings, both readable by any Avro tool:
 * Avro single-object encoding (default): ``C3 01`` + 8-byte CRC-64-AVRO
   fingerprint (little-endian) of the writer schema + Avro binary body.
 * Confluent framing when a schema registry is configured: ``00`` + 4-byte
-  big-endian schema id + Avro binary body.
+  big-endian schema id + Avro binary body. The schema is registered under
+  the subject named by the configured strategy (streams/subjects.py) for the
+  topic the record is written to, so producers pass ``topic=``.
 
 Decoding accepts either framing whatever the configuration, and resolves
 older writer schemas (kept in ``schemas/history/``) against the current
@@ -28,7 +30,8 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.validation import ValidationError, validate
 
 from schemas import SCHEMA_DIR
-from streams.errors import DecodeError, EncodeError
+from streams.errors import DecodeError, EncodeError, UnknownSchemaId
+from streams.subjects import SubjectStrategy, subject_name
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -97,13 +100,20 @@ class AvroSerde:
 
     ``registry`` is anything with ``id_for(subject, schema) -> int`` and
     ``schema_for(id) -> dict`` (see :mod:`streams.schema_registry`); when it is
-    None, single-object encoding is used.
+    None, single-object encoding is used. ``shared_topics`` are the topics
+    that carry several record types (see :func:`streams.subjects.subject_name`).
     """
 
-    def __init__(self, registry: Any | None = None) -> None:
+    def __init__(self, registry: Any | None = None, *, subject_strategy: SubjectStrategy = "topic",
+                 shared_topics: frozenset[str] = frozenset()) -> None:
         self._schemas = current_schemas()
         self._registry = registry
+        self._strategy = subject_strategy
+        self._shared = shared_topics
         self._registry_parsed: dict[int, Any] = {}
+        # The 5-byte Confluent header per (topic, type): one registry call per
+        # pair for the life of the process, a dict lookup per record after that.
+        self._headers: dict[tuple[str | None, str], bytes] = {}
 
     def schema(self, type_name: str):
         """The parsed (fastavro) schema of an event type, None if unknown."""
@@ -111,7 +121,7 @@ class AvroSerde:
         return info.parsed if info is not None else None
 
     # -- encoding -----------------------------------------------------------
-    def encode(self, type_name: str, record: dict, *, subject: str | None = None, check: bool = False) -> bytes:
+    def encode(self, type_name: str, record: dict, *, topic: str | None = None, check: bool = False) -> bytes:
         info = self._schemas.get(type_name)
         if info is None:
             raise EncodeError(f"unknown event type {type_name!r}; known: {', '.join(schema_names())}")
@@ -122,8 +132,7 @@ class AvroSerde:
                 raise EncodeError(f"{type_name}: {exc}", field=_field_of(exc)) from None
         buf = io.BytesIO()
         if self._registry is not None:
-            schema_id = self._registry.id_for(subject or info.full_name, info.raw)
-            buf.write(CONFLUENT_MAGIC + struct.pack(">I", schema_id))
+            buf.write(self._header(info, topic))
         else:
             buf.write(SINGLE_OBJECT_MAGIC + info.fingerprint)
         try:
@@ -131,6 +140,23 @@ class AvroSerde:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error) as exc:
             raise EncodeError(f"{type_name}: cannot encode: {exc}") from None
         return buf.getvalue()
+
+    def _header(self, info: SchemaInfo, topic: str | None) -> bytes:
+        header = self._headers.get((topic, info.name))
+        if header is None:
+            subject = subject_name(self._strategy, topic=topic, record_name=info.full_name,
+                                   shared=topic in self._shared)
+            header = CONFLUENT_MAGIC + struct.pack(">I", self._registry.id_for(subject, info.raw))
+            self._headers[(topic, info.name)] = header
+        return header
+
+    def reframe(self, data: bytes, type_name: str, topic: str) -> bytes:
+        """The record ``data`` (from :meth:`encode`) as written to ``topic``:
+        the same bytes without a registry, else the header of that topic's
+        subject. Lets one record go to several topics without re-encoding."""
+        if self._registry is None:
+            return data
+        return self._header(self._schemas[type_name], topic) + data[5:]
 
     # -- decoding -----------------------------------------------------------
     def decode(self, data: bytes | None, expected: str | tuple[str, ...] | None = None) -> tuple[str, dict]:
@@ -176,9 +202,12 @@ class AvroSerde:
         if schema_id not in self._registry_parsed:
             try:
                 raw = self._registry.schema_for(schema_id)
-            except Exception as exc:
-                raise DecodeError(f"schema id {schema_id} not resolvable: {exc}") from None
-            self._registry_parsed[schema_id] = (raw["name"], fastavro.parse_schema(raw, named_schemas={}))
+            except UnknownSchemaId as exc:
+                # A record nobody can read: bad input. A registry that cannot
+                # be reached (ServiceUnavailable) propagates instead, so an
+                # outage does not send good records to the dead-letter topic.
+                raise DecodeError(str(exc)) from None
+            self._registry_parsed[schema_id] = (raw["name"].rsplit(".", 1)[-1], fastavro.parse_schema(raw, named_schemas={}))
         return self._registry_parsed[schema_id]
 
 
@@ -199,12 +228,14 @@ def default_serde() -> AvroSerde:
     from streams.settings import get_settings
 
     settings = get_settings()
-    registry = None
-    if settings.schema_registry_url:
-        from streams.schema_registry import SchemaRegistry
+    if not settings.schema_registry_url:
+        return AvroSerde()
+    from streams.schema_registry import SchemaRegistry
+    from streams.topics import ALL, LEGACY
 
-        registry = SchemaRegistry(settings.schema_registry_url)
-    return AvroSerde(registry)
+    shared = frozenset(spec.name for spec in (*ALL, *LEGACY) if len(spec.types) > 1)
+    return AvroSerde(SchemaRegistry.from_settings(settings), subject_strategy=settings.schema_registry_subject_strategy,
+                     shared_topics=shared)
 
 
 EncodeFn = Callable[[str, dict], bytes]

@@ -5,7 +5,7 @@ import struct
 import fastavro
 import pytest
 
-from streams.errors import DecodeError, EncodeError
+from streams.errors import ConfigError, DecodeError, EncodeError, ServiceUnavailable, UnknownSchemaId
 from streams.serde import SINGLE_OBJECT_MAGIC, AvroSerde, current_schemas, schema_names
 
 EXPECTED_TYPES = {"Post", "Observation", "Persona", "RoundMarker", "ScoredMemory", "Reflection", "Conflict",
@@ -81,10 +81,14 @@ def test_single_object_header_is_the_spec_fingerprint():
 
 
 class MemoryRegistry:
+    """The serde's side of a registry (id_for / schema_for), in memory: the
+    HTTP client is tested in test_schema_registry_client.py."""
+
     def __init__(self):
-        self.by_id, self.ids = {}, {}
+        self.by_id, self.ids, self.calls = {}, {}, []
 
     def id_for(self, subject, schema):
+        self.calls.append(subject)
         key = (subject, json.dumps(schema, sort_keys=True))
         if key not in self.ids:
             self.ids[key] = len(self.ids) + 100
@@ -92,6 +96,8 @@ class MemoryRegistry:
         return self.ids[key]
 
     def schema_for(self, schema_id):
+        if schema_id not in self.by_id:
+            raise UnknownSchemaId(f"schema id {schema_id} is not in the schema registry")
         return self.by_id[schema_id]
 
 
@@ -99,12 +105,63 @@ def test_confluent_framing_with_registry():
     registry = MemoryRegistry()
     serde = AvroSerde(registry)
     record = sample(current_schemas()["Verdict"].raw)
-    data = serde.encode("Verdict", record, subject="sim.verdicts.v1-value")
+    data = serde.encode("Verdict", record, topic="sim.verdicts.v1")
     assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] == 100
+    assert registry.calls == ["sim.verdicts.v1-value"]  # TopicNameStrategy by default
     assert serde.decode(data) == ("Verdict", record)
     # a consumer without a registry says what is missing
     with pytest.raises(DecodeError, match="MURMUR_SCHEMA_REGISTRY_URL"):
         AvroSerde().decode(data)
+
+
+def test_registry_is_asked_once_per_topic_and_type():
+    registry = MemoryRegistry()
+    serde = AvroSerde(registry)
+    record = sample(current_schemas()["Verdict"].raw)
+    first = serde.encode("Verdict", record, topic="sim.verdicts.v1")
+    for _ in range(50):
+        assert serde.encode("Verdict", record, topic="sim.verdicts.v1") == first
+    assert registry.calls == ["sim.verdicts.v1-value"]
+
+
+def test_shared_topic_and_strategies_name_the_subject():
+    record = sample(current_schemas()["Post"].raw)
+    registry = MemoryRegistry()
+    AvroSerde(registry, shared_topics=frozenset({"sim.agent-log.v1"})).encode("Post", record, topic="sim.agent-log.v1")
+    AvroSerde(registry, subject_strategy="record").encode("Post", record, topic="sim.agent-log.v1")
+    AvroSerde(registry, subject_strategy="topic_record").encode("Post", record, topic="t")
+    assert registry.calls == ["sim.agent-log.v1-murmur.v1.Post", "murmur.v1.Post", "t-murmur.v1.Post"]
+
+
+def test_topic_strategy_without_topic_is_refused():
+    with pytest.raises(ConfigError, match="needs the topic"):
+        AvroSerde(MemoryRegistry()).encode("Verdict", sample(current_schemas()["Verdict"].raw))
+
+
+def test_reframe_gives_each_topic_its_subject_id():
+    registry = MemoryRegistry()
+    serde = AvroSerde(registry)
+    record = sample(current_schemas()["Persona"].raw)
+    data = serde.encode("Persona", record, topic="a")
+    other = serde.reframe(data, "Persona", "b")
+    assert other[5:] == data[5:] and other[1:5] != data[1:5]
+    assert serde.decode(other) == ("Persona", record)
+    # without a registry the bytes do not depend on the topic
+    plain = AvroSerde().encode("Persona", record)
+    assert AvroSerde().reframe(plain, "Persona", "b") is plain
+
+
+def test_unknown_schema_id_is_a_decode_error_but_an_outage_is_not():
+    serde = AvroSerde(MemoryRegistry())
+    with pytest.raises(DecodeError, match="schema id 4242 is not in the schema registry"):
+        serde.decode(b"\x00" + struct.pack(">I", 4242) + b"\x02")
+
+    class Down(MemoryRegistry):
+        def schema_for(self, schema_id):
+            raise ServiceUnavailable("schema registry http://r: connection refused")
+
+    with pytest.raises(ServiceUnavailable):
+        AvroSerde(Down()).decode(b"\x00" + struct.pack(">I", 7) + b"\x02")
 
 
 @pytest.mark.parametrize("data,reason", [
