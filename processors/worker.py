@@ -17,7 +17,7 @@ import faust
 from faust import Service
 from faust.worker import Worker
 
-from streams import logs, stall_guard
+from streams import kafka, logs, stall_guard
 from streams.app import create_app, group_id
 from streams.errors import ConfigError
 from streams.kafka import ensure_topics
@@ -102,6 +102,7 @@ def run(settings: Settings, names: list[str], group: str | None = None, loglevel
     # Faust's and aiokafka's too, one JSON object; --loglevel keeps setting
     # the libraries' level as it did.
     logs.configure_from(settings, others=loglevel)
+    kafka.log_through(logging.getLogger("librdkafka"))
     preflight(settings)
     app = build(settings, names, group, journal=resumed_journal(settings, names, group))
     ensure_changelogs(settings, group or "-".join(names), names)
@@ -111,5 +112,6 @@ def run(settings: Settings, names: list[str], group: str | None = None, loglevel
         log.warning("metrics not served on %s:%s: %s", settings.metrics_host, settings.metrics_port, exc)
     GroupSampler(settings, {group_id(settings, group or "-".join(names)): input_topics(settings, names)}).start()
     tune_gc()
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
-           override_logging=False).execute_from_commandline()
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.spinner = None  # Faust's terminal spinner writes cursor codes into the log at stop
+    worker.execute_from_commandline()

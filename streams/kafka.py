@@ -37,6 +37,13 @@ def quiet() -> None:
     _client_conf["error_cb"] = _remember
 
 
+def log_through(logger) -> None:
+    """librdkafka's lines through a Python logger (so a worker's log stays one
+    JSON object a line, streams/logs.py) instead of raw stderr; a client
+    hands them over when it is polled, which a long-running one is."""
+    _client_conf["logger"] = logger
+
+
 def last_error() -> KafkaError | None:
     return _last_error[0] if _last_error else None
 
