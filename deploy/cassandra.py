@@ -116,6 +116,7 @@ class Cassandra:
             cdc_raw_dir=self.dirs["cdc_raw"],
             storage_port=self.svc.cassandra_storage_port,
             cql_port=self.svc.cassandra_cql_port,
+            authenticator="PasswordAuthenticator" if self.svc.cassandra_password_auth else "AllowAllAuthenticator",
         )
 
     def render_logback(self) -> str:
@@ -145,6 +146,8 @@ class Cassandra:
             # Fast single-node start: no gossip settling, fixed token.
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Dcassandra.initial_token=0",
+            # With PasswordAuthenticator, make the default superuser at once, not after 10 s.
+            "-Dcassandra.superuser_setup_delay_ms=0",
             # Skips a ~2 s startup micro-benchmark that estimates per-row memtable
             # overhead (it measured 181 bytes on JDK 17); only feeds flush accounting.
             "-Dcassandra.memtable.row_overhead_size=181",
@@ -168,6 +171,14 @@ class Cassandra:
         self.yaml_file.write_text(self.render_yaml())
         self.logback_file.write_text(self.render_logback())
 
+    def login(self) -> tuple[str, str]:
+        """Who the health check logs in as: Murmur's own login when set,
+        else the default superuser PasswordAuthenticator creates."""
+        st = self.settings
+        if st.cassandra_username and st.cassandra_password:
+            return st.cassandra_username, st.cassandra_password.get_secret_value()
+        return "cassandra", "cassandra"
+
     # ------------------------------------------------------------ health
     def health(self, timeout: float = 5.0) -> tuple[bool, str]:
         """A CQL session opens and system.local answers."""
@@ -179,10 +190,15 @@ class Cassandra:
 
         # Explicit protocol v5 and policy: no downgrade/"no policy" warnings on every check.
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
+        auth = {}
+        if self.svc.cassandra_password_auth:
+            from cassandra.auth import PlainTextAuthProvider
+
+            auth["auth_provider"] = PlainTextAuthProvider(*self.login())
         cluster = Cluster(
             ["127.0.0.1"], port=self.port, protocol_version=5,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=timeout, control_connection_timeout=timeout,
+            connect_timeout=timeout, control_connection_timeout=timeout, **auth,
         )
         try:
             session = cluster.connect()

@@ -23,11 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from cassandra import InvalidRequest
+from cassandra import AuthenticationFailed, InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from sinks.cassandra_auth import cluster_security
 from streams.errors import ServiceUnavailable
 from streams.metrics import SINK_RETRIES, SINK_WRITE_SECONDS
 from streams.settings import Settings
@@ -209,6 +210,7 @@ class CassandraStore:
                 reconnection_policy=ConstantReconnectionPolicy(1.0, max_attempts=None),
                 connect_timeout=5,
                 protocol_version=5,
+                **cluster_security(self.settings),
             )
             try:
                 self._session = self._cluster.connect()
@@ -216,6 +218,11 @@ class CassandraStore:
                 self._cluster.shutdown()
                 self._cluster = None
                 hosts = ",".join(self.settings.cassandra_hosts)
+                if any(isinstance(e, AuthenticationFailed) for e in exc.errors.values()):
+                    raise ServiceUnavailable(
+                        f"Cassandra at {hosts}:{self.settings.cassandra_port} refused the login "
+                        f"({next(iter(exc.errors.values()))}); check MURMUR_CASSANDRA_USERNAME and "
+                        "MURMUR_CASSANDRA_PASSWORD") from None
                 raise ServiceUnavailable(
                     f"Cassandra at {hosts}:{self.settings.cassandra_port} did not answer ({exc}); "
                     "start it with `murmur services up`"

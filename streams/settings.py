@@ -163,6 +163,9 @@ class ServiceSettings(BaseModel):
     cassandra_storage_port: int = 17000
     kafka_heap_mb: int = 768
     cassandra_heap_mb: int = 1536
+    # The local node with PasswordAuthenticator (default superuser
+    # cassandra/cassandra), to try MURMUR_CASSANDRA_USERNAME/PASSWORD on loopback.
+    cassandra_password_auth: bool = False
     start_timeout_s: float = 180.0
 
 
@@ -349,6 +352,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_key_sha256: str | None = None
+    # Where clients reach the API when a port mapping publishes it (compose
+    # sets it from MURMUR_API_BIND); unset: api_host. Reachable beyond
+    # loopback, the API starts only with a key required (api/exposure.py)
+    # or with api_allow_anonymous.
+    api_published_host: str | None = None
+    api_allow_anonymous: bool = False
     # Origins a browser may call the API from (a simulation's web front end,
     # e.g. "http://localhost:5173"); none: no CORS headers at all.
     api_cors_origins: tuple[str, ...] = ()
@@ -377,14 +386,6 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     # Seconds between samples of consumer lag and checkpoint age.
     metrics_sample_s: float = 5.0
-
-    # Logs (streams/logs.py): "json", one object a line (what a log
-    # collector reads); "console", readable lines; "auto", console when
-    # stderr is a terminal and JSON otherwise (a file, a pipe, a container).
-    log_format: Literal["auto", "json", "console"] = "auto"
-    # Level of Murmur's own loggers; other libraries' (Faust, aiokafka,
-    # uvicorn, the Cassandra driver) stay at warning, or a worker's --loglevel.
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Logs (streams/logs.py): "json", one object a line (what a log
     # collector reads); "console", readable lines; "auto", console when
