@@ -32,12 +32,12 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args_is_help=True)
 app.add_typer(sink_app, name="sink")
+from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
+app.add_typer(api_keys_app, name="api-keys")
 from streams.cli_deadletters import dead_letters_app  # noqa: E402 - a command group of its own module
 app.add_typer(dead_letters_app, name="dead-letters")
 from streams.cli_sim import sim_app  # noqa: E402
 app.add_typer(sim_app, name="sim")
-from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
-app.add_typer(api_keys_app, name="api-keys")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -60,8 +60,21 @@ def kafka_errors():
     except MurmurError as exc:
         fail(str(exc))
     except KafkaException as exc:
-        fail(f"Kafka at {get_settings().kafka_bootstrap}: {exc.args[0].str() if exc.args else exc} "
-             "(is it running? `murmur services up`)")
+        fail(f"Kafka at {get_settings().kafka_bootstrap}: {kafka_error_hint(exc, kafka.last_error())}")
+
+
+def kafka_error_hint(exc, cause) -> str:
+    """The error a command met, and what to check: a refused login names the
+    SASL settings, anything else asks whether the broker runs."""
+    from confluent_kafka import KafkaError
+
+    text = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+    if cause is not None and cause.code() == KafkaError._AUTHENTICATION:
+        return (f"{cause.str()} (check MURMUR_KAFKA_SECURITY_PROTOCOL, MURMUR_KAFKA_SASL_MECHANISM, "
+                "MURMUR_KAFKA_SASL_USERNAME and MURMUR_KAFKA_SASL_PASSWORD)")
+    if cause is not None and cause.code() == KafkaError._SSL:
+        return f"{cause.str()} (check MURMUR_KAFKA_SSL_CA and the client certificate settings)"
+    return f"{text} (is it running? `murmur services up`)"
 
 
 def needs_kafka(command):
@@ -351,7 +364,13 @@ def api(host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Op
 
     from api.app import create_app
 
+    from api.exposure import refusal
+
     settings = get_settings()
+    why_not = refusal(host or settings.api_host, settings.api_published_host,
+                      bool(settings.api_key_sha256) or settings.api_require_key, settings.api_allow_anonymous)
+    if why_not:
+        fail(why_not, code=2)
     # Logging is Murmur's (streams/logs.py, set up by the callback): uvicorn
     # keeps its own lines at warning and leaves request lines to
     # api/request_log.py, which knows the request id and the key.
@@ -625,13 +644,16 @@ def checkpoint_export(checkpoint_id: str = typer.Argument(..., help="As `checkpo
 def main() -> None:
     from pydantic import ValidationError
 
-    from streams.settings import setting_errors
+    from streams.settings import SettingsSourceError, setting_errors
 
     try:
         app()
     except ValidationError as exc:  # a bad MURMUR_* setting: say which, before anything starts
         for line in setting_errors(exc):
             typer.secho(f"error: invalid setting {line}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
+    except SettingsSourceError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from None
 
 
