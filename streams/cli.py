@@ -32,6 +32,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args_is_help=True)
 app.add_typer(sink_app, name="sink")
+from streams.cli_estimate import estimate as estimate_command  # noqa: E402 - a command of its own module
+app.command("estimate")(estimate_command)
 from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
 app.add_typer(api_keys_app, name="api-keys")
 from streams.cli_deadletters import dead_letters_app  # noqa: E402 - a command group of its own module
@@ -74,6 +76,8 @@ def kafka_error_hint(exc, cause) -> str:
                 "MURMUR_KAFKA_SASL_USERNAME and MURMUR_KAFKA_SASL_PASSWORD)")
     if cause is not None and cause.code() == KafkaError._SSL:
         return f"{cause.str()} (check MURMUR_KAFKA_SSL_CA and the client certificate settings)"
+    if exc.args and hasattr(exc.args[0], "code") and exc.args[0].code() == KafkaError._INVALID_ARG:
+        return f"{text} (a client property: -X or MURMUR_KAFKA_CLIENT_PROPERTIES)"
     return f"{text} (is it running? `murmur services up`)"
 
 
@@ -309,9 +313,12 @@ def tail(
     max_events: Optional[int] = typer.Option(None, "--max", "-c", min=1, help="Stop after N matching events"),
     fmt: str = typer.Option("pretty", "--format", help="pretty, json (key, headers and Kafka timestamp as _key, "
                                                       "_headers, _timestamp), avro-json, or raw (value bytes)"),
+    properties: Optional[list[str]] = typer.Option(None, "-X", help="A librdkafka property as prop=value (repeat "
+                                                   "for more), as kcat's -X; added to MURMUR_KAFKA_CLIENT_PROPERTIES"),
 ):
     """Decode and print records of Murmur topics (kcat's consumer, for Murmur's events)."""
     from connectors.tail import FORMATS, Start, TailFilter, parse_offset, tail as run_tail
+    from streams.kafka_auth import parse_properties
 
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", 2)
@@ -323,9 +330,16 @@ def tail(
         fail(str(exc), 2)
     if fmt == "raw" and (sim or agent or type_):
         fail("--format raw prints values undecoded: --sim, --agent and --type need a decoding format", 2)
+    settings = get_settings()
+    try:
+        extra = parse_properties(properties or [])
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if extra:
+        settings = settings.model_copy(update={"kafka_client_properties": {**settings.kafka_client_properties, **extra}})
     with kafka_errors():
         try:
-            run_tail(get_settings(), topics, filt=TailFilter(sim, agent, type_), follow=follow,
+            run_tail(settings, topics, filt=TailFilter(sim, agent, type_), follow=follow,
                      max_events=max_events, fmt=fmt, start=start, partitions=partitions,
                      on_undecodable=lambda m: typer.echo(f"undecodable: {m}", err=True))
         except KeyboardInterrupt:

@@ -39,6 +39,17 @@ def librdkafka_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def parse_properties(pairs: list[str]) -> dict[str, str]:
+    """kcat's ``-X prop=value`` arguments as a dict (the value may hold '=')."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"-X {pair!r}: write it as property=value, e.g. -X fetch.wait.max.ms=50")
+        out[name.strip()] = value
+    return out
+
+
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """The TLS context aiokafka uses: verify the brokers (the given CA, or
     the system's), present a client certificate when one is configured."""

@@ -170,3 +170,19 @@ def test_stdin_is_read_once_so_follow_and_resume_are_refused():
     for flag in ("--follow", "--resume"):
         res = run("publish", "-", flag, "--sim", "s1")
         assert res.exit_code == 2 and "stdin (-) is read once" in res.output
+
+
+def test_kcat_properties_are_checked_and_an_unknown_one_is_named():
+    res = run("tail", "rounds", "-X", "novalue")
+    assert res.exit_code == 2 and "write it as property=value" in res.output
+    # librdkafka refuses the property when the client is made, before any broker is asked.
+    res = run("tail", "rounds", "-X", "no.such.prop=1", "-c", "1")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert 'No such configuration property: "no.such.prop"' in res.output and "-X" in res.output
+    assert "is it running" not in res.output
+
+
+def test_api_refuses_to_listen_beyond_loopback_without_a_key(monkeypatch):
+    monkeypatch.delenv("MURMUR_API_KEY_SHA256", raising=False)
+    res = run("api", "--host", "0.0.0.0", "--port", "1")
+    assert res.exit_code == 2 and "would answer on 0.0.0.0 to anyone" in res.output

@@ -15,7 +15,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
 from sinks.cassandra_auth import cluster_security
-from streams.kafka_auth import faust_credentials, librdkafka_conf
+from streams.kafka_auth import faust_credentials, librdkafka_conf, parse_properties
 from streams.settings import Settings, SettingsSourceError, setting_errors
 
 
@@ -108,3 +108,10 @@ def test_cli_says_what_is_missing_in_one_line():
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == ("error: invalid setting MURMUR_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs "
                                   "MURMUR_KAFKA_SASL_USERNAME and MURMUR_KAFKA_SASL_PASSWORD")
+
+
+def test_kcat_style_properties():
+    assert parse_properties(["client.id=a=b", " fetch.wait.max.ms=50"]) == {"client.id": "a=b", "fetch.wait.max.ms": "50"}
+    for bad in ("novalue", "=x"):
+        with pytest.raises(ValueError, match="property=value"):
+            parse_properties([bad])
