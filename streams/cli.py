@@ -297,10 +297,18 @@ def publish(
 
 
 # -- tail -------------------------------------------------------------------
+def topic_aliases(incomplete: str) -> list[str]:
+    """Shell completion of `tail`'s topics: the short aliases (no broker asked)."""
+    from connectors.tail import ALIASES
+
+    return [a for a in sorted(ALIASES) if a.startswith(incomplete)]
+
+
 @app.command()
 def tail(
     topics: list[str] = typer.Argument(..., help="Topic names or short aliases: agent-log, rounds, scored, verdicts, "
-                                                 "dead-letter, ...; Faust changelogs (*-changelog) show agent state"),
+                                                 "dead-letter, ...; Faust changelogs (*-changelog) show agent state",
+                                       autocompletion=lambda incomplete: topic_aliases(incomplete)),
     sim: Optional[str] = typer.Option(None, "--sim", help="Only this simulation's records"),
     agent: Optional[str] = typer.Option(None, "--agent", help="Only this agent's records"),
     type_: Optional[str] = typer.Option(None, "--type", help="Event type, e.g. Post"),

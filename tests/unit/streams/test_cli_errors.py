@@ -186,3 +186,22 @@ def test_api_refuses_to_listen_beyond_loopback_without_a_key(monkeypatch):
     monkeypatch.delenv("MURMUR_API_KEY_SHA256", raising=False)
     res = run("api", "--host", "0.0.0.0", "--port", "1")
     assert res.exit_code == 2 and "would answer on 0.0.0.0 to anyone" in res.output
+
+
+def test_shell_completion_offers_commands_options_and_topic_aliases():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_MURMUR_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        # The installed console script: completion is keyed to the program's name.
+        murmur = str(Path(sys.executable).parent / "murmur")
+        out = subprocess.run([murmur], env=env, capture_output=True, text=True, timeout=60)
+        return out.stdout.split()
+
+    assert complete("murmur ta") == ["tail"]
+    assert "--format" in complete("murmur tail --fo")
+    assert complete("murmur tail re") == ["reflections", "results"]
