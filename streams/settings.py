@@ -195,6 +195,38 @@ class VerdictSettings(BaseModel):
     question_wait_s: float = Field(5.0, ge=0)
 
 
+class EstimateSettings(BaseModel):
+    """What `murmur estimate` assumes (streams/cost_estimate.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Tokens a second (prompt + completion) one role's vLLM deployment
+    # sustains under load: the GPU-time assumption. Default for every role:
+    # 11,527, vLLM serving Qwen3.5-9B on one H100 80GB, ShareGPT profile,
+    # untuned (GPUStack performance lab,
+    # https://docs.gpustack.ai/latest/performance-lab/qwen3.5-9b/h100/): a
+    # 9B stand-in for the 7B balanced model, so an upper bound on the GPU
+    # time of the 1.5B fast model and the embedder. Set your own measurement.
+    tokens_per_s: dict[str, float] = Field(
+        default_factory=lambda: {role: 11_527.0 for role in ("fast", "balanced", "heavy", "embed")})
+    # The measured LLM costs per input event (python -m bench.costs).
+    costs_file: Path = PROJECT_ROOT / "bench" / "results" / "costs.json"
+
+    @field_validator("tokens_per_s", mode="before")
+    @classmethod
+    def _over_defaults(cls, rates):
+        # MURMUR_ESTIMATE__TOKENS_PER_S='{"fast": 30000}' changes one role, not all.
+        return {**cls.model_fields["tokens_per_s"].default_factory(), **rates} if isinstance(rates, dict) else rates
+
+    @field_validator("tokens_per_s")
+    @classmethod
+    def _positive(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = [role for role, rate in rates.items() if rate <= 0]
+        if bad:
+            raise ValueError(f"tokens per second must be above 0 (roles {', '.join(bad)})")
+        return rates
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MURMUR_",
@@ -402,6 +434,7 @@ class Settings(BaseSettings):
 
     services: ServiceSettings = ServiceSettings()
     llm: LlmSettings = LlmSettings()
+    estimate: EstimateSettings = EstimateSettings()
 
     @model_validator(mode="after")
     def _local_defaults(self) -> "Settings":
