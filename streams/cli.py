@@ -34,8 +34,6 @@ sink_app = typer.Typer(help="Sinks that run as processes of their own.", no_args
 app.add_typer(sink_app, name="sink")
 from streams.cli_estimate import estimate as estimate_command  # noqa: E402 - a command of its own module
 app.command("estimate")(estimate_command)
-from streams.cli_estimate import estimate as estimate_command  # noqa: E402 - a command of its own module
-app.command("estimate")(estimate_command)
 from streams.cli_keys import api_keys_app  # noqa: E402 - a command group of its own module
 app.add_typer(api_keys_app, name="api-keys")
 from streams.cli_deadletters import dead_letters_app  # noqa: E402 - a command group of its own module
