@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from connectors.publish_cli import Options, run_publish
-from deploy.pipeline import EXAMPLE
+from deploy.pipeline import EXAMPLE, stop_process
 from sinks.cassandra_delete import sim_tables
 from sinks.cassandra_store import CassandraStore
 from sinks.qdrant_writer import STAGE as QDRANT_SINK
@@ -77,6 +77,7 @@ def test_delete_one_simulation_from_every_view(live):
         assert before["memories_by_agent"] and before["personas_by_sim"] and before["verdicts_by_sim"]
         assert before["reflections_by_agent"] and before["timeline_by_sim"]
         kept_before = (snapshot(store, kept), rows_of(store, kept, sorted(store.agents(kept))))
+        gone_before = snapshot(store, gone)
 
         # A running worker holds agent state in memory: the delete refuses.
         with pytest.raises(PipelineRunning, match=group_id(settings, "all")):
@@ -120,5 +121,15 @@ def test_delete_one_simulation_from_every_view(live):
         # Again: nothing more to remove.
         again = delete_simulation(settings, gone)
         assert set(again.cassandra.values()) == {0} and again.vectors == 0 and set(again.tombstones.values()) == {0}
+
+        # The worker rebuilds its tables from the changelogs without the
+        # simulation: published again, it comes out as it did the first time
+        # (agent state or verdict contributions left over would change it).
+        w.restart(live)
+        run_publish(live, [EXAMPLE], Options(sim=gone, question="Will the budget pass?"))
+        wait_for(lambda: landed(gone), timeout=300, what="the deleted simulation published again", worker=w)
+        wait_drained(settings, w, "the worker to drain")
+        assert snapshot(store, gone) == gone_before
     finally:
         store.close()
+        stop_process(live, w.name)
