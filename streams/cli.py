@@ -42,6 +42,11 @@ from streams.cli_sim import sim_app  # noqa: E402
 app.add_typer(sim_app, name="sim")
 
 
+# Commands that run until stopped: their Kafka clients log through Python
+# logging; a short command's are quiet (kafka_errors).
+LONG_RUNNING = ("worker", "api", "sink")
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -113,7 +118,8 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+def root(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Print the version and exit")):
     """Murmur: social-simulation memory and forecasts as an event-sourced Kafka pipeline."""
     from pydantic import ValidationError
@@ -124,6 +130,12 @@ def root(version: bool = typer.Option(False, "--version", callback=version_callb
         logs.configure_from(get_settings())
     except ValidationError:
         logs.configure()  # the command that reads the settings reports what is wrong
+    if ctx.invoked_subcommand in LONG_RUNNING:
+        import logging
+
+        from streams import kafka
+
+        kafka.log_through(logging.getLogger("librdkafka"))  # their log stays one JSON object a line
 
 
 def _names(names: Optional[list[str]]) -> tuple[str, ...]:
