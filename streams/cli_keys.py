@@ -1,9 +1,9 @@
 """``murmur api-keys``: issue, list and revoke the API's keys (api/keys.py).
 
 The api package is imported inside the commands: streams/ is the platform
-and does not depend on api/ at import time (as `murmur api` does). Helpers
-of streams/cli.py are imported there too: that module registers this one,
-so a top-level import would be circular."""
+and does not depend on api/ at import time (as `murmur api` does). Nothing
+of streams/cli.py is imported: that module registers this one, and the
+import would be a circle."""
 
 from __future__ import annotations
 
@@ -32,13 +32,17 @@ def _limit(value: Optional[str], option: str) -> Optional[str]:
     return value
 
 
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
 @contextmanager
 def key_table():
     """The api_keys table of this keyspace (created if missing), and a clear
     error when Cassandra does not answer."""
     from api.keys import KeyTable
     from sinks.cassandra_store import CassandraStore
-    from streams.cli import fail
     from streams.errors import MurmurError
 
     store = CassandraStore(get_settings())
@@ -86,8 +90,6 @@ def list_keys():
 @api_keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="The key's id (the 12 hex digits after mk_; `murmur api-keys list`)")):
     """Revoke a key: API processes refuse it within MURMUR_API_KEY_CACHE_S seconds."""
-    from streams.cli import fail
-
     with key_table() as keys:
         key = keys.revoke(key_id)
     if key is None:

@@ -11,7 +11,8 @@ Floors, bottom up (every import is read, including those inside functions):
 * ``api``: reads the views (``sinks``), never processor or connector code;
 * ``eval``: replay and eval, on top of the rooms;
 * ``deploy``: local services and the demo;
-* the top floor: the ``murmur`` CLI (``streams/cli.py``) and ``bench``.
+* the top floor: the ``murmur`` CLI (``streams/cli.py`` and its command
+  groups, ``streams/cli_<group>.py``) and ``bench``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ FORBIDDEN = {"api": {"processors", "connectors"}}
 
 
 def room(module: str) -> str:
-    if module == "streams.cli" or module.startswith("bench"):
+    # The CLI's command groups (streams/cli_<group>.py) are the CLI: they
+    # reach every floor, inside their commands, as streams/cli.py does.
+    if module == "streams.cli" or module.startswith(("streams.cli_", "bench")):
         return TOP
     top = module.split(".")[0]
     return "platform" if top in ("streams", "schemas") else top
