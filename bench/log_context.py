@@ -61,12 +61,11 @@ def agent_pass_us_per_event(agents: int, rounds: int) -> float:
     from processors.batch import BatchRuntime
     from streams.llm import DeterministicLlm
     from streams.runtime import Incoming
-    from streams.settings import Settings
+    from streams.settings import PROJECT_ROOT, Settings
     from streams.topics import AGENT_LOG, agent_key
     from connectors import synthetic
-    from tests.paths import ROOT
 
-    run = synthetic.generate(ROOT / "eval" / "cases" / "new_coke_1985", sim_id="s", seed=4, agents=agents, rounds=rounds)
+    run = synthetic.generate(PROJECT_ROOT / "eval" / "cases" / "new_coke_1985", sim_id="s", seed=4, agents=agents, rounds=rounds)
     groups: dict[bytes, list[Incoming]] = {}
     for i, e in enumerate(run.events):
         if e.type_name in ("Persona", "Post", "Observation"):
