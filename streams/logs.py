@@ -2,8 +2,9 @@
 on a terminal, through one handler on the stdlib root logger.
 
 Faust, aiokafka, uvicorn and the Cassandra driver log through stdlib
-``logging``; Murmur's own modules do too (``logging.getLogger(__name__)``, fields in
-``extra``), and structlog's loggers may be used once this is configured. Both end in structlog's
+``logging``; Murmur's own modules do too (``logging.getLogger(__name__)``,
+fields in ``extra``), and structlog's loggers may be used once this is
+configured. Both end in structlog's
 ``ProcessorFormatter``, so every line has ``timestamp``, ``level``,
 ``logger`` and ``event``, plus what is bound to the context where it was
 logged: ``processor`` for a batch (streams/runtime.py), ``sim`` and
