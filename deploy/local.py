@@ -24,11 +24,14 @@ from deploy.cassandra import Cassandra
 from deploy.exceptions import DeployError, PortInUse, ProcessExited, StartTimeout
 from deploy.kafka import Kafka
 from deploy.qdrant import Qdrant
+from deploy.registry import Registry
 
-_CLASSES = {"kafka": Kafka, "cassandra": Cassandra, "qdrant": Qdrant}
+_CLASSES = {"kafka": Kafka, "cassandra": Cassandra, "qdrant": Qdrant, "registry": Registry}
 KNOWN = tuple(_CLASSES)
 # What up/down/status act on without names. Qdrant is opt-in (`up(s, ("qdrant",))`):
 # the pipeline and its tests use the in-process store unless MURMUR_QDRANT_URL is set.
+# So is the schema registry (`up(s, ("registry",))`): records carry schema
+# fingerprints unless MURMUR_SCHEMA_REGISTRY_URL is set.
 SERVICES = ("kafka", "cassandra")
 
 Log = Callable[[str], None]

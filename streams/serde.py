@@ -228,8 +228,11 @@ def default_serde() -> AvroSerde:
     from streams.settings import get_settings
 
     settings = get_settings()
-    if not settings.schema_registry_url:
-        return AvroSerde()
+    return registry_serde(settings) if settings.schema_registry_url else AvroSerde()
+
+
+def registry_serde(settings) -> AvroSerde:
+    """A serde writing Confluent framing through the registry of ``settings``."""
     from streams.schema_registry import SchemaRegistry
     from streams.topics import ALL, LEGACY
 

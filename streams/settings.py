@@ -166,6 +166,12 @@ class ServiceSettings(BaseModel):
     # The local node with PasswordAuthenticator (default superuser
     # cassandra/cassandra), to try MURMUR_CASSANDRA_USERNAME/PASSWORD on loopback.
     cassandra_password_auth: bool = False
+    # Apicurio Registry (deploy/registry.py), only when asked for by name
+    # (`murmur services up registry`); its Confluent-compatible API is at
+    # http://127.0.0.1:<registry_port>/apis/ccompat/v7.
+    registry_version: str = "2.4.2.Final"
+    registry_port: int = 18081
+    registry_heap_mb: int = 256
     start_timeout_s: float = 180.0
 
 
