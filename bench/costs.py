@@ -31,6 +31,15 @@ from streams.settings import PROJECT_ROOT, Settings
 COSTS_FILE = PROJECT_ROOT / "bench" / "results" / "costs.json"
 CASE = PROJECT_ROOT / "eval" / "cases" / "uk_sugar_levy_2018"
 STAGE = "agent"  # every model call of a simulation is made in the agent stage (streams/topology.py)
+# When each kind of call happens (processors/agent.py, memory_call.py, reflection.py, stance.py).
+WHEN = {
+    "fast/memory": "one per post or observation (importance, valence, contradictions), "
+                   "and one per reflection (its beliefs' valence and contradictions)",
+    "balanced/reflection": "one per reflection due (reflection_threshold of importance, "
+                           "or reflection_every_rounds)",
+    "embed/embed": "one per batch of new posts and observations, and one per reflection's beliefs",
+    "fast/stance": "one per post whose memory call did not read its valence",
+}
 
 
 class CountingLlm:
@@ -101,7 +110,7 @@ def measure(*, agents: int = 150, rounds: int = 10, seed: int = 3, case: Path = 
     tasks = {}
     for name, row in sorted(llm.tasks.items()):
         prompt, completion = row["prompt_chars"] // 4, row["completion_chars"] // 4
-        tasks[name] = {"stage": STAGE, "role": name.split("/")[0], "calls": row["calls"],
+        tasks[name] = {"stage": STAGE, "role": name.split("/")[0], "when": WHEN.get(name, ""), "calls": row["calls"],
                        "prompt_tokens": prompt, "completion_tokens": completion,
                        "per_event": {"calls": row["calls"] / inputs, "prompt_tokens": prompt / inputs,
                                      "completion_tokens": completion / inputs}}

@@ -47,7 +47,7 @@ def estimate(
     if events is not None and events_per_agent_round is not None:
         fail("give --events-per-agent-round or --events, not both", 2)
     try:
-        stages = set(resolve(processors))
+        stages = resolve(processors)
     except ValueError as exc:
         fail(str(exc), 2)
     try:

@@ -49,6 +49,7 @@ class Row:
     task: str
     stage: str
     role: str
+    when: str  # what makes such a call (the costs file says)
     calls: float
     prompt_tokens: float
     completion_tokens: float
@@ -60,6 +61,7 @@ class Estimate:
     input_events: float
     rows: list[Row]
     skipped: list[str] = field(default_factory=list)  # tasks of stages not enabled
+    no_calls: list[str] = field(default_factory=list)  # enabled stages that made no call in the measurement
     basis: dict = field(default_factory=dict)
     tokens_per_s: dict[str, float] = field(default_factory=dict)
     workload: dict = field(default_factory=dict)
@@ -70,7 +72,7 @@ class Estimate:
     def as_dict(self) -> dict:
         return {"workload": self.workload, "input_events": self.input_events, "rows": [asdict(r) for r in self.rows],
                 "totals": {k: self.total(k) for k in ("calls", "prompt_tokens", "completion_tokens", "gpu_seconds")},
-                "skipped_stages": self.skipped, "basis": self.basis,
+                "skipped_tasks": self.skipped, "stages_without_calls": self.no_calls, "basis": self.basis,
                 "assumption": {"tokens_per_s": self.tokens_per_s,
                                "gpu_seconds": "(prompt + completion tokens) / tokens_per_s of the call's role"}}
 
@@ -88,13 +90,15 @@ def load_costs(path: Path) -> dict:
         per = task.get("per_event", {})
         missing |= {f"per_event.{k}" for k in ("calls", "prompt_tokens", "completion_tokens") if k not in per}
         if missing:
-            raise ConfigError(f"{path}: task {name!r} lacks {', '.join(sorted(missing))}; write it again with {REMEASURE}")
+            raise ConfigError(f"{path}: task {name!r} lacks {', '.join(sorted(missing))}; "
+                              f"write it again with {REMEASURE}")
     if not costs.get("tasks") or "workload" not in costs:
         raise ConfigError(f"{path} holds no measured tasks or workload; write it again with {REMEASURE}")
     return costs
 
 
-def estimate(costs: dict, workload: Workload, *, stages: set[str], tokens_per_s: dict[str, float]) -> Estimate:
+def estimate(costs: dict, workload: Workload, *, stages: set[str] | list[str],
+             tokens_per_s: dict[str, float]) -> Estimate:
     """Calls and tokens of each measured task, scaled from per-event rates to
     the workload's input events; only tasks of the given stages count."""
     events = workload.input_events()
@@ -109,10 +113,12 @@ def estimate(costs: dict, workload: Workload, *, stages: set[str], tokens_per_s:
                               f"(a JSON object of role -> tokens/s) or --tokens-per-s")
         per = task["per_event"]
         prompt, completion = per["prompt_tokens"] * events, per["completion_tokens"] * events
-        rows.append(Row(name, task["stage"], task["role"], per["calls"] * events, prompt, completion,
-                        (prompt + completion) / rate))
+        rows.append(Row(name, task["stage"], task["role"], task.get("when", ""), per["calls"] * events,
+                        prompt, completion, (prompt + completion) / rate))
     basis = {k: costs.get(k) for k in ("measured_at", "command", "workload", "token_rule", "notes")}
-    return Estimate(events, rows, skipped, basis, {r.role: tokens_per_s[r.role] for r in rows}, asdict(workload))
+    calling = {t["stage"] for t in costs["tasks"].values()}
+    return Estimate(events, rows, skipped, [s for s in stages if s not in calling], basis,
+                    {r.role: tokens_per_s[r.role] for r in rows}, asdict(workload))
 
 
 def table(est: Estimate, costs_path: str) -> str:
@@ -124,11 +130,13 @@ def table(est: Estimate, costs_path: str) -> str:
                  f"{est.total('completion_tokens'):,.0f}", f"{est.total('gpu_seconds'):,.1f}"))
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*head), *(fmt.format(*row) for row in body)]
+    lines = [fmt.format(*head), *(fmt.format(*row) for row in body), ""]
+    lines += [f"{r.task}: {r.when}" for r in est.rows if r.when]
     w = est.basis.get("workload") or {}
     asked = est.workload
     size = (f"{asked['events']:,} given" if asked.get("events") is not None else
-            f"{asked['agents']:,} agents x {asked['rounds']:,} rounds x {asked['events_per_agent_round']:g} per agent and round")
+            f"{asked['agents']:,} agents x {asked['rounds']:,} rounds x "
+            f"{asked['events_per_agent_round']:g} per agent and round")
     lines += [
         "",
         f"input events (posts and observations): {est.input_events:,.0f} ({size})",
@@ -141,6 +149,8 @@ def table(est: Estimate, costs_path: str) -> str:
     ]
     if not est.rows:
         lines[-1] = "no model calls: none of the processors given calls a model"
+    if est.no_calls:
+        lines.append(f"no model calls measured in: {', '.join(est.no_calls)}")
     if est.skipped:
         lines.append(f"not counted (their stage is not among the processors): {', '.join(est.skipped)}")
     return "\n".join(lines)

@@ -71,6 +71,11 @@ def test_the_table_states_its_basis_and_its_assumption():
     assert "not counted (their stage is not among the processors): heavy/judge" in text
 
 
+def test_stages_that_made_no_call_are_named():
+    est = estimate(COSTS, Workload(10, 2, 1.0), stages=["agent", "checkpointer"], tokens_per_s=RATES)
+    assert est.no_calls == ["checkpointer"] and "no model calls measured in: checkpointer" in table(est, "c.json")
+
+
 def test_a_missing_or_broken_costs_file_says_how_to_write_it(tmp_path):
     with pytest.raises(ConfigError, match="bench.costs"):
         load_costs(tmp_path / "none.json")
