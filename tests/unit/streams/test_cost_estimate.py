@@ -141,3 +141,18 @@ def test_measure_writes_the_costs_file_it_is_pointed_at(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["estimate", "--measure", "--costs", str(out)])
     assert r.exit_code == 0, r.output
     assert load_costs(out)["workload"]["agents"] == 8
+
+
+def test_the_costs_agree_with_b7_measured_through_a_server():
+    """B7 ran the whole pipeline with the LLM over HTTP (the dev server) and
+    counted the LlmCall events; the in-process measurement must tell the
+    same story per event, within 10% (different synthetic simulations)."""
+    from tests.paths import ROOT
+
+    b7 = json.loads((ROOT / "bench" / "results" / "b7-after.json").read_text())["benchmarks"]["B7"]["figures"]
+    ours = load_costs(COSTS_FILE)["tasks"]
+    for task in ("fast/memory", "balanced/reflection"):
+        role, per = task.split("/")[0], ours[task]["per_event"]
+        assert per["calls"] * 1000 == pytest.approx(b7[f"{role}_calls_per_1000"]["median"], rel=0.1), task
+        tokens = (per["prompt_tokens"] + per["completion_tokens"]) * 1000
+        assert tokens == pytest.approx(b7[f"{role}_tokens_per_1000"]["median"], rel=0.1), task
