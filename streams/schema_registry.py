@@ -29,8 +29,9 @@ import httpx
 from streams.errors import ConfigError, SchemaRejected, ServiceUnavailable, UnknownSchemaId
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
-# Confluent's error codes (the body's "error_code"); Apicurio's ccompat API uses the same.
-SUBJECT_NOT_FOUND, SCHEMA_NOT_FOUND, SUBJECT_CONFIG_NOT_FOUND = 40401, 40403, 40408
+# Answers are read by HTTP status (409 incompatible, 422 invalid, 404 not
+# found), which Confluent and Apicurio's ccompat API share; their bodies'
+# "error_code" differ (Apicurio sends 0 for an incompatible schema).
 
 
 def basic_auth(user_info: str) -> tuple[str, str]:
