@@ -31,7 +31,7 @@ from streams.app import group_id
 from streams.errors import MurmurError
 from streams.kafka import admin, make_consumer, make_producer, watermarks
 from streams.settings import Settings
-from streams.topics import ALL, LEGACY, TopicSpec, topic_name
+from streams.topics import ALL, DEAD_LETTER, LEGACY, TopicSpec, topic_name
 from streams.topology import STAGES
 
 
@@ -71,7 +71,8 @@ def blocking_groups(members: dict[str, int], settings: Settings) -> list[str]:
     return sorted(g for g, n in members.items() if n and g.startswith(prefix))
 
 
-def running_groups(settings: Settings) -> list[str]:
+def namespace_groups(settings: Settings) -> dict[str, int]:
+    """Consumer groups of this namespace -> their members."""
     client = admin(settings)
     listed = client.list_consumer_groups(request_timeout=10).result()
     ids = [g.group_id for g in listed.valid if g.group_id.startswith(group_id(settings, ""))]
@@ -79,7 +80,32 @@ def running_groups(settings: Settings) -> list[str]:
     if ids:
         for gid, fut in client.describe_consumer_groups(ids, request_timeout=10).items():
             members[gid] = len(fut.result().members)
-    return blocking_groups(members, settings)
+    return members
+
+
+def running_groups(settings: Settings) -> list[str]:
+    return blocking_groups(namespace_groups(settings), settings)
+
+
+def unprocessed(settings: Settings, groups: list[str]) -> dict[str, int]:
+    """Records each stopped group has not processed yet on its input topics
+    (the dead-letter topic aside: only a redrive's progress is kept there).
+    Some may be the simulation's, written again when the group starts."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    from streams.kafka import end_offsets
+
+    client = admin(settings)
+    out = {}
+    for gid in groups:
+        committed = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(gid)],
+                                                       request_timeout=10)[gid].result().topic_partitions or []
+        parts = [tp for tp in committed if tp.topic != topic_name(DEAD_LETTER) and tp.offset >= 0]
+        ends = end_offsets(settings, sorted({tp.topic for tp in parts}))
+        behind = sum(max(0, ends.get((tp.topic, tp.partition), 0) - tp.offset) for tp in parts)
+        if behind:
+            out[gid] = behind
+    return out
 
 
 def _scan(settings: Settings, topic: str, sim_id: str, timeout: float = 120.0) -> dict[tuple[int, bytes], bool]:
@@ -140,6 +166,7 @@ class Deleted:
     vectors: int = 0
     tombstones: dict[str, int] = field(default_factory=dict)  # topic -> keys
     kept: list[str] = field(default_factory=list)  # append-only topics that still hold its records
+    behind: dict[str, int] = field(default_factory=dict)  # stopped group -> records it has not processed
 
     def lines(self) -> list[str]:
         out = [f"simulation {self.sim_id} deleted:"]
@@ -148,6 +175,9 @@ class Deleted:
         out += [f"  tombstones on {topic}: {n} keys" for topic, n in sorted(self.tombstones.items())]
         out.append("kept: append-only topics cannot delete single records; its records stay on "
                    + ", ".join(self.kept) + ". A consumer reset or `murmur replay` of them brings it back.")
+        out += [f"warning: consumer group {g} has {n} records not processed yet; any of {self.sim_id}'s among "
+                "them are written again when it starts (let the pipeline drain, then delete again)"
+                for g, n in sorted(self.behind.items())]
         return out
 
 
@@ -160,7 +190,8 @@ def delete_simulation(settings: Settings, sim_id: str) -> Deleted:
 
     if not sim_id:
         raise MurmurError("give the simulation id to delete")
-    running = running_groups(settings)
+    groups = namespace_groups(settings)
+    running = blocking_groups(groups, settings)
     if running:
         raise PipelineRunning(
             f"consumer groups of this namespace are running: {', '.join(running)}. Stop the workers and the API "
@@ -168,7 +199,7 @@ def delete_simulation(settings: Settings, sim_id: str) -> Deleted:
     client = admin(settings)
     names = set(client.list_topics(timeout=10).topics)
     done = Deleted(sim_id, kept=[n for n in (topic_name(s, settings.namespace) for s in append_only(ALL + LEGACY))
-                                 if n in names])
+                                 if n in names], behind=unprocessed(settings, sorted(groups)))
     topics = [topic_name(s, settings.namespace) for s in sim_keyed_compacted()]
     topics += sorted(n for n in names if changelog_pattern(settings).match(n))
     producer = make_producer(settings)

@@ -4,6 +4,7 @@ one deleted; nothing of it left in any view, the other untouched."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -50,7 +51,7 @@ def vectors_drained(settings) -> bool:
     return bool(lag) and all(p.lag == 0 for p in lag)
 
 
-def test_delete_one_simulation_from_every_view(live):
+def test_delete_one_simulation_from_every_view(live, tmp_path):
     w = start_worker(live)
     settings = w.settings
     gone, kept = f"del-{uuid.uuid4().hex[:8]}", f"keep-{uuid.uuid4().hex[:8]}"
@@ -83,6 +84,11 @@ def test_delete_one_simulation_from_every_view(live):
         with pytest.raises(PipelineRunning, match=group_id(settings, "all")):
             delete_simulation(settings, gone)
         stopped(live, w)
+        # Something the stopped worker has not read yet: the delete warns.
+        late = tmp_path / "late.jsonl"
+        late.write_text(json.dumps({"type": "Post", "sim_id": f"late-{uuid.uuid4().hex[:8]}", "agent_id": "a1",
+                                    "round": 1, "ts": 1_000, "action": "CREATE_POST", "content": "late"}) + "\n")
+        run_publish(live, [late])
 
         env = {**os.environ, "MURMUR_NAMESPACE": settings.namespace, "MURMUR_QDRANT_PATH": str(settings.qdrant_path)}
         out = subprocess.run([sys.executable, "-m", "streams.cli", "sim", "delete", gone, "--yes"], env=env,
@@ -92,6 +98,7 @@ def test_delete_one_simulation_from_every_view(live):
         assert printed == before, out.stdout
         assert f"vector store: {vectors_before[gone]} points" in out.stdout
         assert "sim.agent-log.v1" in out.stdout and "brings it back" in out.stdout  # what stays, said
+        assert f"warning: consumer group {group_id(settings, 'all')} has" in out.stdout, out.stdout
 
         # -- nothing of it in any view
         assert set(rows_of(store, gone, agents).values()) == {0}
