@@ -67,14 +67,14 @@ def test_subject_compatibility_is_the_setting(settings, events):
     registry_serde(settings).encode("RoundMarker", next(e.record for e in events if e.type_name == "RoundMarker"),
                                     topic="sim.rounds.v1")
     client = SchemaRegistry.from_settings(settings)
-    assert settings.schema_registry_compatibility == "FULL_TRANSITIVE"
-    assert client.compatibility("sim.rounds.v1-value") == "FULL_TRANSITIVE"
+    assert client.compatibility("sim.rounds.v1-value") == settings.schema_registry_compatibility  # FULL_TRANSITIVE by default
     # another level is set just as well, on a subject of its own
-    other = settings.model_copy(update={"schema_registry_compatibility": "BACKWARD"})
+    level = "BACKWARD" if settings.schema_registry_compatibility != "BACKWARD" else "FORWARD"
+    other = settings.model_copy(update={"schema_registry_compatibility": level})
     topic = f"it-{uuid.uuid4().hex[:8]}"
     registry_serde(other).encode("RoundMarker", next(e.record for e in events if e.type_name == "RoundMarker"),
                                  topic=topic)
-    assert client.compatibility(f"{topic}-value") == "BACKWARD"
+    assert client.compatibility(f"{topic}-value") == level
 
 
 def test_incompatible_schema_change_is_refused(settings):
