@@ -78,7 +78,7 @@ def test_subject_compatibility_is_the_setting(settings, events):
 
 
 def test_incompatible_schema_change_is_refused(settings):
-    client = SchemaRegistry.from_settings(settings)
+    client = SchemaRegistry(settings.schema_registry_url, compatibility="FULL_TRANSITIVE")
     subject = f"it-{uuid.uuid4().hex[:8]}-value"
     verdict = current_schemas()["Verdict"].raw
     first = client.id_for(subject, verdict)
