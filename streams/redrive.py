@@ -170,6 +170,9 @@ def redrive(settings: Settings, filters: Filters = Filters(), *, dry_run: bool =
 
     try:
         parts = _dead_letter_parts(consumer, settings)
+        # Partitions of every topic now: a dead letter of a topic since
+        # deleted (a replay's namespace) is skipped, not produced to nowhere.
+        partitions = {name: len(t.partitions) for name, t in consumer.list_topics(timeout=10).topics.items()}
         ends = {tp.partition: watermarks(consumer, tp)[1] for tp in parts}
         starts = {}
         for tp in committed_offsets(consumer, parts):
@@ -180,6 +183,8 @@ def redrive(settings: Settings, filters: Filters = Filters(), *, dry_run: bool =
                 report.skipped["unreadable dead letter"] += 1
                 continue
             why = decide(dl, filters, limit=limit)
+            if why is None and dl["source_partition"] >= partitions.get(dl["source_topic"], 0):
+                why = "its source topic or partition no longer exists"
             if why is not None:
                 report.skipped[why] += 1
                 continue

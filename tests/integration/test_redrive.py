@@ -56,11 +56,13 @@ def test_redrive_sends_back_once_with_headers_and_stops_at_the_limit(live):
     put_dead_letters(settings, [
         failed(topic, raw=b"value-1", key=b"sim/a", offset=7, headers=[("trace", b"t-1")]),
         failed(topic, raw=b"not avro", key=b"sim/a", offset=8, error_type="DecodeError"),
+        {**failed(topic, raw=b"gone", key=b"sim/c", offset=3), "source_partition": 5},  # the topic has 2
     ])
 
     report = redrive(settings, only_ours)
     assert dict(report.redriven) == {topic: 1}
-    assert [why for why in report.skipped if "contract" in why] and report.examined >= 2
+    assert [why for why in report.skipped if "contract" in why] and report.examined >= 3
+    assert report.skipped["its source topic or partition no longer exists"] == 1
     [msg] = on_topic(settings, topic)
     assert (msg.key(), msg.value()) == (b"sim/a", b"value-1")
     headers = dict(msg.headers())
@@ -94,8 +96,8 @@ def test_redrive_sends_back_once_with_headers_and_stops_at_the_limit(live):
 
     listed = subprocess.run([sys.executable, "-m", "streams.cli", "dead-letters", "list", "--topic", topic],
                             capture_output=True, text=True, timeout=120, env=env, check=True).stdout
-    # 4 dead letters of this topic: 3 redrivable (the limit is not counted), 1 contract failure
-    assert any(line.split()[:2] == ["3", "3"] for line in listed.splitlines()), listed
+    # 5 dead letters of this topic: 4 redrivable (neither the limit nor the partition counted), 1 contract failure
+    assert any(line.split()[:2] == ["4", "4"] for line in listed.splitlines()), listed
     assert any(line.split()[:2] == ["1", "0"] for line in listed.splitlines()), listed
 
 
