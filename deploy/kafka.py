@@ -1,4 +1,6 @@
-"""Apache Kafka 4.x as a single KRaft node (broker + controller) on loopback.
+"""Apache Kafka 4.x on loopback: one KRaft node (broker + controller), or
+node N of a local cluster of ``services.kafka_cluster_nodes`` such nodes
+(``murmur services up kafka-cluster``) with replicated topics.
 
 Runs straight from the Maven artifact ``org.apache.kafka:kafka_2.13`` (no
 tarball, no scripts): we write ``server.properties`` and a log4j2 config,
@@ -31,29 +33,84 @@ PERFORMANCE_OPTS = [
 ]
 
 
+CLUSTER = "kafka-cluster"  # the service name that stands for every node of the cluster
+
+
+def cluster_ports(svc, node: int) -> tuple[int, int]:
+    """Client and controller port of cluster node ``node`` (1-based)."""
+    base = svc.kafka_cluster_port + 10 * (node - 1)
+    return base, base + 1
+
+
+def cluster_bootstrap(svc) -> str:
+    """MURMUR_KAFKA_BOOTSTRAP for the local cluster: every node."""
+    return ",".join(f"127.0.0.1:{cluster_ports(svc, n)[0]}" for n in range(1, svc.kafka_cluster_nodes + 1))
+
+
+def replication_lines(nodes: int) -> str:
+    """Internal topics' replication and the brokers' defaults for topics
+    created without their own (Faust's changelogs among them). One broker
+    cannot have more than one replica; a cluster keeps 3 copies (at most one
+    per node) and needs 2 in sync for an acks=all write, so one node may be
+    down and a lost leader loses no acknowledged record."""
+    if nodes == 1:
+        return ("# One broker: internal topics cannot have more than one replica.\n"
+                "offsets.topic.replication.factor=1\n"
+                "transaction.state.log.replication.factor=1\n"
+                "transaction.state.log.min.isr=1\n"
+                "share.coordinator.state.topic.replication.factor=1\n"
+                "share.coordinator.state.topic.min.isr=1")
+    rf = min(nodes, 3)
+    isr = min(rf - 1, 2)
+    return (f"# {nodes} nodes: {rf} replicas of every partition, {isr} in sync for a write to count.\n"
+            f"offsets.topic.replication.factor={rf}\n"
+            f"transaction.state.log.replication.factor={rf}\n"
+            f"transaction.state.log.min.isr={isr}\n"
+            f"share.coordinator.state.topic.replication.factor={rf}\n"
+            f"share.coordinator.state.topic.min.isr={isr}\n"
+            f"default.replication.factor={rf}\n"
+            f"min.insync.replicas={isr}")
+
+
 class Kafka:
     name = "kafka"
     stop_timeout_s = 60.0  # controlled shutdown is a few seconds; SIGKILL after this
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, node: int | None = None) -> None:
+        """``node`` None: the single broker; 1..kafka_cluster_nodes: that node
+        of the local cluster, with a name, home and ports of its own (so pid
+        files and JVM marker args tell the nodes apart)."""
         self.settings = settings
         self.svc = settings.services
+        self.node = node
         self.state_dir = Path(settings.state_dir).resolve()
-        self.home = self.state_dir / "kafka"
+        if node is None:
+            self.home = self.state_dir / "kafka"
+            self.port, self.controller_port = self.svc.kafka_port, self.svc.kafka_controller_port
+        else:
+            if not 1 <= node <= self.svc.kafka_cluster_nodes:
+                raise DeployError(f"kafka cluster node {node} does not exist: the cluster has nodes "
+                                  f"1..{self.svc.kafka_cluster_nodes} (MURMUR_SERVICES__KAFKA_CLUSTER_NODES)")
+            self.name = f"kafka-{node}"
+            self.home = self.state_dir / CLUSTER / f"node-{node}"
+            self.port, self.controller_port = cluster_ports(self.svc, node)
         self.data_dir = self.home / "data"
         self.logs_dir = self.home / "logs"
         self.conf_dir = self.home / "conf"
         self.properties_file = self.conf_dir / "server.properties"
         self.log4j_file = self.conf_dir / "log4j2.xml"
-        self.cluster_id_file = self.home / "cluster.id"
+        # The cluster's nodes share one id: each formats its storage with it once.
+        self.cluster_id_file = self.home / "cluster.id" if node is None else self.home.parent / "cluster.id"
         self.pid_file = self.home / "kafka.pid"
         self.log_file = self.logs_dir / "server.log"
         self.stdout_file = self.logs_dir / "stdout.log"
-        self.port = self.svc.kafka_port
         self.cache = Path(settings.cache_dir).expanduser().resolve() / "maven" / f"kafka-{self.svc.kafka_version}"
 
     # ------------------------------------------------------------ config
     def ports(self) -> list[tuple[int, str]]:
+        if self.node is not None:
+            return [(self.port, "MURMUR_SERVICES__KAFKA_CLUSTER_PORT"),
+                    (self.controller_port, "MURMUR_SERVICES__KAFKA_CLUSTER_PORT")]
         ports = [(self.svc.kafka_port, "MURMUR_SERVICES__KAFKA_PORT"),
                  (self.svc.kafka_controller_port, "MURMUR_SERVICES__KAFKA_CONTROLLER_PORT")]
         if self.svc.kafka_sasl_port:
@@ -69,7 +126,7 @@ class Kafka:
 
     def render_properties(self) -> str:
         sasl_listener = sasl_config = ""
-        if self.svc.kafka_sasl_port:
+        if self.svc.kafka_sasl_port and self.node is None:  # cluster nodes: PLAINTEXT only
             user, password = self.sasl_credentials()
             sasl_listener = f",SASL_PLAINTEXT://127.0.0.1:{self.svc.kafka_sasl_port}"
             # The broker's own user list (PlainLoginModule's user_<name>), for this listener only.
@@ -79,13 +136,25 @@ class Kafka:
                            "org.apache.kafka.common.security.plain.PlainLoginModule required "
                            f'user_{user}="{password}";')
         return Template((TEMPLATES / "kafka-server.properties").read_text()).substitute(
-            kafka_port=self.svc.kafka_port,
-            controller_port=self.svc.kafka_controller_port,
+            topology=("# Single-node KRaft: this JVM is both broker and controller." if self.node is None else
+                      f"# Node {self.node} of a {self.svc.kafka_cluster_nodes}-node KRaft cluster: "
+                      "each JVM is both broker and controller."),
+            node_id=self.node or 1,
+            voters=self.voters(),
+            kafka_port=self.port,
+            controller_port=self.controller_port,
             data_dir=self.data_dir,
+            replication=replication_lines(1 if self.node is None else self.svc.kafka_cluster_nodes),
             num_partitions=self.settings.topic_partitions,
             sasl_listener=sasl_listener,
             sasl_config=sasl_config,
         )
+
+    def voters(self) -> str:
+        if self.node is None:
+            return f"1@127.0.0.1:{self.controller_port}"
+        return ",".join(f"{n}@127.0.0.1:{cluster_ports(self.svc, n)[1]}"
+                        for n in range(1, self.svc.kafka_cluster_nodes + 1))
 
     def sasl_credentials(self) -> tuple[str, str]:
         """The SASL listener's user and password, made once per state dir
@@ -102,7 +171,8 @@ class Kafka:
         return Template((TEMPLATES / "kafka-log4j2.xml").read_text()).substitute(logs_dir=self.logs_dir)
 
     def jvm_args(self) -> list[str]:
-        heap = min(self.svc.kafka_heap_mb, 1024)  # a dev broker never needs more than 1 GiB
+        heap = min(self.svc.kafka_heap_mb if self.node is None else self.svc.kafka_cluster_heap_mb,
+                   1024)  # a dev broker never needs more than 1 GiB
         return [
             f"-Xmx{heap}m", f"-Xms{heap}m", *PERFORMANCE_OPTS,
             f"-Xlog:gc*:file={self.logs_dir}/gc.log:time,tags:filecount=4,filesize=20M",
@@ -128,6 +198,7 @@ class Kafka:
             cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             if not cid.startswith("-"):
                 break
+        self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
         self.cluster_id_file.write_text(cid + "\n")
         return cid
 
@@ -167,4 +238,8 @@ class Kafka:
             md = admin.list_topics(timeout=timeout)
         except Exception as exc:  # KafkaException while the broker is still starting
             return False, f"metadata request failed: {exc}"
+        if self.node is not None and self.node not in md.brokers:
+            # Its port answers from the others' metadata before it has joined
+            # (registered and unfenced); until then it leads nothing.
+            return False, f"node {self.node} not yet among the live brokers {sorted(md.brokers)}"
         return True, f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)"

@@ -22,12 +22,14 @@ from typing import Callable, Iterator, Iterable
 from deploy import jvm, maven
 from deploy.cassandra import Cassandra
 from deploy.exceptions import DeployError, PortInUse, ProcessExited, StartTimeout
-from deploy.kafka import Kafka
+from deploy.kafka import CLUSTER, Kafka
 from deploy.qdrant import Qdrant
 from deploy.registry import Registry
 
 _CLASSES = {"kafka": Kafka, "cassandra": Cassandra, "qdrant": Qdrant, "registry": Registry}
-KNOWN = tuple(_CLASSES)
+# "kafka-cluster" stands for the nodes of a local KRaft cluster, each also
+# known by its own name (kafka-1 .. kafka-N; deploy/kafka.py); opt-in too.
+KNOWN = (*_CLASSES, CLUSTER)
 # What up/down/status act on without names. Qdrant is opt-in (`up(s, ("qdrant",))`):
 # the pipeline and its tests use the in-process store unless MURMUR_QDRANT_URL is set.
 # So is the schema registry (`up(s, ("registry",))`): records carry schema
@@ -40,10 +42,20 @@ Log = Callable[[str], None]
 def _services(settings, names: Iterable[str]) -> list:
     if isinstance(names, str):  # up(s, "kafka") would otherwise iterate letters
         names = (names,)
-    unknown = [n for n in names if n not in _CLASSES]
+    nodes = range(1, settings.services.kafka_cluster_nodes + 1)
+    node_names = {f"kafka-{n}": n for n in nodes}
+    unknown = [n for n in names if n not in _CLASSES and n != CLUSTER and n not in node_names]
     if unknown:
         raise DeployError(f"unknown service(s) {unknown}; choose from {KNOWN}")
-    return [_CLASSES[n](settings) for n in names]
+    out = []
+    for n in names:
+        if n == CLUSTER:
+            out += [Kafka(settings, node) for node in nodes]
+        elif n in node_names:
+            out.append(Kafka(settings, node_names[n]))
+        else:
+            out.append(_CLASSES[n](settings))
+    return out
 
 
 def _is_jvm(svc) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.errors import ServiceUnavailable
+from streams.errors import ConfigError, ServiceUnavailable
 from streams.kafka_auth import librdkafka_conf
 from streams.settings import Settings
 from streams.topics import ALL, TopicSpec, topic_name
@@ -69,14 +69,32 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL, namesp
                                     for s in specs})
 
 
+def min_insync_replicas(settings: Settings) -> int | None:
+    """min.insync.replicas for the topics Murmur creates; None leaves the
+    broker's default. With 3 replicas or more, 2 (at most replication-1): an
+    acks=all write is then on two brokers before it counts, so losing the
+    leader loses nothing, and one broker may be down without stopping writes."""
+    rf, wanted = settings.topic_replication, settings.topic_min_insync_replicas
+    if wanted is not None:
+        if wanted > rf:
+            # Kafka would accept the topic and then refuse every acks=all write.
+            raise ConfigError(f"MURMUR_TOPIC_MIN_INSYNC_REPLICAS={wanted} exceeds MURMUR_TOPIC_REPLICATION={rf}: "
+                              "no write could ever succeed")
+        return wanted
+    return min(rf - 1, 2) if rf >= 3 else None
+
+
 def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str]]]) -> dict[str, str]:
     """Create the missing ones of ``{name: (partitions, config)}`` and wait
     until every partition has a leader."""
+    min_isr = min_insync_replicas(settings)
+    extra = {"min.insync.replicas": str(min_isr)} if min_isr is not None else {}
     client = admin(settings)
     check_kafka(settings)
     existing = set(client.list_topics(timeout=10).topics)
     result = {name: "exists" for name in wanted if name in existing}
-    new = [NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication, config=config)
+    new = [NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication,
+                    config={**extra, **config})
            for name, (parts, config) in wanted.items() if name not in existing]
     if new:
         for name, fut in client.create_topics(new, request_timeout=30).items():

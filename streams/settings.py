@@ -162,6 +162,13 @@ class ServiceSettings(BaseModel):
     cassandra_cql_port: int = 19042
     cassandra_storage_port: int = 17000
     kafka_heap_mb: int = 768
+    # A local KRaft cluster (`murmur services up kafka-cluster`, not started by
+    # default): node N listens on kafka_cluster_port + 10*(N-1), its controller
+    # one port above; each node is broker and controller, its heap smaller than
+    # the single broker's so three fit beside Cassandra on a laptop.
+    kafka_cluster_nodes: int = Field(3, ge=1, le=9)
+    kafka_cluster_port: int = 19192
+    kafka_cluster_heap_mb: int = 384
     cassandra_heap_mb: int = 1536
     # The local node with PasswordAuthenticator (default superuser
     # cassandra/cassandra), to try MURMUR_CASSANDRA_USERNAME/PASSWORD on loopback.
@@ -248,6 +255,12 @@ class Settings(BaseSettings):
     # Faust's changelogs, changelogs recreated by a restore. 1 suits one
     # broker; a production cluster wants 3.
     topic_replication: int = Field(1, ge=1)
+    # min.insync.replicas of the declared topics Murmur creates: how many
+    # replicas must have a write before an acks=all producer is told it
+    # succeeded. None: replication-1 capped at 2 when replication is 3 or more
+    # (a write survives losing its leader, one broker may be down), else the
+    # broker's default. Faust's changelogs take the broker's default.
+    topic_min_insync_replicas: int | None = Field(None, ge=1)
     # Kafka security (streams/kafka_auth.py), for every client: the
     # confluent-kafka ones (CLI, publisher, sinks, monitor) and Faust's aiokafka
     # ones. SASL needs a user and password; SSL and SASL_SSL verify the brokers
