@@ -19,7 +19,7 @@ from connectors.publish_cli import run_publish
 from deploy.pipeline import stop_process
 from sinks.cassandra_store import CassandraStore
 from streams.dead_letter import dead_letter_record
-from streams.kafka import BatchProducer, ensure_topics, make_producer, read_to_end
+from streams.kafka import BatchProducer, admin, ensure_topics, make_producer, read_to_end
 from streams.redrive import COUNT_HEADER, OF_HEADER, Filters, redrive
 from streams.serde import default_serde
 from streams.topics import DEAD_LETTER, SCORED, topic_name
@@ -48,10 +48,18 @@ def on_topic(settings, topic: str) -> list:
     return [m for m in read_to_end(settings, topic) if m.partition() == 1]
 
 
-def test_redrive_sends_back_once_with_headers_and_stops_at_the_limit(live):
-    settings = live.model_copy(update={"namespace": f"it{uuid.uuid4().hex[:8]}"})
+@pytest.fixture
+def source_topic(live):
+    """A topic of this test's own for the dead letters to come from, dropped after."""
     topic = f"it-redrive-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings, {topic: (2, {})})
+    ensure_topics(live, {topic: (2, {})})
+    yield topic
+    admin(live).delete_topics([topic], request_timeout=30)[topic].result()
+
+
+def test_redrive_sends_back_once_with_headers_and_stops_at_the_limit(live, source_topic):
+    settings = live.model_copy(update={"namespace": f"it{uuid.uuid4().hex[:8]}"})
+    topic = source_topic
     only_ours = Filters(source_topic=topic)
     put_dead_letters(settings, [
         failed(topic, raw=b"value-1", key=b"sim/a", offset=7, headers=[("trace", b"t-1")]),
