@@ -54,7 +54,8 @@ def source_topic(live):
     topic = f"it-redrive-{uuid.uuid4().hex[:8]}"
     ensure_topics(live, {topic: (2, {})})
     yield topic
-    admin(live).delete_topics([topic], request_timeout=30)[topic].result()
+    client = admin(live)  # held: the future fails if its client is collected first
+    client.delete_topics([topic], request_timeout=30)[topic].result()
 
 
 def test_redrive_sends_back_once_with_headers_and_stops_at_the_limit(live, source_topic):
