@@ -394,6 +394,11 @@ class Settings(BaseSettings):
     # with lag whose offsets have not moved for stall_after_s.
     stall_check_s: float = Field(5.0, ge=0)
     stall_after_s: float = Field(20.0, gt=0)
+    # Faust's own stall warnings ("stream stopped processing", "has not
+    # committed TP"): seconds a partition with messages waiting may go
+    # without an event reaching its stream or a commit (Faust's
+    # stream_processing_timeout and broker_commit_livelock_soft_timeout).
+    faust_stall_warning_s: float = Field(300.0, gt=0)
     # `murmur dead-letters redrive` sends a dead letter back at most this many
     # times (a header on the record counts them), so a record that fails for
     # good is not redriven forever.
