@@ -38,7 +38,7 @@ def settings(tmp_path: Path) -> Settings:
         cache_dir=tmp_path / "cache",
         topic_partitions=6,
         services=ServiceSettings(
-            kafka_port=_free_port(), kafka_controller_port=_free_port(),
+            kafka_port=_free_port(), kafka_controller_port=_free_port(), kafka_sasl_port=_free_port(),
             cassandra_cql_port=_free_port(), cassandra_storage_port=_free_port(),
             kafka_heap_mb=4096, cassandra_heap_mb=8192, start_timeout_s=5,
         ),
@@ -63,9 +63,15 @@ def test_kafka_properties_have_ports_and_paths(settings: Settings) -> None:
         if line and not line.startswith("#")
     )
     assert props["process.roles"] == "broker,controller"
+    sasl = f"SASL_PLAINTEXT://127.0.0.1:{svc.kafka_sasl_port}"
     assert props["listeners"] == (
-        f"PLAINTEXT://127.0.0.1:{svc.kafka_port},CONTROLLER://127.0.0.1:{svc.kafka_controller_port}")
-    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{svc.kafka_port}"
+        f"PLAINTEXT://127.0.0.1:{svc.kafka_port},CONTROLLER://127.0.0.1:{svc.kafka_controller_port},{sasl}")
+    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{svc.kafka_port},{sasl}"
+    # The SASL listener's user list holds the password generated for this state dir, and only that.
+    user, password = k.sasl_credentials()
+    assert len(password) >= 32 and k.sasl_credentials() == (user, password)
+    assert props["listener.name.sasl_plaintext.plain.sasl.jaas.config"].endswith(f'user_{user}="{password}";')
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{svc.kafka_controller_port}"
     assert props["log.dirs"] == str(settings.state_dir / "kafka" / "data")
     assert props["num.partitions"] == "6"
@@ -75,6 +81,13 @@ def test_kafka_properties_have_ports_and_paths(settings: Settings) -> None:
         assert props[key] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props.get("auto.create.topics.enable", "true") == "true"
+
+
+def test_kafka_without_a_sasl_listener(settings: Settings) -> None:
+    s = settings.model_copy(update={"services": settings.services.model_copy(update={"kafka_sasl_port": 0})})
+    text = Kafka(s).render_properties()
+    assert "SASL_PLAINTEXT://" not in text and "jaas" not in text
+    assert all(env != "MURMUR_SERVICES__KAFKA_SASL_PORT" for _, env in Kafka(s).ports())
 
 
 def test_kafka_log4j_and_command(settings: Settings, tmp_path: Path) -> None:
