@@ -1,8 +1,5 @@
 """``murmur dead-letters``: what the dead-letter topic holds, and the redrive
-of processor dead letters to the topics they came from (streams/redrive.py).
-
-Helpers of streams/cli.py are imported inside the commands: that module
-registers this one, so a top-level import would be circular."""
+of processor dead letters to the topics they came from (streams/redrive.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +29,7 @@ def list_dead_letters(
 
     With how many of each a redrive could send back (processor dead letters
     kept whole) and the latest time one was written."""
-    from streams.cli import kafka_errors
+    from streams.cli_common import kafka_errors
     from streams.redrive import summarize
 
     with kafka_errors():
@@ -65,7 +62,7 @@ def redrive_dead_letters(
     dead-letter topic (one group per --reason and --source-topic): running it
     twice redrives nothing twice. A record processed twice changes nothing
     (keyed, idempotent writes)."""
-    from streams.cli import fail, kafka_errors
+    from streams.cli_common import fail, kafka_errors
     from streams.redrive import Filters, parse_since, redrive
 
     since_ms = None

@@ -28,7 +28,7 @@ def estimate(
 ):
     """Pre-flight cost of a simulation: LLM calls by stage, prompt and completion
     tokens, GPU-seconds, from measured per-event costs."""
-    from streams.cli import fail
+    from streams.cli_common import fail
     from streams.cost_estimate import Workload, estimate as compute, load_costs, table
     from streams.errors import ConfigError
     from streams.topology import resolve

@@ -1,7 +1,4 @@
-"""``murmur sim``: operations on one simulation as a whole.
-
-Helpers of streams/cli.py are imported inside the commands: that module
-registers this one, so a top-level import would be circular."""
+"""``murmur sim``: operations on one simulation as a whole."""
 
 from __future__ import annotations
 
@@ -25,7 +22,8 @@ def delete(
     (it refuses while they run). The append-only topics keep its records (Kafka
     cannot delete single records): a replay of them brings it back
     (docs/adr/0008-deleting-a-simulation.md). Running it again removes nothing more."""
-    from streams.cli import fail, kafka_errors
+    from streams.cli_common import fail, kafka_errors
+    from sinks.sim_views import SimViews
     from streams.sim_delete import delete_simulation
 
     settings = get_settings()
@@ -35,6 +33,6 @@ def delete(
     if not yes and not typer.confirm(f"Delete simulation {sim!r} from every view of {where}? This cannot be undone"):
         fail("nothing deleted", 1)
     with kafka_errors():
-        done = delete_simulation(settings, sim)
+        done = delete_simulation(settings, sim, SimViews(settings))
     for line in done.lines():
         typer.echo(line)

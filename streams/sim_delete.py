@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -181,13 +182,18 @@ class Deleted:
         return out
 
 
-def delete_simulation(settings: Settings, sim_id: str) -> Deleted:
+class Views(Protocol):
+    """The read model's side of a delete (sinks/sim_views.py): the platform
+    reaches the views only through this, so it imports nothing above it."""
+
+    def delete_rows(self, sim_id: str, agents: set[str]) -> dict[str, int]: ...
+
+    def delete_vectors(self, sim_id: str) -> int: ...
+
+
+def delete_simulation(settings: Settings, sim_id: str, views: Views) -> Deleted:
     """Remove ``sim_id`` from every view (see the module's docstring).
     Idempotent: a second run finds nothing more to remove."""
-    from sinks.cassandra_delete import delete_sim
-    from sinks.cassandra_store import CassandraStore
-    from sinks.vector_stores import open_vector_store
-
     if not sim_id:
         raise MurmurError("give the simulation id to delete")
     groups = namespace_groups(settings)
@@ -227,18 +233,6 @@ def delete_simulation(settings: Settings, sim_id: str) -> Deleted:
     if left or failures:
         raise MurmurError(f"tombstones not acknowledged by Kafka ({left} pending, {len(failures)} failed"
                           f"{': ' + failures[0] if failures else ''}); run the delete again")
-    store = CassandraStore(settings)
-    try:
-        done.cassandra = delete_sim(store, sim_id, more_agents=agents)
-    finally:
-        store.close()
-    try:
-        vectors = open_vector_store(settings)
-    except Exception as exc:  # in-process engines: another process holds the files
-        raise MurmurError(f"vector store: {exc} (the API owns the in-process store: stop it first); "
-                          "the rest is deleted, run the delete again") from exc
-    try:
-        done.vectors = vectors.delete_sim(sim_id)
-    finally:
-        vectors.close()
+    done.cassandra = views.delete_rows(sim_id, agents)
+    done.vectors = views.delete_vectors(sim_id)
     return done

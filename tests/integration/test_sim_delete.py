@@ -23,6 +23,7 @@ from sinks.qdrant_writer import STAGE as QDRANT_SINK
 from sinks.vector_stores import open_vector_store
 from streams.app import group_id
 from streams.kafka import admin, group_lag
+from sinks.sim_views import SimViews
 from streams.sim_delete import PipelineRunning, _scan, changelog_pattern, delete_simulation
 from streams.topics import PERSONAS, SCORED, SIMULATIONS, topic_name
 from tests.integration.conftest import start_worker, wait_for
@@ -82,7 +83,7 @@ def test_delete_one_simulation_from_every_view(live, tmp_path):
 
         # A running worker holds agent state in memory: the delete refuses.
         with pytest.raises(PipelineRunning, match=group_id(settings, "all")):
-            delete_simulation(settings, gone)
+            delete_simulation(settings, gone, SimViews(settings))
         stopped(live, w)
         # Something the stopped worker has not read yet: the delete warns.
         late = tmp_path / "late.jsonl"
@@ -126,7 +127,7 @@ def test_delete_one_simulation_from_every_view(live, tmp_path):
             assert client.get(f"/simulations/{kept}/agents").status_code == 200
 
         # Again: nothing more to remove.
-        again = delete_simulation(settings, gone)
+        again = delete_simulation(settings, gone, SimViews(settings))
         assert set(again.cassandra.values()) == {0} and again.vectors == 0 and set(again.tombstones.values()) == {0}
 
         # The worker rebuilds its tables from the changelogs without the
