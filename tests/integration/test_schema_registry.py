@@ -5,6 +5,7 @@ Confluent-compatible API, started by the project's own scripts
 from __future__ import annotations
 
 import copy
+import json
 import struct
 import uuid
 
@@ -95,3 +96,26 @@ def test_unknown_schema_id_is_a_clear_decode_error(settings):
     unknown = 2**31 - 7
     with pytest.raises(DecodeError, match=f"schema id {unknown} is not in the schema registry {settings.schema_registry_url}"):
         registry_serde(settings).decode(b"\x00" + struct.pack(">I", unknown) + b"\x02")
+
+
+def test_confluents_own_serializers_and_murmurs_serde_read_each_other(settings, events):
+    """Same wire format both ways: a consumer written with confluent-kafka's
+    AvroDeserializer reads Murmur's records, and Murmur reads records a
+    producer wrote with its AvroSerializer."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    topic = f"it-{uuid.uuid4().hex[:8]}"
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    client = SchemaRegistryClient({"url": settings.schema_registry_url})
+    marker = next(e.record for e in events if e.type_name == "RoundMarker")
+    ours = registry_serde(settings).encode("RoundMarker", marker, topic=topic)
+    # fastavro in Confluent's deserializer turns timestamp-millis into datetimes; Murmur keeps epoch ms
+    read = {k: round(v.timestamp() * 1000) if hasattr(v, "timestamp") else v
+            for k, v in AvroDeserializer(client)(ours, ctx).items()}
+    assert read == marker
+    schema = current_schemas()["RoundMarker"]
+    theirs = AvroSerializer(client, json.dumps(schema.raw))(marker, ctx)
+    assert registry_serde(settings).decode(theirs) == ("RoundMarker", marker)
+    assert f"{topic}-value" in subjects(settings)  # both under Confluent's TopicNameStrategy subject
