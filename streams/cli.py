@@ -100,8 +100,12 @@ def _names(names: Optional[list[str]]) -> tuple[str, ...]:
 
 
 # -- services ---------------------------------------------------------------
+SERVICE_NAMES = ("kafka, cassandra (the default: both); qdrant (a Qdrant server), registry (a schema registry), "
+                 "kafka-cluster (a 3-broker KRaft cluster) when named")
+
+
 @services_app.command("up")
-def services_up(names: Optional[list[str]] = typer.Argument(None, help="kafka, cassandra (default: both)")):
+def services_up(names: Optional[list[str]] = typer.Argument(None, help=SERVICE_NAMES)):
     """Fetch, configure, start and health-check the services (idempotent)."""
     from deploy import local
 
@@ -115,7 +119,7 @@ def services_up(names: Optional[list[str]] = typer.Argument(None, help="kafka, c
 
 
 @services_app.command("down")
-def services_down(names: Optional[list[str]] = typer.Argument(None)):
+def services_down(names: Optional[list[str]] = typer.Argument(None, help=SERVICE_NAMES)):
     """Stop the services cleanly (their data stays in the state folder); with
     no names, also the worker and API processes that `murmur demo` started."""
     from deploy import local
@@ -130,7 +134,7 @@ def services_down(names: Optional[list[str]] = typer.Argument(None)):
 
 
 @services_app.command("status")
-def services_status(names: Optional[list[str]] = typer.Argument(None, help="kafka, cassandra, qdrant (default: kafka and cassandra)")):
+def services_status(names: Optional[list[str]] = typer.Argument(None, help=SERVICE_NAMES)):
     """Whether each local service runs and answers; exit 1 unless all do."""
     from deploy import local
 
