@@ -184,6 +184,14 @@ def _ms(value: Any) -> int | None:
     return int(value)
 
 
+class WritesRefused(Exception):
+    """A write failed for the records' own reason (``cause``), not an outage."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class CassandraStore:
     def __init__(self, settings: Settings, *, writes: str | None = None) -> None:
         self.settings = settings
@@ -304,10 +312,12 @@ class CassandraStore:
         self.connect().execute(self._insert("eval_results", EVAL_COLUMNS), tuple(row[c] for c in EVAL_COLUMNS))
 
     async def execute_all(self, writes, *, sink: str = "cassandra",
-                          max_backoff: float = 5.0) -> None:
+                          max_backoff: float = 5.0, refused=None) -> None:
         """Run every write concurrently (``writes``: statements, or a function
         returning them); retry the whole set with backoff until it lands. Upserts are idempotent, so re-running succeeded ones is safe,
-        and the caller's batch stays unacked (lag grows) while we wait."""
+        and the caller's batch stays unacked (lag grows) while we wait.
+        An error ``refused(exc)`` calls the records' own is raised as
+        :class:`WritesRefused` at once instead (sinks/refusals.py)."""
         attempt = 0
         built = not callable(writes)
         if built and self.write_mode == "batched":
@@ -328,11 +338,23 @@ class CassandraStore:
                 SINK_WRITE_SECONDS.labels(sink).observe(time.perf_counter() - started)
                 return
             except Exception as exc:  # driver raises many types while a node is away
+                if refused is not None and refused(exc):
+                    raise WritesRefused(exc) from exc
                 attempt += 1
                 SINK_RETRIES.labels(sink).inc()
                 delay = min(max_backoff, 0.1 * 2 ** min(attempt, 10))
                 log.warning("%s write failed (attempt %d, retry in %.1fs): %s", sink, attempt, delay, exc)
                 await asyncio.sleep(delay)
+
+    async def answers(self) -> bool:
+        """Whether the database answers a read now: a refused write is then
+        the record's doing, not an outage's."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: self.connect().execute("SELECT release_version FROM system.local", timeout=5))
+            return True
+        except Exception:  # NoHostAvailable, timeouts: away
+            return False
 
     def _execute(self, stmt: PreparedStatement, params: tuple) -> asyncio.Future:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,10 @@ server (``MURMUR_QDRANT_URL``) the same loop runs as its own process:
 ``murmur sink qdrant``.
 
 At-least-once: offsets are committed only after the upsert returned; point
-ids come from memory ids, so a redelivery rewrites the same points.
+ids come from memory ids, so a redelivery rewrites the same points. A
+record the store refuses while it answers otherwise (a vector of the wrong
+dimension) is dead-lettered after MURMUR_SINK_REFUSAL_TRIES tries and the
+batch goes on; while the store does not answer, the batch waits.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from streams.app import group_id
 from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
 from streams.kafka import BatchProducer, make_consumer, make_producer
-from streams.metrics import DEAD_LETTERS, EVENTS_IN, SINK_RETRIES, SINK_WRITE_SECONDS
+from streams.metrics import DEAD_LETTERS, EVENTS_IN, SINK_REFUSED, SINK_RETRIES, SINK_WRITE_SECONDS
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
 from streams.topics import DEAD_LETTER, SCORED, topic_name
+from sinks.refusals import give_up
 from sinks.vector_stores import VectorStore
 
 log = logging.getLogger(__name__)
@@ -58,21 +62,16 @@ class QdrantSink:
             try:
                 _, record = self.serde.decode(msg.value(), "ScoredMemory")
             except DecodeError as exc:
-                DEAD_LETTERS.labels(STAGE, reason_label(str(exc))).inc()
-                dead_topic = topic_name(DEAD_LETTER)
-                dead.send(dead_topic, msg.topic().encode(), self.serde.encode("DeadLetter", topic=dead_topic, record=dead_letter_record(
-                    stage=STAGE, reason=str(exc), raw=msg.value() or b"", field=exc.field, source_topic=msg.topic(),
-                    source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
-                    error_type=type(exc).__name__, headers=msg.headers())))
+                self._dead_letter(dead, msg, exc, field=exc.field)
                 continue
-            memories.append(record)
+            memories.append((msg, record))
         if not msgs:
             return 0
         attempt = 0
         while not self._stop.is_set():
             started = time.perf_counter()
             try:
-                self.written += self.store.upsert(memories)
+                self.written += self.store.upsert([r for _, r in memories])
                 SINK_WRITE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
                 self.last_error = None
                 break
@@ -80,12 +79,55 @@ class QdrantSink:
                 attempt += 1
                 self.last_error = str(exc)
                 SINK_RETRIES.labels(STAGE).inc()
+                if self._view_answers() and self._one_by_one(memories, dead):
+                    break  # the store is up: the batch held records it refuses, now dead-lettered
                 time.sleep(min(5.0, 0.1 * 2 ** attempt))
         else:
             return 0  # stopping before the batch landed: do not commit it
         dead.flush_blocking()
         consumer.commit(asynchronous=False)
         return len(msgs)
+
+    def _view_answers(self) -> bool:
+        try:
+            self.store.count()
+            return True
+        except Exception:  # away: the failure may be the outage's
+            return False
+
+    def _one_by_one(self, memories: list, dead: BatchProducer) -> bool:
+        """Write record by record; one the store refuses MURMUR_SINK_REFUSAL_TRIES
+        times while it answers otherwise is dead-lettered with its error
+        (sinks/refusals.py). False: the store stopped answering, so the
+        whole batch waits for it (nothing committed)."""
+        for msg, record in memories:
+            tries = 0
+            while True:
+                try:
+                    self.written += self.store.upsert([record])
+                    break
+                except Exception as exc:
+                    tries += 1
+                    answers = self._view_answers()
+                    if give_up(tries, self.settings.sink_refusal_tries, answers):
+                        SINK_REFUSED.labels(STAGE).inc()
+                        self._dead_letter(dead, msg, exc, field="embedding_f32",
+                                          reason=f"refused by the vector store: {type(exc).__name__}: {exc}")
+                        break
+                    if not answers or self._stop.is_set():
+                        return False
+                    time.sleep(min(5.0, 0.1 * 2 ** tries))
+        return True
+
+    def _dead_letter(self, dead: BatchProducer, msg, exc: BaseException, field: str | None = None,
+                     reason: str | None = None) -> None:
+        reason = reason or str(exc)
+        DEAD_LETTERS.labels(STAGE, reason_label(reason)).inc()
+        dead_topic = topic_name(DEAD_LETTER)
+        dead.send(dead_topic, msg.topic().encode(), self.serde.encode("DeadLetter", topic=dead_topic, record=dead_letter_record(
+            stage=STAGE, reason=reason, raw=msg.value() or b"", field=field,
+            source_topic=msg.topic(), source_partition=msg.partition(), source_offset=msg.offset(), key=msg.key(),
+            error_type=type(exc).__name__, headers=msg.headers())))
 
     def run(self) -> None:
         consumer = make_consumer(self.settings, group=self.group, **{"enable.partition.eof": False})

@@ -34,6 +34,8 @@ SINK_WRITE_SECONDS = Histogram(
     "murmur_sink_write_seconds", "Time to write one batch to a sink", ["sink"], buckets=_SECONDS,
 )
 SINK_RETRIES = Counter("murmur_sink_retries_total", "Sink write attempts that failed and were retried", ["sink"])
+SINK_REFUSED = Counter("murmur_sink_refused_total",
+                       "Records a sink's view refused (not an outage), dead-lettered after retries", ["sink"])
 IMPORTANCE_FALLBACKS = Counter("murmur_importance_fallbacks_total", "Memories scored with the fallback importance 5", [])
 IMPORTANCE_REPEATS = Counter("murmur_importance_already_scored_total",
                              "Posts and observations skipped because their event id was scored before (re-sent input)",

@@ -399,6 +399,9 @@ class Settings(BaseSettings):
     # without an event reaching its stream or a commit (Faust's
     # stream_processing_timeout and broker_commit_livelock_soft_timeout).
     faust_stall_warning_s: float = Field(300.0, gt=0)
+    # Tries a sink gives a record its view refuses for a reason of its own
+    # (sinks/refusals.py) before dead-lettering it; outages retry forever.
+    sink_refusal_tries: int = Field(3, ge=1, le=100)
     # `murmur dead-letters redrive` sends a dead letter back at most this many
     # times (a header on the record counts them), so a record that fails for
     # good is not redriven forever.
