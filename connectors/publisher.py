@@ -31,6 +31,9 @@ class Publisher:
         self.producer = None if dry_run else BatchProducer(make_producer(settings))
         self.counts = Counts()
         self._on_error = on_error or (lambda msg: print(msg, file=sys.stderr))
+        # Kafka would refuse a bigger record and abort the whole publish: it is
+        # dead-lettered here instead, like any bad line (settings.max_record_bytes).
+        self.max_record_bytes = (settings or Settings()).max_record_bytes
 
     def publish(self, items: Iterable[Item], *, progress: Callable[[int], None] | None = None,
                 flush: bool = True) -> Counts:
@@ -51,7 +54,12 @@ class Publisher:
                 except (ContractError, EncodeError) as exc:
                     self._dead(BadLine(item.source_ref, str(exc), repr(item.record).encode(), field=exc.field,
                                        sim_id=item.record.get("sim_id")))
-                else:
+                    value = None
+                if value is not None and len(value) > self.max_record_bytes:
+                    self._dead(BadLine(item.source_ref, f"record over the size limit: {len(value):,} bytes, the "
+                                       f"limit is {self.max_record_bytes:,} (MURMUR_MAX_RECORD_BYTES)",
+                                       repr(item.record).encode(), field=None, sim_id=item.record.get("sim_id")))
+                elif value is not None:
                     if self.producer is not None:
                         for spec in routes:
                             name = topic_name(spec)
@@ -74,7 +82,11 @@ class Publisher:
     def _dead(self, bad: BadLine) -> None:
         self._on_error(f"error: {bad.message()}")
         if self.producer is not None:
-            record = dead_letter_record(stage="publisher", reason=bad.reason, raw=bad.raw, field=bad.field,
+            raw, reason = bad.raw, bad.reason
+            keep = self.max_record_bytes // 2  # the dead letter must fit the limit too, with its reason
+            if len(raw) > keep:
+                raw, reason = raw[:keep], f"{reason} [raw cut to its first {keep:,} of {len(raw):,} bytes]"
+            record = dead_letter_record(stage="publisher", reason=reason, raw=raw, field=bad.field,
                                         source_ref=bad.source_ref, sim_id=bad.sim_id)
             self.producer.send(topic_name(DEAD_LETTER), b"publisher", self.serde.encode("DeadLetter", record, topic=topic_name(DEAD_LETTER)))
         self.counts.dead(bad.reason, bad.field)

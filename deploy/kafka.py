@@ -146,6 +146,7 @@ class Kafka:
             data_dir=self.data_dir,
             replication=replication_lines(1 if self.node is None else self.svc.kafka_cluster_nodes),
             num_partitions=self.settings.topic_partitions,
+            message_max_bytes=self.settings.kafka_message_bytes,
             sasl_listener=sasl_listener,
             sasl_config=sasl_config,
         )

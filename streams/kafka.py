@@ -89,6 +89,7 @@ def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str
     until every partition has a leader."""
     min_isr = min_insync_replicas(settings)
     extra = {"min.insync.replicas": str(min_isr)} if min_isr is not None else {}
+    extra["max.message.bytes"] = str(settings.kafka_message_bytes)  # what producers may send (settings.max_record_bytes)
     client = admin(settings)
     check_kafka(settings)
     existing = set(client.list_topics(timeout=10).topics)
@@ -107,8 +108,29 @@ def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str
                     result[name] = "exists"
                 else:
                     raise
+    _align_size_limit(client, settings, [n for n in wanted if result.get(n) == "exists"], result)
     _wait_for_leaders(client, list(wanted))
     return dict(sorted(result.items()))
+
+
+def _align_size_limit(client: AdminClient, settings: Settings, names: list[str], result: dict[str, str]) -> None:
+    """Topics created before the record limit changed (or before there was
+    one) get the current ``max.message.bytes``: otherwise the broker refuses
+    what the producers may now send. Nothing else of theirs is changed."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    if not names:
+        return
+    want = str(settings.kafka_message_bytes)
+    found = client.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
+    stale = [res.name for res, fut in found.items() if fut.result(timeout=30)["max.message.bytes"].value != want]
+    if not stale:
+        return
+    entry = ConfigEntry("max.message.bytes", want, incremental_operation=AlterConfigOpType.SET)
+    for res, fut in client.incremental_alter_configs(
+            [ConfigResource(ResourceType.TOPIC, n, incremental_configs=[entry]) for n in stale]).items():
+        fut.result(timeout=30)
+        result[res.name] = f"exists (max.message.bytes set to {want})"
 
 
 def _wait_for_leaders(client: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
@@ -136,7 +158,9 @@ def make_producer(settings: Settings, **overrides) -> Producer:
         # Java-compatible key hashing, as Faust and every JVM client use: a key
         # lands on the same partition whoever produces it.
         "partitioner": "murmur2_random",
-        "message.max.bytes": 8 * 1024 * 1024,
+        # One limit end to end (settings.max_record_bytes): the broker and the
+        # topics take what a producer may send.
+        "message.max.bytes": settings.kafka_message_bytes,
         **_client_conf,
         **librdkafka_conf(settings),
     }
@@ -151,6 +175,8 @@ def make_consumer(settings: Settings, group: str | None = None, **overrides) -> 
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
+        # Never fewer bytes per partition than one record may have.
+        "max.partition.fetch.bytes": max(1024 * 1024, settings.kafka_message_bytes),
         **_client_conf,
         **librdkafka_conf(settings),
     }

@@ -255,6 +255,12 @@ class Settings(BaseSettings):
     # Faust's changelogs, changelogs recreated by a restore. 1 suits one
     # broker; a production cluster wants 3.
     topic_replication: int = Field(1, ge=1)
+    # The largest record value Murmur writes, in bytes. Every size limit on
+    # the way follows from it (kafka_message_bytes: producers, the topics
+    # Murmur creates, the local broker, Faust's clients); an input record
+    # over it is dead-lettered by the publisher, never sent. Kafka's own
+    # default is 1 MiB.
+    max_record_bytes: int = Field(1_000_000, ge=1024, le=64 * 1024 * 1024)
     # min.insync.replicas of the declared topics Murmur creates: how many
     # replicas must have a write before an acks=all producer is told it
     # succeeded. None: replication-1 capped at 2 when replication is 3 or more
@@ -462,6 +468,12 @@ class Settings(BaseSettings):
     services: ServiceSettings = ServiceSettings()
     llm: LlmSettings = LlmSettings()
     estimate: EstimateSettings = EstimateSettings()
+
+    @property
+    def kafka_message_bytes(self) -> int:
+        """Kafka's per-message (and per-batch) limit: a record at
+        max_record_bytes plus its key, headers and batch framing."""
+        return self.max_record_bytes + 64 * 1024
 
     @model_validator(mode="after")
     def _local_defaults(self) -> "Settings":

@@ -37,6 +37,9 @@ ${sasl_config}
 
 log.dirs=${data_dir}
 num.partitions=${num_partitions}
+# Murmur's record limit (settings.max_record_bytes), for topics created
+# without their own max.message.bytes (Faust's changelogs).
+message.max.bytes=${message_max_bytes}
 
 # One broker: internal topics cannot have more than one replica.
 offsets.topic.replication.factor=1
@@ -76,6 +79,7 @@ def test_single_node_renders_as_before(tmp_path: Path, sasl_port: int) -> None:
                        f'user_{user}="{password}";')
     expected = Template(SINGLE_NODE_BEFORE).substitute(
         kafka_port=19092, controller_port=19093, data_dir=k.data_dir, num_partitions=6,
+        message_max_bytes=k.settings.kafka_message_bytes,
         sasl_listener=sasl_listener, sasl_config=sasl_config)
     assert k.render_properties() == expected
     assert (k.name, k.home, k.port) == ("kafka", tmp_path / "state" / "kafka", 19092)
