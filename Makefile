@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup browser demo test bench down lock
+.PHONY: setup browser demo test fuzz bench down lock
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,13 @@ browser:
 test: setup browser
 	$(BIN)/python -m schemas.compat
 	$(BIN)/pytest
+
+# The long fuzz run, the scheduled job (CI runs `make test`, where the same
+# tests run short): every test marked fuzz (parsers, the Avro decoder, the API
+# against its spec on the real services) under the fuzz Hypothesis profile,
+# 10,000 examples each (the API: per operation). About 35 min on 2 cores.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --hypothesis-show-statistics
 
 # Every benchmark (B1..B7) on the real local services; figures in
 # bench/results/full.json and docs/performance.md. About 25 min on 2 cores.

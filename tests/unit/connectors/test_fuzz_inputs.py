@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from connectors import jsonl, mirofish, oasis
@@ -16,9 +17,12 @@ from connectors.sources import LineSource
 from streams.runtime import Runtime
 from streams.errors import DecodeError
 from streams.serde import AvroSerde
+from tests.fuzzing import examples
 from tests.paths import SHARED
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+pytestmark = pytest.mark.fuzz
+# 150 examples a test in CI; the fuzz profile's 10,000 in the long run (make fuzz).
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                          st.text(max_size=50))
