@@ -110,7 +110,9 @@ class Lookup:
     def _one(self, sql: str, *args: Any) -> tuple | None:
         try:
             return self.conn.execute(sql, args).fetchone()
-        except sqlite3.Error:
+        except (sqlite3.Error, OverflowError):
+            # OverflowError: an id in a trace's info beyond SQLite's 64-bit
+            # INTEGER (found by fuzzing) names no row; the action still counts.
             return None
 
     def user(self, user_id: Any) -> tuple[str, str, str] | None:
