@@ -3,12 +3,14 @@ rendered configs, names, ports and the decisions, without starting a broker."""
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from string import Template
 
 import pytest
 
-from deploy import local
+from deploy import jvm, local
 from deploy.exceptions import DeployError
 from deploy.kafka import CLUSTER, Kafka, cluster_bootstrap, replication_lines
 from streams.errors import ConfigError
@@ -155,3 +157,42 @@ def test_min_insync_replicas(rf: int, wanted: int | None, expected: int | None) 
 def test_min_insync_replicas_above_replication_is_refused() -> None:
     with pytest.raises(ConfigError, match="MURMUR_TOPIC_MIN_INSYNC_REPLICAS=3 exceeds MURMUR_TOPIC_REPLICATION=2"):
         min_insync_replicas(Settings(topic_replication=2, topic_min_insync_replicas=3))
+
+
+class _QuorumMember:
+    """A process that, like a KRaft node, exits on SIGTERM only once every
+    member of its quorum has been told to stop too (else it waits)."""
+
+    stop_timeout_s = 5.0
+
+    def __init__(self, home: Path, n: int, size: int) -> None:
+        self.name, self.home, self.state_dir = f"member-{n}", home, home
+        self.pid_file = home / f"member-{n}.pid"
+        self.n, self.size = n, size
+
+    def start(self) -> int:
+        code = ("import pathlib, signal, sys, time\n"
+                f"home, n, size = pathlib.Path({str(self.home)!r}), {self.n}, {self.size}\n"
+                "def term(*_):\n"
+                "    (home / f'term-{n}').touch()\n"
+                "    while len(list(home.glob('term-*'))) < size:\n"
+                "        time.sleep(0.05)\n"
+                "    sys.exit(0)\n"
+                "signal.signal(signal.SIGTERM, term)\n"
+                "(home / f'ready-{n}').touch()\n"
+                "while True:\n"
+                "    time.sleep(1)\n")
+        cmd = [sys.executable, "-c", code, *jvm.marker_args(self.name, self.state_dir)]
+        return jvm.start_detached(cmd, log_file=self.home / f"{self.name}.log", pid_file=self.pid_file, cwd=self.home)
+
+
+def test_down_stops_a_quorum_together(tmp_path: Path) -> None:
+    members = [_QuorumMember(tmp_path, n, 3) for n in (1, 2, 3)]
+    pids = [m.start() for m in members]
+    assert jvm.wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 3, 10)
+    started = time.monotonic()
+    result = local._down(members, log=lambda _m: None)
+    # One at a time, the first would wait for the others until SIGKILL.
+    assert all(r.startswith("stopped") for r in result.values()), result
+    assert time.monotonic() - started < members[0].stop_timeout_s
+    assert not any(jvm.alive(p) for p in pids)
