@@ -47,7 +47,7 @@ test: setup browser
 # The long fuzz run, the scheduled job (CI runs `make test`, where the same
 # tests run short): every test marked fuzz (parsers, the Avro decoder, the API
 # against its spec on the real services) under the fuzz Hypothesis profile,
-# 10,000 examples each (the API: per operation). About 35 min on 2 cores.
+# 10,000 examples each (the API: per operation). About 45 min on 2 cores.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --hypothesis-show-statistics
 
