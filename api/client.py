@@ -26,10 +26,14 @@ class ReadModelError(RuntimeError):
 
 class MurmurClient:
     def __init__(self, base_url: str = "http://127.0.0.1:8080", *, api_key: str | None = None,
-                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None, http: Any = None) -> None:
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
-                                  transport=transport)
+        # ``http``: a ready client with httpx's request() (the tests pass the
+        # app's own TestClient, whose transport belongs to httpx2 once that
+        # is installed, so it cannot be lent to an httpx client).
+        self._owned = http is None
+        self._http = http if http is not None else httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def context(self, sim: str, agent: str, query: str, *, budget: int = 512, top_k: int = 10,
                 include_public: bool = True, half_life_s: float = 3600.0) -> dict:
@@ -61,7 +65,8 @@ class MurmurClient:
         return resp.json()
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:
+            self._http.close()
 
     def __enter__(self) -> "MurmurClient":
         return self

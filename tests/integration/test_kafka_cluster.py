@@ -155,7 +155,7 @@ def test_broker_killed_and_restarted_mid_stream(cluster):
     partitions) while events arrive; bring it back 10 s later."""
     with mid_stream(cluster, agents=AGENTS, **env(cluster)) as m:
         node = describe_group(cluster, group_id(m.worker.settings, PROCESSORS)).coordinator.id
-        pub = SteadyPublisher(cluster, m.second_half, seconds=20)
+        pub = SteadyPublisher(cluster, m.second_half, seconds=12)
         pub.start()
         time.sleep(3)
         pending, started = in_flight(m), time.monotonic()
@@ -186,7 +186,7 @@ def test_leader_of_busiest_input_partition_killed(cluster):
         grown = {p: end - before.get(p, 0) for p, end in ends().items()}
         busiest = max(grown, key=grown.get)
         leader = client.list_topics(topic, timeout=10).topics[topic].partitions[busiest].leader
-        pub = SteadyPublisher(cluster, m.second_half, seconds=20)
+        pub = SteadyPublisher(cluster, m.second_half, seconds=12)
         pub.start()
         time.sleep(3)
         pending, started = in_flight(m), time.monotonic()
@@ -237,7 +237,7 @@ def test_two_workers_share_partitions_and_one_survives_the_other(cluster, tmp_pa
             wait_for(lambda: len(assignments(cluster, gid)) == 2 and all(assignments(cluster, gid).values()),
                      timeout=120, what="both workers holding partitions", worker=first)
             shared = assignments(cluster, gid)
-            pub = SteadyPublisher(cluster, m.second_half, seconds=15)
+            pub = SteadyPublisher(cluster, m.second_half, seconds=10)
             pub.start()
             time.sleep(3)
             pending, started = in_flight(m), time.monotonic()

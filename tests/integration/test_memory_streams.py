@@ -192,7 +192,7 @@ def test_stance_flip_conflict_reflections_retrieval_and_isolation(live, vllm_pip
         # -- the Python client says the same (over the test client's transport)
         from api.client import MurmurClient, ReadModelError
 
-        murmur = MurmurClient("http://testserver", transport=client._transport)
+        murmur = MurmurClient("http://testserver", http=client)
         assert murmur.context(sim, "thinker", "budget scandal", budget=300, top_k=100)["text"] == think["text"]
         assert murmur.contexts(sim, [("thinker", "budget scandal")], budget=300, top_k=100)["contexts"][0][
             "text"] == think["text"]
