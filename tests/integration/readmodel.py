@@ -3,6 +3,8 @@ group has committed everything, then take every row of a simulation."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deploy import jvm
@@ -52,3 +54,16 @@ def assert_same(got: dict, want: dict, what: str) -> None:
 def stopped(live, w) -> None:
     stop_process(live, w.name, timeout=30)  # SIGTERM: Faust commits on the way out
     jvm.wait_for(lambda: not jvm.alive(w.pid), 30)
+
+
+def walk(client, url: str, **params) -> tuple[list[dict], int]:
+    """Every row, following Link rel=next; and how many pages it took."""
+    out, pages, resp = [], 0, client.get(url, params=params)
+    while True:
+        assert resp.status_code == 200, resp.text
+        out += resp.json()
+        pages += 1
+        link = resp.headers.get("link")
+        if not link:
+            return out, pages
+        resp = client.get(re.match(r'<([^>]+)>; rel="next"', link).group(1))

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.integration.readmodel import walk
 from sinks.cassandra_store import PERSONA_COLUMNS, VERDICT_COLUMNS, CassandraStore
 
 pytestmark = pytest.mark.integration
@@ -48,18 +49,6 @@ def api(live, tmp_path_factory):
     with TestClient(app) as client:
         yield client, sim
     db.close()
-
-
-def walk(client, url: str, **params) -> tuple[list[dict], int]:
-    out, pages, resp = [], 0, client.get(url, params=params)
-    while True:
-        assert resp.status_code == 200, resp.text
-        out += resp.json()
-        pages += 1
-        link = resp.headers.get("link")
-        if not link:
-            return out, pages
-        resp = client.get(re.match(r'<([^>]+)>; rel="next"', link).group(1))
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 20, 61, 1000])

@@ -4,13 +4,13 @@ millisecond, which the old ``before=ts`` cursor skipped."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.integration.readmodel import walk
 from sinks.cassandra_store import CassandraStore
 
 pytestmark = pytest.mark.integration
@@ -41,19 +41,6 @@ def api(live, tmp_path_factory):
     with TestClient(app) as client:
         yield client, sim, rows
     db.close()
-
-
-def walk(client, url: str, **params) -> tuple[list[dict], int]:
-    """Every row, following Link rel=next; and how many pages it took."""
-    out, pages, resp = [], 0, client.get(url, params=params)
-    while True:
-        assert resp.status_code == 200, resp.text
-        out += resp.json()
-        pages += 1
-        link = resp.headers.get("link")
-        if not link:
-            return out, pages
-        resp = client.get(re.match(r'<([^>]+)>; rel="next"', link).group(1))
 
 
 def test_the_timeline_pages_through_rows_sharing_a_millisecond(api):

@@ -119,6 +119,15 @@ def scored_memory(sim: str, i: int) -> dict:
             "source_topic": "sim.agent-log.v1", "source_partition": 0, "source_offset": i}
 
 
+def send_scored(settings, records: list[dict]) -> None:
+    """Straight onto the namespace's scored topic, keyed by agent as the agent pass writes them."""
+    serde, producer = default_serde(), BatchProducer(make_producer(settings))
+    topic = topic_name(SCORED, settings.namespace)
+    for r in records:
+        producer.send(topic, f"{r['sim_id']}/{r['agent_id']}".encode(), serde.encode("ScoredMemory", r))
+    producer.flush_blocking()
+
+
 def test_a_redriven_record_processed_twice_changes_nothing(live):
     """The sink's writes are keyed upserts: a scored memory redriven twice
     onto its topic rewrites the same rows."""
@@ -129,12 +138,7 @@ def test_a_redriven_record_processed_twice_changes_nothing(live):
     try:
         scored = topic_name(SCORED, settings.namespace)
         # Straight onto the namespace's scored topic: this worker runs the sink only.
-        serde = default_serde()
-        producer = BatchProducer(make_producer(settings))
-        for i in range(4):
-            r = scored_memory(sim, i)
-            producer.send(scored, f"{sim}/{r['agent_id']}".encode(), serde.encode("ScoredMemory", r))
-        producer.flush_blocking()
+        send_scored(settings, [scored_memory(sim, i) for i in range(4)])
         wait_for(lambda: store.count_memories(sim) == 4, timeout=120, what="the memories", worker=w)
         before = snapshot(store, sim)
 

@@ -18,7 +18,7 @@ from streams.kafka import BatchProducer, make_consumer, make_producer, read_to_e
 from streams.serde import default_serde
 from streams.topics import DEAD_LETTER, SCORED, topic_name
 from tests.integration.conftest import free_port, metric_sum, scrape, start_worker, wait_for
-from tests.integration.test_redrive import scored_memory
+from tests.integration.test_redrive import scored_memory, send_scored
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,10 @@ def test_a_record_cassandra_refuses_is_dead_lettered_and_the_batch_lands(live):
     try:
         scored = topic_name(SCORED, settings.namespace)
         serde = default_serde()
-        producer = BatchProducer(make_producer(settings))
         records = [scored_memory(sim, i) for i in range(20)]
         # Cassandra refuses a partition key longer than 65,535 bytes: this agent id is one.
         records[7] = {**records[7], "agent_id": "x" * 70_000}
-        for r in records:
-            producer.send(scored, f"{sim}/{r['memory_id']}".encode(), serde.encode("ScoredMemory", r))
-        producer.flush_blocking()
+        send_scored(settings, records)
         wait_for(lambda: store.count_memories(sim) == 19, timeout=120, what="the 19 good memories", worker=w)
         wait_for(lambda: len(dead_letters_of(settings, "cassandra-sink", scored)) == 1, timeout=60,
                  what="the refused record's dead letter", worker=w)
@@ -59,9 +56,7 @@ def test_a_record_cassandra_refuses_is_dead_lettered_and_the_batch_lands(live):
         samples = scrape(f"http://127.0.0.1:{port}/metrics")
         assert metric_sum(samples["murmur_sink_refused"], sink="cassandra-sink") == 1
         # the sink goes on: a later record lands
-        later = scored_memory(sim, 99)
-        producer.send(scored, f"{sim}/{later['memory_id']}".encode(), serde.encode("ScoredMemory", later))
-        producer.flush_blocking()
+        send_scored(settings, [scored_memory(sim, 99)])
         wait_for(lambda: store.count_memories(sim) == 20, timeout=60, what="a record after the refused one", worker=w)
     finally:
         store.close()
@@ -85,10 +80,7 @@ def test_a_vector_the_store_refuses_is_dead_lettered_and_the_batch_lands(live, t
         size = dim + 3 if i == 3 else dim
         r["embedding_f32"] = np.random.default_rng(i).random(size, dtype=np.float32).astype("<f4").tobytes()
         records.append(r)
-    producer = BatchProducer(make_producer(settings))
-    for r in records:
-        producer.send(scored, f"{sim}/{r['agent_id']}".encode(), serde.encode("ScoredMemory", r))
-    producer.flush_blocking()
+    send_scored(settings, records)
 
     store = open_vector_store(settings)
     sink = QdrantSink(settings, store)
