@@ -82,6 +82,14 @@ class LlmSettings(BaseModel):
     breaker_max_cooldown_s: float = Field(default=60.0, gt=0)
     # ... and only once no call succeeded for this long.
     breaker_quiet_s: float = Field(default=2.0, ge=0)
+    # A call whose every attempt failed for an outage (connection refused,
+    # timeouts, 5xx, 429, the breaker open) waits for the server to come back,
+    # trying again about every second, for up to this long since its first
+    # attempt before its fallback applies (streams/llm/outage.py): a vLLM
+    # restart then delays memories instead of degrading them (importance 5,
+    # no vector, until `murmur rescore`). 0: fall back at once.
+    # Env MURMUR_LLM__OUTAGE_WAIT_S.
+    outage_wait_s: float = Field(default=60.0, ge=0)
     max_retries: int = 3
     backoff_base_s: float = 0.2
     # A restarted agent worker first reads the answers its group's calls got

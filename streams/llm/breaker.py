@@ -6,8 +6,8 @@ seconds, hammering a server that is starting up. After ``failures`` outage
 failures in a row (connection refused, timeouts, 5xx, 429) with no success
 for ``quiet_s`` the breaker opens (a flaky server that still answers some
 requests is not cut off: its failures come back faster than its successes,
-so a streak alone would trip it under load): attempts to that server fail at once (the role's fallback chain, then
-the caller's documented fallback, apply) for ``cooldown_s``, doubled at
+so a streak alone would trip it under load): attempts to that server fail at once (the role's fallback chain, then,
+after the outage wait of outage.py, the caller's documented fallback, apply) for ``cooldown_s``, doubled at
 each reopening up to ``max_cooldown_s``. Then one attempt goes through
 (half-open): a success closes the breaker, a failure opens it again.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 OUTAGE_REASONS = frozenset({"connection", "timeout", "http_5xx", "http_429"})
+CIRCUIT_OPEN = "circuit_open"  # an attempt the open breaker refused: no request was made
 
 
 @dataclass

@@ -336,15 +336,18 @@ def _embeddings(body: dict[str, Any], model: str, state: _State) -> dict[str, An
 
 
 class DevServer:
-    """Runs the dev server on a free port in a background thread."""
+    """Runs the dev server on a free port in a background thread.
 
-    def __init__(self, config: DevServerConfig | None = None, host: str = "127.0.0.1"):
+    ``port`` (0: a free one) lets a test stop a server and start another
+    where it was, as a restarted vLLM would come back at its address."""
+
+    def __init__(self, config: DevServerConfig | None = None, host: str = "127.0.0.1", port: int = 0):
         self.config = config or DevServerConfig()
         self.host = host
         self._state = _State(self.config)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -368,7 +371,7 @@ class DevServer:
         # for Nagle/delayed-ACK.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))  # the OS picks a free port; no race with other tests
+        sock.bind((self.host, self.port))  # 0: the OS picks a free port; no race with other tests
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self._state), log_level="warning", access_log=False,
                                 lifespan="off", backlog=4096, timeout_keep_alive=30)

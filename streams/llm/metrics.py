@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LLM_CALLS = Counter(
     "murmur_llm_calls_total", "LLM calls by requested role and final status", ["role", "status"]
@@ -25,6 +25,17 @@ LLM_FAILURES = Counter(
 LLM_BREAKER_OPENED = Counter(
     "murmur_llm_breaker_opened_total", "Times a role's server was cut off after repeated outage failures",
     ["role"],
+)
+# Label values: the requested role (fast, balanced, heavy, embed; chain()
+# refuses any other) and the two outcomes below.
+LLM_OUTAGE_WAITING = Gauge(
+    "murmur_llm_outage_waiting_calls",
+    "Calls whose whole chain failed for an outage, waiting for the server to come back (outage_wait_s)", ["role"],
+)
+LLM_OUTAGE_WAITS = Counter(
+    "murmur_llm_outage_waits_total",
+    "Calls that waited out an outage, by outcome: recovered (answered) or gave_up (the fallback applied)",
+    ["role", "outcome"],
 )
 EMBED_CACHE_HITS = Counter(
     "murmur_embed_cache_hits_total", "Texts whose embedding came from the process's cache instead of the server",
@@ -64,3 +75,13 @@ def observe_breaker_opened(role: str) -> None:
 
 def observe_fallback(from_role: str, to_role: str) -> None:
     LLM_FALLBACKS.labels(from_role=from_role, to_role=to_role).inc()
+
+
+def outage_waiting(role: str, delta: int) -> None:
+    LLM_OUTAGE_WAITING.labels(role=role).inc(delta)
+
+
+def observe_outage_wait(role: str, outcome: str) -> None:
+    if outcome not in ("recovered", "gave_up"):
+        raise ValueError(f"outage wait outcome {outcome!r} is not recovered or gave_up")
+    LLM_OUTAGE_WAITS.labels(role=role, outcome=outcome).inc()

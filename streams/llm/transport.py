@@ -10,7 +10,10 @@ retry/fallback policy per call:
   seeded jitter, never less than the server's ``Retry-After``;
 * a non-retryable failure (other 4xx, wrong embedding shape) or exhausted
   retries move on to the next role of ``settings.llm.fallback[role]``;
-* when the chain is exhausted, :class:`LlmUnavailable`.
+* when the chain is exhausted and every attempt failed for an outage, the
+  chain is tried again after a short pause until ``outage_wait_s`` have
+  passed since the first attempt (outage.py);
+* then, or at once for any other failure, :class:`LlmUnavailable`.
 
 Each call emits one LlmCall record (see records.py).
 
@@ -33,7 +36,8 @@ import aiohttp
 import orjson
 
 from . import metrics
-from .breaker import Breaker
+from .breaker import CIRCUIT_OPEN, Breaker
+from .outage import OutageWait
 from .records import CallRecord, LlmUnavailable, OnCall, emit, make_record
 
 T = TypeVar("T")
@@ -41,9 +45,6 @@ Usage = dict[str, Any]
 # send(role_settings, retry_index) -> (value, usage); it takes its own
 # request slot (HttpCaller.slot), so a batched call does not hold one alone.
 Send = Callable[[Any, int], Awaitable[tuple[T, Usage]]]
-
-
-CIRCUIT_OPEN = "circuit_open"  # the breaker refused the attempt (breaker.py): not a request
 
 
 class AttemptFailed(Exception):
@@ -146,6 +147,7 @@ class HttpCaller:
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._breakers: dict[tuple[str, str], Breaker] = {}
         self._chains: dict[str, list[str]] = {}
+        self.outage = OutageWait(llm.outage_wait_s)
 
     def breaker(self, cfg: Any) -> Breaker | None:
         """The breaker of a role's server and model (a server may fail one
@@ -216,47 +218,73 @@ class HttpCaller:
         last: AttemptFailed | None = None
         chain = self.chain(role)
         model = self.role(role).model
-        for position, current in enumerate(chain):
-            cfg = self.role(current)
-            model = cfg.model
-            if position:
-                metrics.observe_fallback(chain[position - 1], current)
-            breaker = self.breaker(cfg)
-            for retry in range(self.llm.max_retries + 1):
-                attempts += 1
-                try:
-                    # The slot is taken per attempt (inside send), not across
-                    # backoff sleeps, so a retrying call does not block others.
-                    started = started or time.perf_counter()
-                    value, usage = await send(cfg, retry)
-                except AttemptFailed as exc:
-                    last = exc
-                    if exc.reason == CIRCUIT_OPEN:
-                        attempts -= 1  # no request was made
-                    elif breaker is not None and breaker.record(time.monotonic(), ok=False, reason=exc.reason):
-                        metrics.observe_breaker_opened(current)
-                    prompt_tokens += int(exc.usage.get("prompt_tokens") or 0)
-                    completion_tokens += int(exc.usage.get("completion_tokens") or 0)
-                    metrics.observe_failure(current, exc.reason)
-                    if not exc.retryable or retry == self.llm.max_retries:
-                        break
-                    await asyncio.sleep(self.backoff(retry, exc.retry_after))
-                    continue
-                if breaker is not None:
-                    breaker.record(time.monotonic(), ok=True)
-                # Tokens of failed attempts are billed too, so they are summed.
-                prompt_tokens += int(usage.get("prompt_tokens") or 0)
-                completion_tokens += int(usage.get("completion_tokens") or 0)
-                status = "fallback_ok" if position else ("ok" if attempts == 1 else "retried_ok")
-                record = self._record(role, model, status, attempts, cache_key, prompt_tokens,
-                                      completion_tokens, started, sim_id, round, None, task)
-                if answer_of is not None:
-                    record["fingerprint"], record["answer"] = answer_of(value)
-                await emit(record, self.on_call)
-                return value, record
+        first_attempt: float | None = None  # monotonic, for the outage wait (outage.py)
+        waited = False
+        try:
+            while True:  # one pass over the chain; again only while an outage is waited out
+                reasons: list[str] = []
+                for position, current in enumerate(chain):
+                    cfg = self.role(current)
+                    model = cfg.model
+                    if position:
+                        metrics.observe_fallback(chain[position - 1], current)
+                    breaker = self.breaker(cfg)
+                    for retry in range(self.llm.max_retries + 1):
+                        attempts += 1
+                        try:
+                            # The slot is taken per attempt (inside send), not across
+                            # backoff sleeps, so a retrying call does not block others.
+                            started = started or time.perf_counter()
+                            first_attempt = first_attempt or time.monotonic()
+                            value, usage = await send(cfg, retry)
+                        except AttemptFailed as exc:
+                            last = exc
+                            reasons.append(exc.reason)
+                            if exc.reason == CIRCUIT_OPEN:
+                                attempts -= 1  # no request was made
+                            elif breaker is not None and breaker.record(time.monotonic(), ok=False,
+                                                                        reason=exc.reason):
+                                metrics.observe_breaker_opened(current)
+                            prompt_tokens += int(exc.usage.get("prompt_tokens") or 0)
+                            completion_tokens += int(exc.usage.get("completion_tokens") or 0)
+                            metrics.observe_failure(current, exc.reason)
+                            if not exc.retryable or retry == self.llm.max_retries:
+                                break
+                            await asyncio.sleep(self.backoff(retry, exc.retry_after))
+                            continue
+                        if breaker is not None:
+                            breaker.record(time.monotonic(), ok=True)
+                        self.outage.succeeded(role)
+                        # Tokens of failed attempts are billed too, so they are summed.
+                        prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                        completion_tokens += int(usage.get("completion_tokens") or 0)
+                        status = "fallback_ok" if position else ("ok" if attempts == 1 else "retried_ok")
+                        record = self._record(role, model, status, attempts, cache_key, prompt_tokens,
+                                              completion_tokens, started, sim_id, round, None, task)
+                        if answer_of is not None:
+                            record["fingerprint"], record["answer"] = answer_of(value)
+                        if waited:
+                            metrics.observe_outage_wait(role, "recovered")
+                        await emit(record, self.on_call)
+                        return value, record
+                pause = self.outage.pause(role, first_attempt=first_attempt or time.monotonic(),
+                                          now=time.monotonic(), reasons=reasons)
+                if pause is None:
+                    break
+                if not waited:
+                    waited = True
+                    metrics.outage_waiting(role, +1)
+                await asyncio.sleep(pause)
+        finally:
+            if waited:  # answered, given up, or cancelled (a worker stopping) mid-wait
+                metrics.outage_waiting(role, -1)
         error = f"{last.reason}: {last}" if last else "no attempt made"
+        if waited:
+            error += f" (after waiting {time.monotonic() - first_attempt:.1f} s for the outage to end)"
         record = self._record(role, model, "failed", attempts, cache_key, prompt_tokens,
                               completion_tokens, started, sim_id, round, error, task)
+        if waited:
+            metrics.observe_outage_wait(role, "gave_up")
         await emit(record, self.on_call)
         raise LlmUnavailable(f"role {role!r} and fallbacks {chain[1:]} failed after {attempts} attempts: {error}",
                              record)

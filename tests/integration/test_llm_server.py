@@ -184,7 +184,9 @@ def test_connection_errors_fall_back_to_a_live_server(server):
 def test_everything_failing_raises_and_records_failed(server):
     server.config.fail_models = {FAST, BALANCED, HEAVY}
     before = metric("murmur_llm_calls_total", role="heavy", status="failed")
-    (exc,), records = call(settings(server.url), lambda c: c.complete_json("heavy", importance_prompt("hi")))
+    # One pass over the chain: the wait for an outage's end is tested in test_llm_outage_wait.py.
+    (exc,), records = call(settings(server.url, outage_wait_s=0),
+                           lambda c: c.complete_json("heavy", importance_prompt("hi")))
     assert isinstance(exc, LlmUnavailable)
     (rec,) = records
     assert exc.record == rec
@@ -195,7 +197,7 @@ def test_everything_failing_raises_and_records_failed(server):
 
 def test_timeouts_are_retried_then_fail(server):
     server.config.latency_ms = 400
-    s = settings(server.url, timeout_s=0.1, max_retries=1)
+    s = settings(server.url, timeout_s=0.1, max_retries=1, outage_wait_s=0)  # one pass, no wait for the end
     (exc,), records = call(s, lambda c: c.complete_json("fast", importance_prompt("hi")))
     assert isinstance(exc, LlmUnavailable)
     assert records[0]["attempts"] == 2 and records[0]["error"].startswith("timeout")
@@ -395,8 +397,9 @@ def test_an_outage_cuts_the_server_off_instead_of_a_retry_storm():
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     n = 60
+    # outage_wait_s 0: the breaker's part alone (the wait is tested in test_llm_outage_wait.py).
     s = settings(dead, max_retries=3, backoff_base_s=0.5, breaker_failures=4, breaker_cooldown_s=30,
-                 breaker_quiet_s=0.2)
+                 breaker_quiet_s=0.2, outage_wait_s=0)
     results, records = call(s, *[lambda c, i=i: c.complete_json("fast", importance_prompt(f"p {i}")) for i in range(n)])
     assert all(isinstance(r, LlmUnavailable) for r in results) and len(records) == n
     attempts = sum(r["attempts"] for r in records)

@@ -37,7 +37,10 @@ OPINIONS = [
 def vllm_pipeline(live):
     server = DevServer(DevServerConfig(latency_ms=5, capacity=64))
     server.start()
-    env = {"MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm"}
+    # The outage test below is about what happens once the calls give up
+    # (degraded memories, then rescore): no wait for the server to come
+    # back, which is tested in test_llm_outage_wait.py.
+    env = {"MURMUR_LLM__BACKEND": "vllm", "MURMUR_LLM__EMBED_BACKEND": "vllm", "MURMUR_LLM__OUTAGE_WAIT_S": "0"}
     for role in ("FAST", "BALANCED", "HEAVY", "EMBED"):
         env[f"MURMUR_LLM__{role}__URL"] = server.url
     w = start_worker(live, **env)
