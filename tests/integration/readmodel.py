@@ -8,9 +8,9 @@ import re
 import pytest
 
 from deploy import jvm
+from eval.compare import differences, snapshot  # noqa: F401 (snapshot: the tests' import point)
 from deploy.pipeline import stop_process
 from streams.topology import input_topics, resolve
-from sinks.cassandra_store import CassandraStore
 from streams.app import group_id
 from streams.kafka import group_lag
 from tests.integration.conftest import wait_for
@@ -31,24 +31,9 @@ def wait_drained(settings, w, what: str, timeout: float = 180) -> None:
         pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; still lagging: {LAGGING}")
 
 
-def snapshot(store: CassandraStore, sim: str) -> dict:
-    """Every row of a simulation: memories, reflections, conflicts, verdicts."""
-    agents = sorted(store.agents(sim))
-    memories = sorted((m["memory_id"], m["kind"], m["importance"], m["valid_to"], m["superseded_by"])
-                      for a in agents for m in store.memories(sim, a, limit=100_000))
-    reflections = sorted((r["reflection_id"], tuple(r["source_ids"]), r["content"]) for a in agents
-                         for r in store.reflections(sim, a, limit=100_000))
-    conflicts = sorted((c["conflict_id"], c["old_memory_id"], c["new_memory_id"]) for c in store.conflicts(sim, limit=100_000))
-    verdicts = [(v["round"], v["support_ratio"], v["post_count"], v["author_count"], v["stance_positive"],
-                 v["stance_negative"], v["flips"]) for v in store.verdicts(sim)]
-    return {"memories": memories, "reflections": reflections, "conflicts": conflicts, "verdicts": verdicts}
-
-
 def assert_same(got: dict, want: dict, what: str) -> None:
-    for part in want:
-        extra = sorted(set(got[part]) - set(want[part]))[:5]
-        missing = sorted(set(want[part]) - set(got[part]))[:5]
-        assert got[part] == want[part], f"{part}: only {what} {extra}, only in the reference {missing}"
+    for part, d in differences(got, want).items():
+        assert d["same"], f"{part}: only {what} {d['examples_here']}, only in the reference {d['examples_reference']}"
 
 
 def stopped(live, w) -> None:

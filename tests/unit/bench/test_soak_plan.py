@@ -1,0 +1,48 @@
+"""The soak's schedule and its judgement of a process's memory, without services."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bench.soak_plan import KINDS, flat, interval_for, schedule, trends
+
+
+def test_thirty_minutes_hold_every_kind_twice_and_end_with_recovery():
+    every = interval_for(30 * 60)
+    plan = schedule(30 * 60, every)
+    assert every == 150
+    assert Counter(kind for _, kind in plan) == {k: 2 for k in KINDS}
+    assert plan[0] == (75.0, KINDS[0])
+    assert all(b - a == every for (a, _), (b, _) in zip(plan, plan[1:]))
+    assert plan[-1][0] <= 30 * 60 - every / 2  # the last interval is the pipeline's to recover in
+
+
+def test_worker_faults_are_never_back_to_back():
+    kinds = [k for _, k in schedule(60 * 60, 60)]
+    worker = {"worker_sigkill", "worker_sigterm"}
+    assert not any(a in worker and b in worker for a, b in zip(kinds, kinds[1:]))
+
+
+def test_a_short_run_still_rotates_and_refuses_nonsense():
+    assert [k for _, k in schedule(150, 25)] == list(KINDS)
+    with pytest.raises(ValueError):
+        schedule(100, 0)
+
+
+def samples(pid: int, start: float, minutes: float, mb, every: float = 2.0) -> list[dict]:
+    n = int(minutes * 60 / every)
+    return [{"t": start + i * every, "pid": pid, "rss_mb": mb(i * every / 60)} for i in range(n)]
+
+
+def test_a_flat_life_a_leaking_one_and_the_warmup_left_out():
+    steady = samples(1, 0, 8, lambda m: 300.0 + (80.0 if m < 0.5 else 0.0) + (m * 7 % 3))  # a load spike at start
+    leaking = samples(2, 600, 8, lambda m: 300.0 + 6.0 * m)
+    short = samples(3, 1200, 1.5, lambda m: 300.0)
+    down = [{"t": 2000, "pid": None, "rss_mb": None}]
+    got = {t.pid: t for t in trends(steady + leaking + short + down)}
+    assert set(got) == {1, 2}  # a life under two minutes after warm-up is not judged
+    assert flat(got[1]) and abs(got[1].slope_mb_per_min) < 1.0
+    assert not flat(got[2]) and got[2].slope_mb_per_min == pytest.approx(6.0, rel=0.01)
+    assert got[2].growth_pct > 10
