@@ -30,6 +30,7 @@ import contextlib
 import email.utils
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiohttp
@@ -137,6 +138,23 @@ class Endpoint:
         self._session = None
 
 
+@dataclass
+class _Tally:
+    """What a call's attempts add up to, across its passes over the chain."""
+
+    model: str  # the last one tried
+    attempts: int = 0  # requests made (a breaker's refusal is none)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float | None = None  # perf_counter at the first attempt: the record's latency
+    first_attempt: float | None = None  # monotonic, for the outage wait (outage.py)
+    last: AttemptFailed | None = None
+
+    def add(self, usage: Usage) -> None:
+        self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.completion_tokens += int(usage.get("completion_tokens") or 0)
+
+
 class HttpCaller:
     def __init__(self, llm: Any, on_call: OnCall | None = None, *, max_retry_after_s: float = 60.0):
         self.llm = llm
@@ -211,63 +229,25 @@ class HttpCaller:
                   ) -> tuple[T, CallRecord]:
         """``answer_of(value)`` -> (fingerprint, answer JSON) to record for
         the journal (streams/llm/journal.py); embeddings have none."""
-        # Latency runs from the first attempt's start, including the wait
-        # for a request slot or a batch to fill. Retries and backoff count.
-        started: float | None = None
-        attempts, prompt_tokens, completion_tokens = 0, 0, 0
-        last: AttemptFailed | None = None
         chain = self.chain(role)
-        model = self.role(role).model
-        first_attempt: float | None = None  # monotonic, for the outage wait (outage.py)
+        tally = _Tally(model=self.role(role).model)
         waited = False
         try:
             while True:  # one pass over the chain; again only while an outage is waited out
                 reasons: list[str] = []
-                for position, current in enumerate(chain):
-                    cfg = self.role(current)
-                    model = cfg.model
-                    if position:
-                        metrics.observe_fallback(chain[position - 1], current)
-                    breaker = self.breaker(cfg)
-                    for retry in range(self.llm.max_retries + 1):
-                        attempts += 1
-                        try:
-                            # The slot is taken per attempt (inside send), not across
-                            # backoff sleeps, so a retrying call does not block others.
-                            started = started or time.perf_counter()
-                            first_attempt = first_attempt or time.monotonic()
-                            value, usage = await send(cfg, retry)
-                        except AttemptFailed as exc:
-                            last = exc
-                            reasons.append(exc.reason)
-                            if exc.reason == CIRCUIT_OPEN:
-                                attempts -= 1  # no request was made
-                            elif breaker is not None and breaker.record(time.monotonic(), ok=False,
-                                                                        reason=exc.reason):
-                                metrics.observe_breaker_opened(current)
-                            prompt_tokens += int(exc.usage.get("prompt_tokens") or 0)
-                            completion_tokens += int(exc.usage.get("completion_tokens") or 0)
-                            metrics.observe_failure(current, exc.reason)
-                            if not exc.retryable or retry == self.llm.max_retries:
-                                break
-                            await asyncio.sleep(self.backoff(retry, exc.retry_after))
-                            continue
-                        if breaker is not None:
-                            breaker.record(time.monotonic(), ok=True)
-                        self.outage.succeeded(role)
-                        # Tokens of failed attempts are billed too, so they are summed.
-                        prompt_tokens += int(usage.get("prompt_tokens") or 0)
-                        completion_tokens += int(usage.get("completion_tokens") or 0)
-                        status = "fallback_ok" if position else ("ok" if attempts == 1 else "retried_ok")
-                        record = self._record(role, model, status, attempts, cache_key, prompt_tokens,
-                                              completion_tokens, started, sim_id, round, None, task)
-                        if answer_of is not None:
-                            record["fingerprint"], record["answer"] = answer_of(value)
-                        if waited:
-                            metrics.observe_outage_wait(role, "recovered")
-                        await emit(record, self.on_call)
-                        return value, record
-                pause = self.outage.pause(role, first_attempt=first_attempt or time.monotonic(),
+                answered = await self._pass(chain, send, tally, reasons)
+                if answered is not None:
+                    value, position = answered
+                    self.outage.succeeded(role)
+                    status = "fallback_ok" if position else ("ok" if tally.attempts == 1 else "retried_ok")
+                    record = self._record(role, status, cache_key, tally, sim_id, round, None, task)
+                    if answer_of is not None:
+                        record["fingerprint"], record["answer"] = answer_of(value)
+                    if waited:
+                        metrics.observe_outage_wait(role, "recovered")
+                    await emit(record, self.on_call)
+                    return value, record
+                pause = self.outage.pause(role, first_attempt=tally.first_attempt or time.monotonic(),
                                           now=time.monotonic(), reasons=reasons)
                 if pause is None:
                     break
@@ -278,22 +258,58 @@ class HttpCaller:
         finally:
             if waited:  # answered, given up, or cancelled (a worker stopping) mid-wait
                 metrics.outage_waiting(role, -1)
+        last = tally.last
         error = f"{last.reason}: {last}" if last else "no attempt made"
         if waited:
-            error += f" (after waiting {time.monotonic() - first_attempt:.1f} s for the outage to end)"
-        record = self._record(role, model, "failed", attempts, cache_key, prompt_tokens,
-                              completion_tokens, started, sim_id, round, error, task)
-        if waited:
+            error += f" (after waiting {time.monotonic() - tally.first_attempt:.1f} s for the outage to end)"
             metrics.observe_outage_wait(role, "gave_up")
+        record = self._record(role, "failed", cache_key, tally, sim_id, round, error, task)
         await emit(record, self.on_call)
-        raise LlmUnavailable(f"role {role!r} and fallbacks {chain[1:]} failed after {attempts} attempts: {error}",
-                             record)
+        raise LlmUnavailable(
+            f"role {role!r} and fallbacks {chain[1:]} failed after {tally.attempts} attempts: {error}", record)
 
-    def _record(self, role, model, status, attempts, cache_key, pt, ct, started, sim_id, round, error, task):
+    async def _pass(self, chain: list[str], send: Send, tally: "_Tally",
+                    reasons: list[str]) -> tuple[Any, int] | None:
+        """One pass over the chain: (value, position of the role that gave
+        it), or None with every failed attempt's reason in ``reasons``."""
+        for position, current in enumerate(chain):
+            cfg = self.role(current)
+            tally.model = cfg.model
+            if position:
+                metrics.observe_fallback(chain[position - 1], current)
+            breaker = self.breaker(cfg)
+            for retry in range(self.llm.max_retries + 1):
+                tally.attempts += 1
+                try:
+                    # The slot is taken per attempt (inside send), not across
+                    # backoff sleeps, so a retrying call does not block others.
+                    tally.started = tally.started or time.perf_counter()
+                    tally.first_attempt = tally.first_attempt or time.monotonic()
+                    value, usage = await send(cfg, retry)
+                except AttemptFailed as exc:
+                    tally.last = exc
+                    reasons.append(exc.reason)
+                    if exc.reason == CIRCUIT_OPEN:
+                        tally.attempts -= 1  # no request was made
+                    elif breaker is not None and breaker.record(time.monotonic(), ok=False, reason=exc.reason):
+                        metrics.observe_breaker_opened(current)
+                    tally.add(exc.usage)
+                    metrics.observe_failure(current, exc.reason)
+                    if not exc.retryable or retry == self.llm.max_retries:
+                        break
+                    await asyncio.sleep(self.backoff(retry, exc.retry_after))
+                    continue
+                if breaker is not None:
+                    breaker.record(time.monotonic(), ok=True)
+                tally.add(usage)  # tokens of failed attempts are billed too, so they are summed
+                return value, position
+        return None
+
+    def _record(self, role, status, cache_key, tally, sim_id, round, error, task):
         return make_record(
-            backend="vllm", role=role, model=model, status=status, attempts=attempts, cache_key=cache_key,
-            prompt_tokens=pt, completion_tokens=ct,
-            latency_ms=(time.perf_counter() - started) * 1000.0 if started else 0.0,
+            backend="vllm", role=role, model=tally.model, status=status, attempts=tally.attempts,
+            cache_key=cache_key, prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens,
+            latency_ms=(time.perf_counter() - tally.started) * 1000.0 if tally.started else 0.0,
             sim_id=sim_id, round=round, error=error, task=task,
         )
 

@@ -71,3 +71,65 @@ def test_the_setting_defaults_to_a_minute_and_reads_the_environment(monkeypatch)
     assert Settings().llm.outage_wait_s == 0.0
     with pytest.raises(ValueError):
         LlmSettings(outage_wait_s=-1)
+
+
+# -- the transport's use of it, with a scripted send (no server) -------------------
+def _caller(wait_s):
+    from streams.llm.transport import HttpCaller
+
+    return HttpCaller(LlmSettings(backend="vllm", outage_wait_s=wait_s, max_retries=0, breaker_failures=0,
+                                  fallback={"fast": []}))
+
+
+def _gauge():
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("murmur_llm_outage_waiting_calls", {"role": "fast"}) or 0.0
+
+
+def test_a_call_cancelled_while_it_waits_leaves_the_gauge():
+    import asyncio
+
+    from streams.llm.transport import AttemptFailed
+
+    async def send(cfg, retry):
+        raise AttemptFailed("connection", "refused")
+
+    async def go():
+        task = asyncio.ensure_future(_caller(30).run("fast", send, cache_key="k"))
+        await asyncio.sleep(0.2)
+        waiting = _gauge()
+        task.cancel()  # a worker stopping
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return waiting
+
+    before = _gauge()
+    assert asyncio.run(go()) == before + 1 and _gauge() == before
+
+
+def test_a_server_that_comes_back_saying_no_ends_the_wait_at_once():
+    import asyncio
+    import time
+
+    from streams.llm import LlmUnavailable
+    from streams.llm.transport import AttemptFailed
+
+    replies = iter([AttemptFailed("http_5xx", "503: starting"), AttemptFailed("http_4xx", "400: prompt too long",
+                                                                           retryable=False)])
+    records = []
+
+    async def send(cfg, retry):
+        raise next(replies)
+
+    async def go():
+        caller = _caller(30)
+        caller.on_call = records.append
+        await caller.run("fast", send, cache_key="k")
+
+    t0 = time.monotonic()
+    with pytest.raises(LlmUnavailable, match="http_4xx.*after waiting"):
+        asyncio.run(go())
+    assert time.monotonic() - t0 < 5  # one pause (1 s), not the 30 s wait
+    (rec,) = records
+    assert rec["status"] == "failed" and rec["attempts"] == 2
