@@ -79,3 +79,14 @@ class OutageWait:
 
     def gave_up(self, role: str) -> bool:
         return role in self._gave_up
+
+
+def probe_cooldown_cap(max_cooldown_s: float, cooldown_s: float, wait_s: float) -> float:
+    """The breaker's longest cooldown under an outage wait: a quarter of the
+    wait, so its half-open probe comes several times within it. With the
+    breaker's own cap only (60 s), its doubling cooldown (5, 10, 20, 40 s)
+    would notice a server back after 35 s only once a 60 s wait had run out.
+    Never below the first cooldown; no wait, no change."""
+    if wait_s <= 0:
+        return max_cooldown_s
+    return max(cooldown_s, min(max_cooldown_s, wait_s / 4))

@@ -38,7 +38,7 @@ import orjson
 
 from . import metrics
 from .breaker import CIRCUIT_OPEN, Breaker
-from .outage import OutageWait
+from .outage import OutageWait, probe_cooldown_cap
 from .records import CallRecord, LlmUnavailable, OnCall, emit, make_record
 
 T = TypeVar("T")
@@ -175,7 +175,9 @@ class HttpCaller:
         found = self._breakers.get((cfg.url, cfg.model))
         if found is None:
             found = self._breakers[(cfg.url, cfg.model)] = Breaker(
-                self.llm.breaker_failures, self.llm.breaker_cooldown_s, self.llm.breaker_max_cooldown_s,
+                self.llm.breaker_failures, self.llm.breaker_cooldown_s,
+                probe_cooldown_cap(self.llm.breaker_max_cooldown_s, self.llm.breaker_cooldown_s,
+                                   self.llm.outage_wait_s),
                 self.llm.breaker_quiet_s)
         return found
 

@@ -133,3 +133,12 @@ def test_a_server_that_comes_back_saying_no_ends_the_wait_at_once():
     assert time.monotonic() - t0 < 5  # one pause (1 s), not the 30 s wait
     (rec,) = records
     assert rec["status"] == "failed" and rec["attempts"] == 2
+
+
+def test_the_breaker_probes_several_times_within_the_wait():
+    from streams.llm.outage import probe_cooldown_cap
+
+    assert probe_cooldown_cap(60.0, 5.0, 60.0) == 15.0  # probes at about 5, 15, 30, 45, 60 s into an outage
+    assert probe_cooldown_cap(60.0, 5.0, 0.0) == 60.0  # no wait: the breaker's own cap
+    assert probe_cooldown_cap(60.0, 5.0, 8.0) == 5.0  # never below the first cooldown
+    assert probe_cooldown_cap(10.0, 5.0, 600.0) == 10.0  # nor above the configured cap
