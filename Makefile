@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup browser demo test fuzz bench down lock
+.PHONY: setup browser demo test fuzz soak long bench down lock
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,17 @@ test: setup browser
 # 10,000 examples each (the API: per operation). About 45 min on 2 cores.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --hypothesis-show-statistics
+
+# The soak (bench/soak.py): 30 min at 300 events/s through every processor, a
+# fault every 150 s in rotation (each kind twice), then the verifier; figures
+# in bench/results/soak.json and soak.png. About 45 min with the replays.
+soak: setup
+	$(BIN)/python -m bench.soak
+
+# The fault tests the soak's short variant covers in CI, each on its own
+# (marked long; about 3 min).
+long: setup
+	$(BIN)/pytest -m long
 
 # Every benchmark (B1..B7) on the real local services; figures in
 # bench/results/full.json and docs/performance.md. About 25 min on 2 cores.
