@@ -42,7 +42,7 @@ class Resumed:
     def line(self) -> str:
         if self.since_ms is None:
             return "resume journal: every input committed, nothing to answer again"
-        return (f"resume journal: {len(self.journal.answers)} answers and {len(self.journal.vectors)} embeddings "
+        return (f"resume journal: {self.journal.summary()['answers']} answers and {len(self.journal.vectors)} embeddings "
                 f"from {self.records} records since {time.strftime('%H:%M:%S', time.gmtime(self.since_ms / 1000))} UTC"
                 + (" (stopped at MURMUR_LLM__RESUME_JOURNAL_MAX)" if self.capped else ""))
 

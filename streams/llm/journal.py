@@ -44,7 +44,8 @@ def answer_text(data: dict[str, Any]) -> str:
 
 @dataclass
 class Journal:
-    answers: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)  # fingerprint -> (data, model)
+    # fingerprint -> simulation -> (data, model): a simulation's answers are its own (see ResumedLlm)
+    answers: dict[str, dict[str, tuple[dict[str, Any], str]]] = field(default_factory=dict)
     vectors: dict[str, list[float]] = field(default_factory=dict)  # text -> embedding
     hits: Counter = field(default_factory=Counter)  # by task
     misses: Counter = field(default_factory=Counter)
@@ -53,14 +54,23 @@ class Journal:
         """An LlmCall record; those without an answer (failed calls,
         embeddings, the deterministic backend's) hold nothing to replay."""
         if record.get("fingerprint") and record.get("answer"):
-            self.answers[record["fingerprint"]] = (json.loads(record["answer"]), record["model"])
+            self.answers.setdefault(record["fingerprint"], {})[record.get("sim_id") or ""] = (
+                json.loads(record["answer"]), record["model"])
+
+    def answer(self, fingerprint: str, sim_id: str | None = None) -> tuple[dict[str, Any], str] | None:
+        """The recorded answer to a request: the simulation's own (``sim_id``),
+        or any (None: a replay's journal holds one simulation's only)."""
+        found = self.answers.get(fingerprint)
+        if not found:
+            return None
+        return next(iter(found.values())) if sim_id is None else found.get(sim_id)
 
     def add_vector(self, text: str, vector: list[float]) -> None:
         if len(vector):
             self.vectors[text] = vector
 
     def summary(self) -> dict[str, Any]:
-        return {"answers": len(self.answers), "vectors": len(self.vectors), "hits": sum(self.hits.values()),
+        return {"answers": sum(map(len, self.answers.values())), "vectors": len(self.vectors), "hits": sum(self.hits.values()),
                 "misses": sum(self.misses.values()), "misses_by_task": dict(self.misses)}
 
 
@@ -92,7 +102,7 @@ class JournalLlm:
 
     async def complete_json(self, role: str, prompt: Prompt, *, cache_key: str | None = None,
                             sim_id: str = "", round: int = 0) -> LlmResult:
-        hit = self.journal.answers.get(fingerprint(getattr(self.llm, role).model, prompt))
+        hit = self.journal.answer(fingerprint(getattr(self.llm, role).model, prompt))
         if hit is not None:
             self.journal.hits[prompt.task] += 1
             data, model = hit
@@ -129,6 +139,9 @@ class ResumedLlm:
     questions of the same state: they get the recorded answers, with no
     call and no LlmCall record (``murmur_llm_journal_answers_total`` counts
     them). A request whose prompt changed (the state moved on) is a new one.
+    So is the same request in another simulation (template text, a repost
+    in a second run): answered from the first one's journal it would leave
+    no LlmCall record in its own simulation, whose replay would then miss it.
     Anything else the pipeline reads from a client comes from ``client``."""
 
     def __init__(self, journal: Journal, settings: Any, client: Any):
@@ -141,7 +154,7 @@ class ResumedLlm:
 
     async def complete_json(self, role: str, prompt: Prompt, *, cache_key: str | None = None,
                             sim_id: str = "", round: int = 0) -> LlmResult:
-        hit = self.journal.answers.get(fingerprint(getattr(self.llm, role).model, prompt))
+        hit = self.journal.answer(fingerprint(getattr(self.llm, role).model, prompt), sim_id)
         if hit is None:
             return await self.client.complete_json(role, prompt, cache_key=cache_key, sim_id=sim_id, round=round)
         self.journal.hits[prompt.task] += 1

@@ -99,7 +99,7 @@ def test_a_resumed_worker_answers_what_was_asked_before_and_sends_the_rest():
     before = JOURNAL_ANSWERS.labels(task="embed")._value.get()
 
     async def go():
-        hit = await llm.complete_json("fast", p)
+        hit = await llm.complete_json("fast", p, sim_id="s")
         assert hit.data == {"importance": 7} and hit.status == "journal" and hit.attempts == 0
         assert await llm.complete_json("fast", importance_prompt("new")) == "from the model"
         assert await llm.embed(["new", "hello", "newer"]) == [[3.0, 0.0], [0.6, 0.8], [5.0, 0.0]]
@@ -110,3 +110,24 @@ def test_a_resumed_worker_answers_what_was_asked_before_and_sends_the_rest():
     assert model.asked == ["importance", "closed"] and model.embedded == [["new", "newer"]]
     assert llm.waits is True  # what the pipeline reads of a client comes from the live one
     assert JOURNAL_ANSWERS.labels(task="embed")._value.get() == before + 2
+
+
+def test_a_resumed_worker_answers_only_the_same_simulations_requests():
+    """The same prompt in another simulation (template text, a second run of
+    one scenario) goes to the model, so that simulation journals its own
+    answer and replays without a miss."""
+    from streams.llm.journal import ResumedLlm
+
+    p = importance_prompt("the same words")
+    journal = load([recorded(p, {"importance": 7})], [], lambda m: m["v"])  # recorded under sim "s"
+    model = _Model()
+    llm = ResumedLlm(journal, SETTINGS, model)
+
+    async def go():
+        assert (await llm.complete_json("fast", p, sim_id="s")).data == {"importance": 7}
+        assert await llm.complete_json("fast", p, sim_id="another") == "from the model"
+
+    asyncio.run(go())
+    assert model.asked == ["importance"]
+    assert JournalLlm(journal, SETTINGS).journal.answer(fingerprint(SETTINGS.fast.model, p)) == ({"importance": 7},
+                                                                                                SETTINGS.fast.model)
