@@ -58,6 +58,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
         processing_guarantee="at_least_once",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.faust_session_timeout_s,
         # Records up to settings.max_record_bytes, read and written.
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.kafka_message_bytes),
         producer_max_request_size=settings.kafka_message_bytes,

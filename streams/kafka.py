@@ -237,9 +237,10 @@ class PartitionLag:
         return max(0, self.end - max(self.committed, 0))
 
 
-def group_lag(settings: Settings, group: str, topics: list[str]) -> list[PartitionLag]:
-    """Committed offset vs end offset of every partition of ``topics`` for ``group``."""
-    consumer = make_consumer(settings, group=group)
+def group_lag(settings: Settings, group: str, topics: list[str], **overrides) -> list[PartitionLag]:
+    """Committed offset vs end offset of every partition of ``topics`` for
+    ``group`` (``overrides``: client properties, e.g. a sampler's log_level 0)."""
+    consumer = make_consumer(settings, group=group, **overrides)
     try:
         md = consumer.list_topics(timeout=10)
         parts = [

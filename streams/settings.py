@@ -413,6 +413,12 @@ class Settings(BaseSettings):
     # without an event reaching its stream or a commit (Faust's
     # stream_processing_timeout and broker_commit_livelock_soft_timeout).
     faust_stall_warning_s: float = Field(300.0, gt=0)
+    # How long the group coordinator waits for a worker that stopped
+    # heartbeating (killed, frozen) before it gives its partitions to the
+    # others: the pause a SIGKILLed worker costs its group (Faust's
+    # broker_session_timeout; Kafka's consumers default to 45 s). At least
+    # the broker's group.min.session.timeout.ms (6 s) and three heartbeats (3 s each).
+    faust_session_timeout_s: float = Field(60.0, ge=9.0, le=1800.0)
     # Tries a sink gives a record its view refuses for a reason of its own
     # (sinks/refusals.py) before dead-lettering it; outages retry forever.
     sink_refusal_tries: int = Field(3, ge=1, le=100)

@@ -65,7 +65,10 @@ def start_worker(live: Settings, processors: str = "all", **env: str) -> Worker:
     name = f"worker-{ns}"
     args = ["worker", "--processors", processors, "--loglevel", "info"]  # info: the log tells what a stuck worker did
     # Metrics off unless a test asks (workers of one session would race for the port).
-    full_env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_METRICS_PORT": "0", **env}
+    # A killed worker's partitions move after 15 s, not Faust's 60: the faults
+    # tests check what arrives, not how long the coordinator waits for the dead.
+    full_env = {**os.environ, "MURMUR_NAMESPACE": ns, "MURMUR_METRICS_PORT": "0",
+                "MURMUR_FAUST_SESSION_TIMEOUT_S": "15", **env}
     pid = start_process(live, name, args, env=full_env)
     return Worker(settings, pid, name, args, full_env)
 

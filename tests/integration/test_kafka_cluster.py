@@ -224,10 +224,9 @@ def test_two_workers_share_partitions_and_one_survives_the_other(cluster, tmp_pa
     """A second worker of the same namespace and group, with its own state
     dir, takes half the partitions; SIGKILL the first: the second takes
     them all and the read model has every event once."""
-    # Faust's own variables: the group drops a silent member after 15 s
-    # instead of its 60 s default, which would only make the test wait.
-    e = {**env(cluster), "BROKER_SESSION_TIMEOUT": "15", "BROKER_HEARTBEAT_INTERVAL": "3"}
-    with mid_stream(cluster, agents=AGENTS, **e) as m:
+    # Every test worker's group drops a silent member after 15 s
+    # (MURMUR_FAUST_SESSION_TIMEOUT_S in conftest's start_worker).
+    with mid_stream(cluster, agents=AGENTS, **env(cluster)) as m:
         first: Worker = m.worker
         gid = group_id(first.settings, PROCESSORS)
         second_name = f"{first.name}-b"
