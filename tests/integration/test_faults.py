@@ -91,6 +91,7 @@ def recovered(live, m: Stream, what: str) -> None:
     assert in_flight > 0
 
 
+@pytest.mark.long  # the soak's short variant covers it in CI
 def test_sigkill_worker_mid_stream(live):
     with mid_stream(live) as m:
         w = m.worker
@@ -101,6 +102,7 @@ def test_sigkill_worker_mid_stream(live):
         recovered(live, m, "SIGKILL worker")
 
 
+@pytest.mark.long  # the soak's short variant covers it in CI
 def test_sigterm_worker_mid_stream(live):
     """A graceful stop (a rolling deploy's SIGTERM) while batches are in
     flight: the worker finishes them, commits and leaves; the restarted one
@@ -113,6 +115,7 @@ def test_sigterm_worker_mid_stream(live):
         recovered(live, m, "SIGTERM worker")
 
 
+@pytest.mark.long  # the soak's short variant covers it in CI
 def test_kafka_broker_restart_mid_stream(live):
     # Mid-stream: the worker is consuming when the broker goes away.
     with mid_stream(live) as m:
