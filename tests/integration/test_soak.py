@@ -1,6 +1,8 @@
 """The soak's short variant (the full one is ``make soak``: 30 min at 300
-events/s, every fault kind twice): the same runner, every fault kind once
-in about two and a half minutes, then the same verifier."""
+events/s, every fault kind twice): the same runner and verifier, five kinds
+once in 100 s. Cassandra away is left to the full run here: three tests of
+tests/integration/test_faults.py take it away in CI already (away, killed,
+away during a SIGTERM), and its restart is the slowest fault."""
 
 from __future__ import annotations
 
@@ -16,17 +18,18 @@ pytestmark = pytest.mark.integration
 
 def test_soak_short_variant_every_fault_once(live, tmp_path):
     out = tmp_path / "soak.json"
-    cfg = Config(minutes=2.5, rate=60, every=25, outage=8, agents=120, rounds=8, replays=-1, drain_timeout=300,
-                 out=out)
+    kinds = tuple(k for k in KINDS if k != "cassandra_away")
+    cfg = Config(minutes=100 / 60, rate=60, every=20, outage=8, agents=120, rounds=8, replays=2, drain_timeout=300,
+                 out=out, kinds=kinds)
     result = Soak(cfg, settings=live).run()
     brief = {k: result[k] for k in ("verifier", "faults_by_kind", "catch_up_after_input_end_s", "rss")}
     print("\nsoak (short):", json.dumps(brief))
-    assert result["faults_by_kind"] == {k: 1 for k in KINDS}
+    assert result["faults_by_kind"] == {k: 1 for k in kinds}
     v = result["verifier"]
-    assert v["expected"] > 3000 and v["rows"] == v["expected"]
+    assert v["expected"] > 4000 and v["rows"] == v["expected"]
     assert (v["lost"], v["duplicated"], v["unexpected"], v["degraded"]) == (0, 0, 0, 0), v
     assert not result["unplanned_restarts"], result["unplanned_restarts"]
-    assert len(result["replays"]) == result["simulations"] >= 2
+    assert result["simulations"] >= 3 and len(result["replays"]) == 2  # the two most faults fell on
     for r in result["replays"]:
         assert r["same"], json.dumps(r["differences"])[:2000]
         assert r["journal"]["misses"] == 0
