@@ -143,7 +143,7 @@ def _scan(settings: Settings, topic: str, sim_id: str, timeout: float = 120.0) -
         consumer.close()
 
 
-AGENT_TABLES = ("agent-state",)  # Faust tables keyed by sim/agent (the others: by sim, or sim/event id)
+AGENT_TABLES = ("agent-state", "verdict-authors")  # Faust tables keyed by sim/agent (the others: by sim, or sim/event id)
 
 
 def names_agents(topic: str, settings: Settings) -> bool:

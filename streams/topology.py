@@ -32,7 +32,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # importance -> contradiction -> reflection -> stance, one pass per agent
     # over its log (processors/agent.py; ADR 0005).
     Stage("agent", "processors.agent", (AGENT_LOG,), ("agent-state",)),
-    Stage("verdict", "processors.verdict", (STANCES, ROUNDS, SIMULATIONS), ("verdict-state", "verdict-applied")),
+    Stage("verdict", "processors.verdict", (STANCES, ROUNDS, SIMULATIONS), ("verdict-state", "verdict-applied", "verdict-authors")),
     Stage("cassandra-sink", "sinks.cassandra_writer", (SCORED, REFLECTIONS, CONFLICTS, VERDICTS, PERSONAS)),
     Stage("checkpointer", "processors.checkpointer", (ROUNDS,)),
 )}

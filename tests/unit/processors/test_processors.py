@@ -255,18 +255,21 @@ def never_seen(_):
 
 
 def test_verdict_emits_at_round_end_and_again_for_late_contributions():
-    state = vrd.empty_state()
-    state, out = vrd.sim_events(state, [inc(stance_rec("p1", "a", 0, 0.8, 1.0), 0, "Stance"), marker(0)], never_seen)
+    state, authors = vrd.empty_state(), {}  # the authors table, kept across batches
+    state, out = vrd.sim_events(state, [inc(stance_rec("p1", "a", 0, 0.8, 1.0), 0, "Stance"), marker(0)], never_seen,
+                                authors=authors)
     assert [(v["round"], v["support_ratio"], v["post_count"]) for v in out] == [(0, 0.8, 1)]
-    state, out = vrd.sim_events(state, [marker(1)], never_seen)
+    state, out = vrd.sim_events(state, [marker(1)], never_seen, authors=authors)
     assert [(v["round"], v["support_ratio"]) for v in out] == [(1, 0.8)]
     # a round-0 contribution arriving late re-emits rounds 0 and 1, same ids
-    state, out = vrd.sim_events(state, [inc(stance_rec("p2", "b", 0, -0.4, 1.0), 1, "Stance")], never_seen)
+    state, out = vrd.sim_events(state, [inc(stance_rec("p2", "b", 0, -0.4, 1.0), 1, "Stance")], never_seen,
+                                authors=authors)
     assert [(v["round"], v["support_ratio"], v["post_count"]) for v in out] == [(0, 0.2, 2), (1, 0.2, 2)]
     assert out[0]["event_id"] == vrd.verdict_record(sim_id="s", question="", round_=0, ts=0, evidence=Evidence(),
                                                     authors=0, stances=[], flips=0, backend="")["event_id"]
     # a retraction takes the superseded post back
-    state, out = vrd.sim_events(state, [inc(stance_rec("p1", "a", 0, 0.8, 1.0, kind="retract"), 2, "Stance")], never_seen)
+    state, out = vrd.sim_events(state, [inc(stance_rec("p1", "a", 0, 0.8, 1.0, kind="retract"), 2, "Stance")], never_seen,
+                                authors=authors)
     assert out[-1]["support_ratio"] == -0.4 and out[-1]["post_count"] == 1
 
 
@@ -275,9 +278,9 @@ def test_a_verdict_re_emitted_later_counts_the_stances_of_its_own_round():
     # rounds 0-2 in one batch must give round 0 the same verdict as a run
     # that closed round 0 before round 2's posts existed.
     def run(batches):
-        state, last = vrd.empty_state(), {}
+        state, last, authors = vrd.empty_state(), {}, {}
         for batch in batches:
-            state, out = vrd.sim_events(state, batch, never_seen)
+            state, out = vrd.sim_events(state, batch, never_seen, authors=authors)
             last.update({v["round"]: v for v in out})
         return last
 
@@ -342,3 +345,36 @@ def test_questions_wait_only_until_the_reader_has_caught_up():
     q2._thread = threading.current_thread()
     started = _time.monotonic()
     assert asyncio.run(q2.of("s3")) == "" and _time.monotonic() - started >= 0.2  # a reader that never catches up
+
+
+def test_the_verdict_state_stays_small_however_many_authors_and_rounds():
+    """Authors' posts by round live in their own table: the simulation's value
+    grows with rounds, not with agents x rounds (3,000 x 70 of them made a
+    1 MB changelog record that crashed the worker); author counts, late
+    posts and retractions come out as before."""
+    from streams.state_codec import pack_state
+
+    state, authors = vrd.empty_state(), {}
+    for rnd in range(60):
+        batch = [inc(stance_rec(f"p{rnd}-{a}", f"agent-{a}", rnd, 0.5, 1.0), a, "Stance") for a in range(300)]
+        state, out = vrd.sim_events(state, batch + [marker(rnd)], never_seen, authors=authors)
+    assert out[-1]["round"] == 59 and out[-1]["author_count"] == 300
+    assert len(pack_state(state)) < 20_000 and len(authors) == 300
+    # A late author of round 10 counts from round 10 on; its post superseded in round 20 counts up to 19.
+    state, out = vrd.sim_events(state, [inc(stance_rec("late", "newcomer", 10, 0.5, 1.0), 0, "Stance")], never_seen,
+                                authors=authors)
+    assert {v["round"]: v["author_count"] for v in out}[10] == 301 and out[-1]["author_count"] == 301
+    state, out = vrd.sim_events(state, [inc(stance_rec("late", "newcomer", 20, 0.5, 1.0, kind="retract"), 1, "Stance")],
+                                never_seen, authors=authors)
+    counted = {v["round"]: v["author_count"] for v in out}
+    assert min(counted) == 20 and counted[20] == 300 and counted[59] == 300  # rounds 10-19 keep 301
+
+
+def test_an_older_state_with_authors_inside_moves_them_to_the_table():
+    older = {**vrd.empty_state(), "authors": {"a": {"0": 1, "2": 1}, "b": 3}}
+    older.pop("author_changes")
+    state, authors = vrd.load_state(older), {}
+    state, out = vrd.sim_events(state, [marker(0), marker(3)], never_seen, authors=authors)
+    assert "authors" not in state and authors == {"a": {"0": 1, "2": 1}, "b": {"3": 1}}
+    assert state["author_changes"] == {"0": 1, "3": 1}
+    assert [(v["round"], v["author_count"]) for v in out] == [(0, 1), (3, 2)]
