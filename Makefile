@@ -53,7 +53,7 @@ fuzz: setup
 
 # The soak (bench/soak.py): 30 min at 300 events/s through every processor, a
 # fault every 150 s in rotation (each kind twice), then the verifier; figures
-# in bench/results/soak.json and soak.png. About 45 min with the replays.
+# in bench/results/soak.json and soak.png. About 37 min with the two replays.
 soak: setup
 	$(BIN)/python -m bench.soak
 
