@@ -323,7 +323,10 @@ def start_group_at_end(settings: Settings, group: str, topics: list[str]) -> dic
     # no members: the simple-consumer commit Kafka has always allowed.
     consumer = make_consumer(settings, group=group)
     try:
-        consumer.commit(offsets=parts, asynchronous=False)
+        # A cluster just started is still electing the group's coordinator:
+        # NOT_COORDINATOR for a moment (seen on the 3-broker cluster in CI).
+        _retrying(lambda: consumer.commit(offsets=parts, asynchronous=False), timeout=30.0, pause=0.5,
+                  retriable=lambda exc: bool(exc.args) and exc.args[0].code() in _COORDINATOR_SETTLING)
     finally:
         consumer.close()
     return ends
