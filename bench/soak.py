@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import soak_plan
-from bench.common import ROOT, machine
+from bench.common import ROOT, machine, wait_until
 from connectors import synthetic
 from deploy import jvm, local
 from deploy.pipeline import process_log, start_process, stop_process
@@ -148,7 +148,8 @@ class Soak:
                "--capacity", "256"]
         jvm.start_detached(cmd, log_file=run / f"{self.llm_name}.log", pid_file=run / f"{self.llm_name}.pid",
                            cwd=ROOT, env=dict(os.environ))
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{self.llm_port}/health"), 60, "the LLM server")
+        wait_until(lambda: _http_ok(f"http://127.0.0.1:{self.llm_port}/health"), timeout=60, what="the LLM server",
+                   every=1.0)
 
     def start_worker(self) -> int:
         env = {**os.environ, "MURMUR_NAMESPACE": self.ns, "MURMUR_METRICS_PORT": "0",
@@ -344,8 +345,8 @@ class Soak:
     def wait_end(self) -> None:
         """The publisher stops by itself (idle timeout); the worker drains."""
         name = self.publisher_name
-        _wait(lambda: self.pid(name) is None, self.cfg.drain_timeout, "the publisher to stop at its idle timeout",
-              tick=self.supervise_worker)
+        wait_until(lambda: self.pid(name) is None, timeout=self.cfg.drain_timeout,
+                   what="the publisher to stop at its idle timeout", every=1.0, alive=self.supervise_worker)
         self._collect_summary()
         streak = [0]
 
@@ -354,7 +355,8 @@ class Soak:
             streak[0] = streak[0] + 1 if lag and all(p.lag == 0 for p in lag) else 0
             return streak[0] >= 3
 
-        _wait(drained, self.cfg.drain_timeout, "the worker's group to drain", tick=self.supervise_worker, every=2)
+        wait_until(drained, timeout=self.cfg.drain_timeout, what="the worker's group to drain", every=2.0,
+                   alive=self.supervise_worker)
 
     def supervise_worker(self) -> None:
         if self.pid(self.worker_name) is None:
@@ -494,21 +496,6 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait(pred, timeout: float, what: str, *, tick=None, every: float = 1.0) -> None:
-    t = time.monotonic()
-    while True:
-        try:
-            if pred():
-                return
-        except Exception:  # a service catching up
-            pass
-        if tick is not None:
-            tick()
-        if time.monotonic() - t > timeout:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     d = Config()
@@ -521,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replays", type=int, default=d.replays, help="simulations replayed and compared (-1: all)")
     p.add_argument("--out", type=Path, default=d.out)
     a = p.parse_args(argv)
+    if a.minutes <= 0 or a.rate <= 0 or a.every < 0 or a.outage < 0 or a.agents < 1 or a.rounds < 1:
+        p.error("--minutes, --rate, --agents and --rounds must be positive; --every and --outage not negative")
     cfg = Config(minutes=a.minutes, rate=a.rate, every=a.every, outage=a.outage, agents=a.agents, rounds=a.rounds,
                  replays=a.replays, out=a.out)
     result = Soak(cfg).run()

@@ -46,3 +46,13 @@ def test_a_flat_life_a_leaking_one_and_the_warmup_left_out():
     assert flat(got[1]) and abs(got[1].slope_mb_per_min) < 1.0
     assert not flat(got[2]) and got[2].slope_mb_per_min == pytest.approx(6.0, rel=0.01)
     assert got[2].growth_pct > 10
+
+
+def test_the_soak_command_refuses_nonsense_with_a_usage_error(capsys):
+    from bench.soak import main
+
+    for argv in (["--minutes", "0"], ["--every", "-5"], ["--rate", "fast"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    assert "must be positive" in capsys.readouterr().err

@@ -118,3 +118,18 @@ def test_fallback_roles_are_checked_when_settings_load():
             Settings(llm={"fallback": bad})
         [line] = setting_errors(exc.value)
         assert line.startswith("MURMUR_LLM__FALLBACK: ") and says in line
+
+
+def test_a_session_timeout_the_broker_would_refuse_is_a_settings_error(monkeypatch):
+    """Below the broker's group.min.session.timeout.ms (6 s) and three 3 s
+    heartbeats the group could not be joined: refused at start, named."""
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("MURMUR_FAUST_SESSION_TIMEOUT_S", "3")
+    with pytest.raises(ValidationError, match="faust_session_timeout_s"):
+        Settings()
+    monkeypatch.setenv("MURMUR_FAUST_SESSION_TIMEOUT_S", "soon")
+    with pytest.raises(ValidationError, match="faust_session_timeout_s"):
+        Settings()
+    monkeypatch.setenv("MURMUR_FAUST_SESSION_TIMEOUT_S", "15")
+    assert Settings().faust_session_timeout_s == 15.0
