@@ -31,11 +31,12 @@ def restore_time(ctx: Ctx, records: int) -> tuple[float, float]:
     from streams import checkpoints as ck
     from streams.topology import changelog_topics, resolve
     from streams.kafka import BatchProducer, ensure_topics, make_producer
+    from streams.topics import changelog_config
 
     ns = new_ns("b6ck")
     nss = ctx.settings.model_copy(update={"namespace": ns})
     logs = changelog_topics(nss, "bench", resolve("all"))
-    ensure_topics(nss, {t: (nss.topic_partitions, {"cleanup.policy": "compact"}) for t in logs.values()})
+    ensure_topics(nss, {t: (nss.topic_partitions, changelog_config()) for t in logs.values()})
     producer = BatchProducer(make_producer(nss))
     tables = sorted(logs)
     pad = "x" * 900

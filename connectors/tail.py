@@ -29,7 +29,7 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import make_consumer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.state_codec import unpack_state
+from streams.state_codec import unpack_value
 from streams.topics import ALL, topic_name
 
 ALIASES = {spec.name.split(".")[1]: spec for spec in ALL}  # short aliases: "agent-log", "scored", "dead-letter", ...
@@ -257,7 +257,7 @@ def decode(serde: AvroSerde, topic: str, key: bytes | None, value: bytes | None)
     its key names the sim and agent; a deleted key has no value)."""
     if topic.endswith("-changelog"):
         try:
-            state = unpack_state(value)
+            state = unpack_value(value)
         except ValueError as exc:
             raise DecodeError(str(exc)) from None
         sim, _, agent = (_text(key) or "").partition("/")

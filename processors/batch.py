@@ -119,16 +119,8 @@ async def verdicts(rt, out: SimOutputs, *, sim_id: str, question: str,
               for r, ts in sorted(out.round_ends.items())]
     if not items:
         return []
-    applied: set[str] = set()
-
-    def seen(event_id: str) -> bool:
-        if event_id in applied:
-            return True
-        applied.add(event_id)
-        return False
-
     state = verdict.empty_state()
     state["question"] = question
-    _, emitted = verdict.sim_events(state, items, seen, rt.settings.verdict)
+    _, emitted = verdict.sim_events(state, items, verdict.Applied(lambda _: None), rt.settings.verdict)
     last = {v["round"]: v for v in emitted}
     return [last[r] for r in sorted(last)]

@@ -47,7 +47,10 @@ Question = Callable[[str], Awaitable[str]]  # sim id -> its question
 
 
 def empty_state() -> dict:
-    return {"persona": None, "stance": 0, "opposing": 0, "flips": 0, "recent": [], "seen": []}
+    # emitted: how many Stance events this agent has emitted (each carries its
+    # number as ``seq``, so the verdict keeps one number per agent to know
+    # what it applied, not one key per contribution).
+    return {"persona": None, "stance": 0, "opposing": 0, "flips": 0, "recent": [], "seen": [], "emitted": 0}
 
 
 def load_state(stored: dict | None) -> dict:
@@ -75,11 +78,12 @@ def reflection_counts(memory: dict, policy: str) -> bool:
 def stance_event(r: dict, *, kind: str, memory_id: str, round_: int, v: float, w: float, state: dict,
                  flipped: bool, backend: str, reading: str, language: str = "", retracted_kind: str = "",
                  reliability: float = 1.0) -> dict:
+    state["emitted"] += 1
     return {"event_id": stable_id("stance", memory_id, kind), "sim_id": r["sim_id"], "round": round_, "ts": r["ts"],
             "agent_id": r["agent_id"], "memory_id": memory_id, "kind": kind, "valence": round(v, 6),
             "weight": round(w, 6), "agent_stance": state["stance"], "flipped": flipped, "backend": backend,
             "reading": reading, "language": language, "retracted_kind": retracted_kind,
-            "reliability": round(reliability, 6)}
+            "reliability": round(reliability, 6), "seq": state["emitted"]}
 
 
 def apply(state: dict, inc: Incoming, reading: Reading | None, *, features: frozenset[str] = frozenset(ALL_FEATURES),

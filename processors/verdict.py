@@ -8,13 +8,22 @@ simulation is a handful of sums per round (weighted valence, weight, posts
 and reflections in the ratio, posts read with and without a stance signal,
 posts unreadable, reflections excluded), each agent's held stance by round
 (only where it changes), the net change in authors counted per round,
-flips per round and the rounds closed so far. Two things grow with every
-post and live in tables of their own, so the per-simulation value stays
-small however many posts, agents and rounds there are: which contributions
-were already applied (keyed per contribution) and each author's posts in
-the ratio by round (keyed per author). Kept in the simulation's value, the
+flips per round and the rounds closed so far. Two things grow with the
+number of authors and live in tables of their own, keyed per author, so the
+per-simulation value stays small however many posts, agents and rounds
+there are: how far each author's contributions were applied, and each
+author's posts in the ratio by round. Kept in the simulation's value, the
 latter reached the record size limit at 3,000 agents x 70 rounds (a
 1,065,433-byte changelog record) and the worker crashed on every restart.
+
+What was applied is one number per author (:class:`Applied`): the agent
+pass numbers each author's contributions in the order it emits them
+(``seq``), and one author's contributions reach this stage in that order
+(one partition of the agent log, one idempotent producer), so a
+redelivered one repeats a number already applied. The table used to keep
+one key per contribution: 539,614 keys after the 30-minute soak, growing
+with every post for as long as the worker ran. Contributions written before
+there was a ``seq`` (0) are still told apart by their ids.
 
 Topics give no order across them: a contribution may arrive after the
 marker of its round. The verdict of every closed round it affects is then
@@ -25,7 +34,7 @@ these same functions (``processors/batch.py``).
 
 from __future__ import annotations
 
-from typing import MutableMapping
+from typing import Callable, MutableMapping
 
 import faust
 
@@ -33,6 +42,7 @@ from processors.opinion import Evidence, verdict_record
 from streams import logs
 from streams.runtime import Effects, Incoming, Runtime, register_batches, with_defaults
 from streams.settings import VerdictSettings
+from streams.state_codec import pack_small, pack_state, unpack_value
 from streams.topics import VERDICTS, agent_key, sim_key
 from streams.topology import stage
 
@@ -190,7 +200,7 @@ def sim_events(state: dict, items: list[Incoming], seen, settings: VerdictSettin
                 state["closed"][str(r["round"])] = max(state["closed"].get(str(r["round"]), 0), r["ts"])
                 changed.add(r["round"])
             continue
-        if seen(r["event_id"]):
+        if seen(r):
             continue  # redelivered contribution
         changed.add(add(state, r, authors))
     if not changed:
@@ -198,6 +208,46 @@ def sim_events(state: dict, items: list[Incoming], seen, settings: VerdictSettin
     low = min(changed)
     due = sorted(int(k) for k in state["closed"] if int(k) >= low)
     return state, [verdict_at(state, items[0].record["sim_id"], rnd, settings) for rnd in due]
+
+
+class Applied:
+    """What a simulation's contributions were applied, as the verdict stage
+    decides it: per author, the highest ``seq`` applied; for a contribution
+    without one (written before there was), its id. ``stored(key)`` reads
+    the table (None when absent); :meth:`writes` is what to write back."""
+
+    def __init__(self, stored: Callable[[str], object]):
+        self.stored = stored
+        self.high: dict[str, int] = {}  # author -> highest seq applied in this batch
+        self.ids: set[str] = set()  # contributions without seq applied in this batch
+
+    def __call__(self, r: dict) -> bool:
+        """True when ``r`` was applied before (skip it); else it counts as applied now."""
+        seq = r.get("seq") or 0
+        if seq <= 0:
+            if r["event_id"] in self.ids or self.stored(r["event_id"]):
+                return True
+            self.ids.add(r["event_id"])
+            return False
+        agent = r["agent_id"]
+        high = self.high.get(agent)
+        if high is None:
+            high = int(self.stored(author_entry(agent)) or 0)
+        if seq <= high:
+            return True
+        self.high[agent] = seq
+        return False
+
+    def writes(self) -> list[tuple[str, object]]:
+        """(table key suffix, value) for everything applied in this batch."""
+        return ([(author_entry(a), n) for a, n in sorted(self.high.items())]
+                + [(e, True) for e in sorted(self.ids)])
+
+
+def author_entry(agent_id: str) -> str:
+    # "@" cannot start a contribution id (a hex digest), so an author's
+    # entry never meets an id's in the applied table.
+    return "@" + agent_id
 
 
 class TableAuthors(MutableMapping):
@@ -212,7 +262,7 @@ class TableAuthors(MutableMapping):
     def __getitem__(self, agent_id: str) -> dict:
         if agent_id in self.written:
             return self.written[agent_id]
-        found = self.table.get(agent_key(self.sim_id, agent_id))
+        found = unpack_value(self.table.get(agent_key(self.sim_id, agent_id)))
         if found is None:
             raise KeyError(agent_id)
         return found
@@ -231,9 +281,14 @@ class TableAuthors(MutableMapping):
 
 
 def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25):
-    table = app.Table(TABLES[0], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
-    applied = app.Table(TABLES[1], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
-    author_table = app.Table(TABLES[2], default=None, partitions=rt.settings.topic_partitions, key_type=bytes)
+    # Values are bytes (streams/state_codec.py), decoded when read: Faust's
+    # json serializer kept every value decoded, and recovery decoded every
+    # version of a 300 KB simulation state read back from the changelog. The
+    # soak's worker held 1.29 GB of such objects at its peak after a restart
+    # (memray), for 2 MB of live verdict state.
+    table, applied, author_table = (
+        app.Table(name, default=None, partitions=rt.settings.topic_partitions, key_type=bytes, value_type=bytes)
+        for name in TABLES)
 
     async def handle(batch: list[Incoming]) -> Effects:
         groups: dict[bytes, list[Incoming]] = {}
@@ -241,28 +296,24 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
             groups.setdefault(sim_key(inc.record["sim_id"]), []).append(inc)
         effects = Effects()
         for key, items in groups.items():
-            pending = {i.record["event_id"] for i in items if i.type_name == "Stance"}
-            batch_seen: set[str] = set()
-
-            def seen(event_id: str, key=key) -> bool:
-                if event_id in batch_seen or applied.get(key + b"/" + event_id.encode()):
-                    return True
-                batch_seen.add(event_id)
-                return False
-
+            applied_now = Applied(lambda suffix, key=key: unpack_value(applied.get(key + b"/" + suffix.encode())))
             sim_id = items[0].record["sim_id"]
             authors = TableAuthors(author_table, sim_id)
             try:
                 with logs.bound_contextvars(sim=sim_id):  # what is logged names the simulation
-                    state, verdicts = sim_events(load_state(table.get(key)), items, seen, rt.settings.verdict, authors)
+                    state, verdicts = sim_events(load_state(unpack_value(table.get(key))), items, applied_now,
+                                                 rt.settings.verdict, authors)
             except Exception as exc:  # keep the inputs, move on
                 effects.failed.append((items, exc))
                 continue
             effects.outputs += [(VERDICTS, key, v) for v in verdicts]
-            effects.state += [(author_table, agent_key(sim_id, a), v, items[-1]) for a, v in sorted(authors.written.items())]
-            effects.state.append((table, key, state, items[-1]))
-            by_id = {i.record["event_id"]: i for i in items if i.type_name == "Stance"}
-            effects.state += [(applied, key + b"/" + e.encode(), True, by_id[e]) for e in sorted(batch_seen & pending)]
+            effects.state += [(author_table, agent_key(sim_id, a), pack_small(v), items[-1])
+                              for a, v in sorted(authors.written.items())]
+            effects.state.append((table, key, pack_state(state), items[-1]))
+            # Every key of one simulation is on its partition: the batch's
+            # last input carries them all (as it does the state's).
+            effects.state += [(applied, key + b"/" + k.encode(), pack_small(v), items[-1])
+                              for k, v in applied_now.writes()]
         return effects
 
     return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Stance", "RoundMarker", "Simulation"),

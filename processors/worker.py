@@ -25,6 +25,7 @@ from streams.llm.preflight import check_models
 from streams.metrics import GroupSampler, serve_metrics
 from streams.runtime import Runtime
 from streams.settings import Settings
+from streams.topics import changelog_config
 from streams.topology import changelog_topics, input_topics, stage
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def ensure_changelogs(settings: Settings, group: str, names: list[str]) -> None:
     Faust, a fresh broker's metadata can lag the creation, and the table
     then fails its partition check ("changelog has 0 partitions") and its
     agent stops."""
-    ensure_topics(settings, {t: (settings.topic_partitions, {"cleanup.policy": "compact"})
+    ensure_topics(settings, {t: (settings.topic_partitions, changelog_config())
                              for t in changelog_topics(settings, group, names).values()})
 
 

@@ -25,7 +25,7 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import BatchProducer, committed_offsets, end_offsets, make_consumer, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import CHECKPOINTS, LEGACY, topic_name
+from streams.topics import CHECKPOINTS, LEGACY, changelog_config, topic_name
 
 FORMAT_VERSION = 1
 MAX_BYTES = 16 << 20
@@ -230,7 +230,7 @@ def restore(settings: Settings, checkpoint_id: str) -> dict:
                 raise CheckpointError(f"changelog topics not deleted after 60 s: {sorted(by_topic)}")
             time.sleep(0.3)
         new = [NewTopic(t, num_partitions=len(p), replication_factor=settings.topic_replication,
-                        config={"cleanup.policy": "compact"})
+                        config=changelog_config())
                for t, p in by_topic.items()]
         while True:
             futures = client.create_topics(new, request_timeout=30)

@@ -108,29 +108,42 @@ def ensure_topics(settings: Settings, wanted: dict[str, tuple[int, dict[str, str
                     result[name] = "exists"
                 else:
                     raise
-    _align_size_limit(client, settings, [n for n in wanted if result.get(n) == "exists"], result)
+    _align_configs(client, {n: {**extra, **wanted[n][1]} for n in wanted if result.get(n) == "exists"}, result)
     _wait_for_leaders(client, list(wanted))
     return dict(sorted(result.items()))
 
 
-def _align_size_limit(client: AdminClient, settings: Settings, names: list[str], result: dict[str, str]) -> None:
-    """Topics created before the record limit changed (or before there was
-    one) get the current ``max.message.bytes``: otherwise the broker refuses
-    what the producers may now send. Nothing else of theirs is changed."""
+# What an existing topic is brought in line with on every `topics create`:
+# the record limit (producers may send up to it) and how a compacted topic
+# closes segments (streams/topics.py COMPACT_CONFIG). Both bound resources
+# and are safe to change on a live topic; retention and cleanup policy are a
+# decision about data, never changed behind the owner's back.
+ALIGNED_CONFIGS = ("max.message.bytes", "min.cleanable.dirty.ratio", "segment.ms", "segment.bytes")
+
+
+def _align_configs(client: AdminClient, wanted: dict[str, dict[str, str]], result: dict[str, str]) -> None:
+    """Topics created before a limit changed (or before there was one) get
+    the current values of :data:`ALIGNED_CONFIGS` that ``wanted`` names."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-    if not names:
+    if not wanted:
         return
-    want = str(settings.kafka_message_bytes)
-    found = client.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
-    stale = [res.name for res, fut in found.items() if fut.result(timeout=30)["max.message.bytes"].value != want]
-    if not stale:
+    found = client.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in wanted])
+    changes: dict[str, dict[str, str]] = {}
+    for res, fut in found.items():
+        have = fut.result(timeout=30)
+        stale = {k: v for k, v in wanted[res.name].items()
+                 if k in ALIGNED_CONFIGS and (k not in have or have[k].value != v)}
+        if stale:
+            changes[res.name] = stale
+    if not changes:
         return
-    entry = ConfigEntry("max.message.bytes", want, incremental_operation=AlterConfigOpType.SET)
     for res, fut in client.incremental_alter_configs(
-            [ConfigResource(ResourceType.TOPIC, n, incremental_configs=[entry]) for n in stale]).items():
+            [ConfigResource(ResourceType.TOPIC, n, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in sorted(cfg.items())])
+             for n, cfg in changes.items()]).items():
         fut.result(timeout=30)
-        result[res.name] = f"exists (max.message.bytes set to {want})"
+        result[res.name] = "exists (" + ", ".join(f"{k} set to {v}" for k, v in sorted(changes[res.name].items())) + ")"
 
 
 def _wait_for_leaders(client: AdminClient, topics: list[str], timeout: float = 30.0) -> None:

@@ -14,6 +14,17 @@ from typing import Literal
 Cleanup = Literal["delete", "compact"]
 DAY_MS = 24 * 3600 * 1000
 
+# A compacted topic (the tables' changelogs above all) is compacted only in
+# its closed segments, and Kafka's defaults close one at 1 GiB or after 7
+# days: a changelog written for hours kept every version of every key, and a
+# restarted worker read them all back. Measured on the soak's changelogs
+# after 30 minutes: 267,144 agent-state records (1.08 GB) for 7,000 keys
+# (40 MB live), and the worker's RSS after recovery grew with each restart.
+# Closing a segment every 10 minutes or 64 MiB lets the cleaner keep the
+# latest value per key, so recovery reads about the live state.
+COMPACT_CONFIG = {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(10 * 60 * 1000),
+                  "segment.bytes": str(64 * 1024 * 1024)}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -34,8 +45,13 @@ class TopicSpec:
     def config(self) -> dict[str, str]:
         cfg = {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms)}
         if self.cleanup == "compact":
-            cfg["min.cleanable.dirty.ratio"] = "0.1"
+            cfg.update(COMPACT_CONFIG)
         return cfg
+
+
+def changelog_config() -> dict[str, str]:
+    """A table's changelog: compacted, closed into segments as above."""
+    return {"cleanup.policy": "compact", **COMPACT_CONFIG}
 
 
 AGENT_LOG = TopicSpec("sim.agent-log.v1", "sim_id/agent_id", "Post", values=("Persona", "Post", "Observation"),

@@ -81,3 +81,25 @@ def test_a_topic_made_before_the_limit_is_aligned_by_topics_create(live):
     assert int(future.result(timeout=30)["max.message.bytes"].value) == live.kafka_message_bytes
     assert ensure_topics(live, {name: (1, {})}) == {name: "exists"}  # aligned once
     client.delete_topics([name])[name].result(timeout=30)
+
+
+def test_a_changelog_made_before_segment_limits_is_aligned(live):
+    """A changelog created with Kafka's segment defaults (1 GiB, 7 days) is
+    never compacted in a run of hours; `ensure_topics` closes its segments
+    as streams/topics.py COMPACT_CONFIG says, and leaves its policy alone."""
+    from confluent_kafka.admin import NewTopic
+
+    from streams.kafka import ensure_topics
+    from streams.topics import COMPACT_CONFIG, changelog_config
+
+    name = f"it-changelog-{uuid.uuid4().hex[:8]}"
+    client = admin(live)
+    client.create_topics([NewTopic(name, 1, 1, config={"cleanup.policy": "compact"})])[name].result(timeout=30)
+    result = ensure_topics(live, {name: (1, changelog_config())})[name]
+    assert result.startswith("exists (") and "segment.ms set to 600000" in result
+    (future,) = client.describe_configs([ConfigResource(ResourceType.TOPIC, name)]).values()
+    have = future.result(timeout=30)
+    assert {k: have[k].value for k in COMPACT_CONFIG} == COMPACT_CONFIG
+    assert have["cleanup.policy"].value == "compact"
+    assert ensure_topics(live, {name: (1, changelog_config())}) == {name: "exists"}  # aligned once
+    client.delete_topics([name])[name].result(timeout=30)

@@ -273,6 +273,43 @@ def test_verdict_emits_at_round_end_and_again_for_late_contributions():
     assert out[-1]["support_ratio"] == -0.4 and out[-1]["post_count"] == 1
 
 
+def test_applied_keeps_one_number_per_author_and_skips_what_it_applied():
+    table: dict[str, object] = {}  # the applied table of one simulation, across batches
+
+    def batch(records):
+        applied = vrd.Applied(table.get)
+        skipped = [applied(r) for r in records]
+        table.update(applied.writes())
+        return skipped
+
+    a1, a2, a3 = ({**stance_rec(f"p{i}", "a", 0, 0.5, 1.0), "seq": i} for i in (1, 2, 3))
+    b1 = {**stance_rec("q1", "b", 0, 0.5, 1.0), "seq": 1}
+    assert batch([a1, a2, b1]) == [False, False, False]
+    assert table == {"@a": 2, "@b": 1}  # one entry per author, however many contributions
+    # a redelivery repeats numbers already applied, in this batch or an earlier one
+    assert batch([a2, a1, a3, a3, b1]) == [True, True, False, True, True]
+    assert table == {"@a": 3, "@b": 1}
+    # written before there was a seq: told apart by id, as before
+    old = stance_rec("p0", "a", 0, 0.5, 1.0)
+    assert batch([old, old]) == [False, True] and batch([old]) == [True]
+    assert table["st-p0-post"] is True
+
+
+def test_stance_events_are_numbered_per_author_in_emission_order():
+    state = stn.empty_state()
+    persona = {"event_id": "pe", "sim_id": "s", "agent_id": "a", "credibility": 0.8, "conviction": 0.2,
+               "initial_stance": 0.5, "round": 0, "ts": 0}
+    stn.apply(state, Incoming("Persona", persona, "t", 0, 0, None), None)
+    reading = Reading(0.6, "read", "en", "lexicon-v2")
+    seqs = []
+    for i in range(3):
+        mem = {"event_id": f"m{i}", "memory_id": f"m{i}", "sim_id": "s", "agent_id": "a", "round": i, "ts": i,
+               "kind": "post", "importance": 0.5, "content": "x"}
+        seqs.append(stn.apply(state, Incoming("ScoredMemory", mem, "t", 0, i + 1, None), reading)["seq"])
+        assert stn.apply(state, Incoming("ScoredMemory", mem, "t", 0, i + 1, None), reading) is None  # redelivered
+    assert seqs == [1, 2, 3] and state["emitted"] == 3
+
+
 def test_a_verdict_re_emitted_later_counts_the_stances_of_its_own_round():
     # Found by the checkpoint-restore comparison: a catch-up that reads
     # rounds 0-2 in one batch must give round 0 the same verdict as a run
