@@ -384,9 +384,6 @@ class Soak:
             replayed = self.replay_and_compare(store, plan)
         finally:
             store.close()
-        from bench.soak_plan import flat, trends
-
-        lives = trends(self.samples)
         kinds = {k: sum(1 for f in self.faults if f["kind"] == k) for k in self.cfg.kinds}
         ok = (totals["lost"] == 0 and totals["duplicated"] == 0 and totals["unexpected"] == 0
               and totals["degraded"] == 0 and all(r["same"] for r in replayed) and not self.unplanned)
@@ -399,7 +396,7 @@ class Soak:
             "faults": self.faults, "faults_by_kind": kinds, "unplanned_restarts": self.unplanned,
             "publisher_summaries": self.publisher_summaries,
             "verifier": totals, "per_sim": per_sim, "replays": replayed,
-            "rss": [dict(t.as_dict(), flat=flat(t)) for t in lives],
+            **memory_figures(self.samples),
             "cpu_pct_median": _median([s["cpu_pct"] for s in self.samples if s["cpu_pct"]]),
             "lag_max": max((s["lag"] for s in self.samples if s["lag"] is not None), default=None),
             "samples": self.samples,
@@ -439,6 +436,26 @@ class Soak:
         out.write_text(json.dumps(verdict, indent=1, default=str))
         plot(verdict, out.with_suffix(".png"))
         self.log(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def memory_figures(samples: list[dict]) -> dict:
+    """The worker's RSS judged per life (``rss``) and over the whole run
+    across its restarts (``rss_run``), from the samples (bench/soak_plan.py)."""
+    from bench.soak_plan import flat, run_flat, run_trend, trends
+
+    run = run_trend(samples)
+    return {"rss": [dict(t.as_dict(), flat=flat(t)) for t in trends(samples)],
+            "rss_run": dict(run.as_dict(), flat=run_flat(run)) if run else None}
+
+
+def reanalyse(path: Path) -> dict:
+    """A results file's memory figures recomputed from its samples by this
+    version of the analysis (the file and its plot are rewritten)."""
+    result = json.loads(path.read_text())
+    result.update(memory_figures(result["samples"]))
+    path.write_text(json.dumps(result, indent=1, default=str))
+    plot(result, path.with_suffix(".png"))
+    return result
 
 
 def plot(result: dict, path: Path) -> None:
@@ -507,14 +524,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=d.rounds, help="rounds per simulation")
     p.add_argument("--replays", type=int, default=d.replays, help="simulations replayed and compared (-1: all)")
     p.add_argument("--out", type=Path, default=d.out)
+    p.add_argument("--reanalyse", type=Path, metavar="RESULTS",
+                   help="recompute the memory figures of a results file from its samples; no run")
     a = p.parse_args(argv)
+    if a.reanalyse:
+        result = reanalyse(a.reanalyse)
+        print(json.dumps({k: result[k] for k in ("rss", "rss_run")}, indent=1))
+        return 0
     if a.minutes <= 0 or a.rate <= 0 or a.every < 0 or a.outage < 0 or a.agents < 1 or a.rounds < 1:
         p.error("--minutes, --rate, --agents and --rounds must be positive; --every and --outage not negative")
     cfg = Config(minutes=a.minutes, rate=a.rate, every=a.every, outage=a.outage, agents=a.agents, rounds=a.rounds,
                  replays=a.replays, out=a.out)
     result = Soak(cfg).run()
     keep = ("ok", "events_written", "simulations", "faults_by_kind", "verifier", "catch_up_after_input_end_s", "rss",
-            "cpu_pct_median", "lag_max")
+            "rss_run", "cpu_pct_median", "lag_max")
     print(json.dumps({k: result[k] for k in keep}, indent=1))
     print(json.dumps([{k: r[k] for k in ("sim", "faults_during", "same", "replay_s", "events")} for r in result["replays"]]))
     return 0 if result["ok"] else 1

@@ -80,3 +80,45 @@ def flat(trend: Trend, *, horizon_min: float = 30.0, tolerance_pct: float = 10.0
     """No growth trend: at the life's measured slope, ``horizon_min`` minutes
     would add less than ``tolerance_pct`` of what the process holds."""
     return trend.slope_mb_per_min * horizon_min < trend.first_mb * tolerance_pct / 100.0
+
+
+@dataclass(frozen=True)
+class RunTrend:
+    """A process's resident memory over the whole run, across its lives:
+    what a restart hides from :func:`trends` (state read back at every start
+    that grows with the run shows as each life starting higher)."""
+    minutes: float
+    samples: int
+    slope_mb_per_min: float  # least squares over every life's samples after its warm-up
+    settled_mb: tuple[float, ...]  # per life, in order: the median of its last fifth
+
+    def as_dict(self) -> dict:
+        return {"minutes": round(self.minutes, 3), "samples": self.samples,
+                "slope_mb_per_min": round(self.slope_mb_per_min, 3),
+                "settled_mb": [round(v, 1) for v in self.settled_mb]}
+
+
+def run_trend(samples: list[dict], *, warmup_s: float = 60.0) -> RunTrend | None:
+    """One line through every life's samples (each life's first ``warmup_s``
+    left out), or None with fewer than 5 such samples."""
+    lives: dict[int, list[tuple[float, float]]] = {}
+    for s in samples:
+        if s.get("pid") and s.get("rss_mb") is not None:
+            lives.setdefault(s["pid"], []).append((s["t"], s["rss_mb"]))
+    kept, settled = [], []
+    for points in sorted(lives.values()):  # by start time
+        life = [(t, mb) for t, mb in points if t >= points[0][0] + warmup_s]
+        if life:
+            kept += life
+            settled.append(float(np.median([mb for _, mb in life[-max(1, len(life) // 5):]])))
+    if len(kept) < 5:
+        return None
+    t = np.array([p[0] for p in kept]) / 60.0
+    mb = np.array([p[1] for p in kept])
+    return RunTrend(float(t[-1] - t[0]), len(kept), float(np.polyfit(t, mb, 1)[0]), tuple(settled))
+
+
+def run_flat(trend: RunTrend, *, tolerance_pct: float = 10.0) -> bool:
+    """No growth over the run: the line adds less than ``tolerance_pct`` of
+    the first life's settled level over the run's length."""
+    return trend.slope_mb_per_min * trend.minutes < trend.settled_mb[0] * tolerance_pct / 100.0

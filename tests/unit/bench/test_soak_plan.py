@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from bench import soak_plan
 from bench.soak_plan import KINDS, flat, interval_for, schedule, trends
 
 
@@ -56,3 +57,31 @@ def test_the_soak_command_refuses_nonsense_with_a_usage_error(capsys):
             main(argv)
         assert exit_.value.code == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def _lives(levels: list[float], *, minutes_each: float = 5.0, slope: float = 0.0) -> list[dict]:
+    """Samples every 2 s over consecutive lives, each at its own level."""
+    out, t = [], 0.0
+    for pid, level in enumerate(levels, start=1):
+        start = t
+        while t < start + minutes_each * 60:
+            out.append({"t": t, "pid": pid, "rss_mb": level + slope * (t - start) / 60})
+            t += 2.0
+        out.append({"t": t, "pid": None, "rss_mb": None})  # down between lives
+        t += 2.0
+    return out
+
+
+def test_the_run_trend_sees_lives_that_each_start_higher():
+    # flat within every life, as a per-life judgement sees it, yet 300 MB more at each restart
+    samples = _lives([400, 700, 1000, 1300])
+    assert all(soak_plan.flat(t) for t in soak_plan.trends(samples))
+    run = soak_plan.run_trend(samples)
+    assert run.settled_mb == (400, 700, 1000, 1300) and run.slope_mb_per_min > 50
+    assert not soak_plan.run_flat(run)
+
+
+def test_the_run_trend_is_flat_when_every_life_settles_at_one_level():
+    run = soak_plan.run_trend(_lives([600, 610, 590, 605]))
+    assert abs(run.slope_mb_per_min) < 1 and soak_plan.run_flat(run)
+    assert soak_plan.run_trend([{"t": 0, "pid": 1, "rss_mb": 5.0}]) is None  # too little to judge
