@@ -98,9 +98,11 @@ class RunTrend:
                 "settled_mb": [round(v, 1) for v in self.settled_mb]}
 
 
-def run_trend(samples: list[dict], *, warmup_s: float = 60.0) -> RunTrend | None:
+def run_trend(samples: list[dict], *, warmup_s: float = 60.0, min_minutes: float = 2.0) -> RunTrend | None:
     """One line through every life's samples (each life's first ``warmup_s``
-    left out), or None with fewer than 5 such samples."""
+    left out, and lives shorter than ``min_minutes`` after it, as
+    :func:`trends` leaves them out: such a life never settled), or None with
+    fewer than 5 such samples."""
     lives: dict[int, list[tuple[float, float]]] = {}
     for s in samples:
         if s.get("pid") and s.get("rss_mb") is not None:
@@ -108,7 +110,7 @@ def run_trend(samples: list[dict], *, warmup_s: float = 60.0) -> RunTrend | None
     kept, settled = [], []
     for points in sorted(lives.values()):  # by start time
         life = [(t, mb) for t, mb in points if t >= points[0][0] + warmup_s]
-        if life:
+        if life and (life[-1][0] - life[0][0]) / 60 >= min_minutes:
             kept += life
             settled.append(float(np.median([mb for _, mb in life[-max(1, len(life) // 5):]])))
     if len(kept) < 5:
