@@ -528,7 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="recompute the memory figures of a results file from its samples; no run")
     a = p.parse_args(argv)
     if a.reanalyse:
-        result = reanalyse(a.reanalyse)
+        try:
+            result = reanalyse(a.reanalyse)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a missing file, not JSON, no samples
+            p.error(f"--reanalyse {a.reanalyse}: not a soak results file ({type(exc).__name__}: {exc})")
         print(json.dumps({k: result[k] for k in ("rss", "rss_run")}, indent=1))
         return 0
     if a.minutes <= 0 or a.rate <= 0 or a.every < 0 or a.outage < 0 or a.agents < 1 or a.rounds < 1:

@@ -233,7 +233,9 @@ class Applied:
         high = self.high.get(agent)
         if high is None:
             high = int(self.stored(author_entry(agent)) or 0)
-        if seq <= high:
+        # The id check covers the upgrade: a contribution applied by id before
+        # there was a seq, redelivered by the new version with one.
+        if seq <= high or self.stored(r["event_id"]):
             return True
         self.high[agent] = seq
         return False

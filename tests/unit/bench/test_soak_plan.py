@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -85,3 +86,22 @@ def test_the_run_trend_is_flat_when_every_life_settles_at_one_level():
     run = soak_plan.run_trend(_lives([600, 610, 590, 605]))
     assert abs(run.slope_mb_per_min) < 1 and soak_plan.run_flat(run)
     assert soak_plan.run_trend([{"t": 0, "pid": 1, "rss_mb": 5.0}]) is None  # too little to judge
+
+
+def test_reanalyse_refuses_what_is_not_a_results_file(tmp_path, capsys):
+    from bench.soak import main
+
+    empty, other = tmp_path / "empty.json", tmp_path / "other.json"
+    empty.write_text("not json")
+    other.write_text('{"ok": true}')  # JSON, but no samples
+    for path in (tmp_path / "missing.json", empty, other):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--reanalyse", str(path)])
+        assert exit_.value.code == 2
+        assert f"--reanalyse {path}: not a soak results file" in capsys.readouterr().err
+    results = tmp_path / "soak.json"
+    samples = [dict(x, lag=None, cpu_pct=None) for x in _lives([500, 505])]
+    results.write_text(json.dumps({"samples": samples, "faults": [], "config": {"minutes": 1, "rate": 1},
+                                   "verifier": {"lost": 0, "duplicated": 0, "degraded": 0}}))
+    assert main(["--reanalyse", str(results)]) == 0
+    assert json.loads(results.read_text())["rss_run"]["flat"] is True and results.with_suffix(".png").exists()

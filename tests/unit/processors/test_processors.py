@@ -293,6 +293,8 @@ def test_applied_keeps_one_number_per_author_and_skips_what_it_applied():
     old = stance_rec("p0", "a", 0, 0.5, 1.0)
     assert batch([old, old]) == [False, True] and batch([old]) == [True]
     assert table["st-p0-post"] is True
+    # applied by id before the upgrade, redelivered with a seq after it: still once
+    assert batch([{**old, "seq": 9}]) == [True] and table["@a"] == 3
 
 
 def test_stance_events_are_numbered_per_author_in_emission_order():
