@@ -9,8 +9,8 @@ print a table and write bench/results/<name>.json.
 The services are started (``deploy.local.up``) unless already running; use
 ``MURMUR_*`` variables to point at other ports. Each figure carries
 min/median/max over its repeats and its ratio to a reference measured in the
-same run (or, for MiroFish, a published figure, labelled as not measured
-here). No benchmark asserts a time: figures are reported, not judged.
+same run (B2's: MiroFish's own runner, run as a separate process when its
+folder is there). No benchmark asserts a time: figures are reported, not judged.
 """
 
 from __future__ import annotations
