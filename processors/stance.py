@@ -162,14 +162,22 @@ def carried(rt, record: dict) -> Reading | None:
     return Reading(float(v), status_of(float(v)), "", record["scorer"], rt.settings.verdict.llm_reliability)
 
 
+@lru_cache(maxsize=16384)
+def offline_reading(spec: str, text: str, question: str) -> Reading:
+    """The offline model's reading, once per text and question: a pure
+    function of them (Reading is frozen), and reading (language
+    identification, VADER) was the largest part of a replay's stance step."""
+    return offline_model(spec).read(text, question)
+
+
 async def reading_of(rt, text: str, question: str, *, sim_id: str, round_: int) -> Reading:
-    model = offline_model(rt.settings.verdict.stance_model)
+    spec = rt.settings.verdict.stance_model
     if rt.settings.llm.backend == "deterministic":
-        return model.read(text, question)
+        return offline_reading(spec, text, question)
     try:
         res = await rt.llm.complete_json("fast", stance_prompt(question, text), sim_id=sim_id, round=round_)
     except LlmUnavailable:
-        return model.read(text, question)  # documented fallback: the offline model
+        return offline_reading(spec, text, question)  # documented fallback: the offline model
     v = float(res.data["valence"])
     return Reading(v, status_of(v), "", f"vllm:{res.model}", rt.settings.verdict.llm_reliability)
 

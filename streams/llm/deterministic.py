@@ -47,7 +47,9 @@ def _named_entities(text: str) -> int:
     return count
 
 
+@lru_cache(maxsize=16384)
 def importance(content: str, kind: str = "post") -> int:
+    # Cached: a pure function of its inputs, and a simulation's texts repeat.
     toks = lx.tokens(content)
     n = len(toks)
     score = 2.0

@@ -77,12 +77,19 @@ _NEGATION_FACTOR = -0.75  # "not great" is milder than "terrible"
 _ALPHA = 15.0  # VADER's normalisation constant: score / sqrt(score^2 + alpha)
 
 
-def tokens(text: str) -> list[str]:
-    return [t.lower() for t in _TOKEN.findall(text)]
+@lru_cache(maxsize=8192)
+def tokens(text: str) -> tuple[str, ...]:
+    """Lower-cased word tokens. Cached (the texts of the last few thousand
+    events, some MB), and a tuple so that no caller can change the cached
+    value: a text is tokenised by importance, the embedder, valence and the
+    contradiction reading, one after another."""
+    return tuple(t.lower() for t in _TOKEN.findall(text))
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Crude suffix stripping so 'parks'/'park', 'voting'/'vote' meet."""
+    """Crude suffix stripping so 'parks'/'park', 'voting'/'vote' meet.
+    Cached: a vocabulary is small and every text's words are stemmed."""
     for suffix, keep in (("'s", 0), ("ies", 1), ("ing", 0), ("ed", 0), ("es", 0), ("s", 0)):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]

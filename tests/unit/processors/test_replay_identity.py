@@ -1,0 +1,95 @@
+"""The batch path's speed-ups keep its outputs to the byte.
+
+A replay must write what the live run wrote (tests/integration/
+test_batch_equivalence.py compares the two paths); these tests pin that the
+caches and shortcuts of the compute (bench/b5_compute.py measures it) change
+no output: the Avro bytes of every output of a small simulation equal those
+the code gave before them, with the caches cold and warm, and each cached
+function equals its uncached computation.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.b5_compute import clear_text_caches, compute, digest
+from connectors import synthetic
+from processors import contradiction as con
+from processors import stance
+from streams.llm import deterministic as det
+from streams.llm import lexicon as lx
+from streams.llm.embedder import _hash_embed_row, hash_embed, hash_embed_array
+from streams.settings import Settings, VerdictSettings
+
+CASE = Path(__file__).resolve().parents[3] / "eval" / "cases" / "new_coke_1985"
+# sha256 over the outputs' Avro bytes (bench/b5_compute.digest) as the code
+# gave them before the replay caches (commit 50264b4), for the run below.
+BEFORE = "4789fb7361392883019513b18ce55c63cf30a1c1f941d2cdd9457bd3f4f1ff6e"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    run = synthetic.generate(CASE, sim_id="pin", seed=5, agents=24, rounds=6)
+    # Reflections every 2 rounds and template reflections counted: every
+    # output kind occurs (conflicts, reflections, retractions, verdicts).
+    settings = Settings().model_copy(update={"verdict": VerdictSettings(reflections="all"),
+                                             "reflection_every_rounds": 2})
+    return [(e.type_name, e.record) for e in run.events], settings
+
+
+def test_batch_outputs_are_the_bytes_they_were_with_caches_cold_and_warm(sim):
+    events, settings = sim
+    clear_text_caches()
+    _, cold = compute(events, "pin", settings)
+    _, warm = compute(events, "pin", settings)
+    assert digest(cold)["records"] == {"ScoredMemory": 272, "Reflection": 103, "Conflict": 3, "Verdict": 6}
+    assert digest(cold)["sha256"] == BEFORE
+    assert digest(warm)["sha256"] == BEFORE
+
+
+def texts(sim) -> list[str]:
+    events, _ = sim
+    return sorted({r["content"] for t, r in events if t in ("Post", "Observation")})[:60] + [
+        "", "Not good at all!!", "The Mayor's plan isn't terrible, 3 parks?", "ünïcode — text…"]
+
+
+def test_cached_text_functions_equal_their_uncached_computation(sim):
+    for text in texts(sim):
+        assert lx.tokens(text) == tuple(t.lower() for t in lx._TOKEN.findall(text))
+        for w in lx.tokens(text):
+            assert lx.stem(w) == lx.stem.__wrapped__(w)
+        for kind in ("post", "like", "repost"):
+            assert det.importance(text, kind) == det.importance.__wrapped__(text, kind)
+        assert hash_embed(text, 384) == hash_embed_array(text, 384).tolist()
+        for question in ("", "Should the new formula replace the old one?"):
+            model = stance.offline_model("lexicon")
+            assert stance.offline_reading("lexicon", text, question) == model.read(text, question)
+
+
+def test_a_caller_cannot_change_a_cached_value():
+    vec = hash_embed("the same text twice", 384)
+    vec[0] = 99.0
+    assert hash_embed("the same text twice", 384)[0] != 99.0
+    with pytest.raises(ValueError):
+        _hash_embed_row("the same text twice", 384)[0] = 99.0
+    assert isinstance(lx.tokens("a b c"), tuple)
+    with pytest.raises(ValueError):
+        con._row(con.quantise([0.6, 0.8, 0.0]))[0] = 1.0
+
+
+def test_window_similarities_equal_decoding_the_window_each_time():
+    rng = np.random.default_rng(7)
+    vecs = rng.normal(size=(33, 384))
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    window = [{"v": con.quantise(v.tolist())} for v in vecs[:32]]
+    q = vecs[32].astype(np.float32)
+    # The decode the similarities did before the per-row cache.
+    mat = np.frombuffer(b"".join(base64.b64decode(m["v"]) for m in window), dtype=np.int8)
+    mat = mat.reshape(len(window), -1).astype(np.float64)
+    qq = np.asarray(q, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", mat, mat)) * np.sqrt(float(qq @ qq))
+    assert con.similarities(window, q) == [float(d / n) for d, n in zip(mat @ qq, norms)]
