@@ -203,7 +203,7 @@ class AgentPass:
                 for k, r in zip(groups, results)]
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float = 0.25,
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: float | None = None,
              question: stance.Question | None = None, in_flight: int | None = None):
     """The stage's Faust agent. ``question`` (sim id -> its question) is read
     from the simulations topic unless given (tests without a broker)."""

@@ -282,7 +282,7 @@ class TableAuthors(MutableMapping):
         return len(self.written)
 
 
-def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float = 0.25):
+def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: float | None = None):
     # Values are bytes (streams/state_codec.py), decoded when read: Faust's
     # json serializer kept every value decoded, and recovery decoded every
     # version of a 300 KB simulation state read back from the changelog. The

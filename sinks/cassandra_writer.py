@@ -35,7 +35,7 @@ WRITERS = {
 
 
 def register(app: faust.App, rt: Runtime, *, store: CassandraStore | None = None, batch_size: int = 2000,
-             within: float = 0.25):
+             within: float | None = None):
     if store is None:
         store = CassandraStore(rt.settings)  # connects and applies the schema at the first write
 

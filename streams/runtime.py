@@ -272,7 +272,7 @@ def by_agent(batch: list[Incoming]) -> dict[bytes, list[Incoming]]:
 
 
 def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, ...], expected: tuple[str, ...],
-                     handle: Handler, batch_size: int = 1000, within: float = 0.25, strict_order: bool = False,
+                     handle: Handler, batch_size: int = 1000, within: float | None = None, strict_order: bool = False,
                      in_flight: int = 1):
     """The Faust agent of a stage: batches of its inputs through
     :meth:`Runtime.process`. Every processor and the Cassandra sink run this.
@@ -280,7 +280,10 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
     order, with no gap (:mod:`streams.partition_order`; inputs without gaps
     of their own only). ``in_flight`` > 1: up to that many batches are
     processed at once (:mod:`streams.overlap`; ``handle`` must await
-    :func:`streams.overlap.turn` before it reads a key's state)."""
+    :func:`streams.overlap.turn` before it reads a key's state). ``within``:
+    how long a batch waits to fill, by default ``settings.stage_batch_wait_ms``."""
+    if within is None:
+        within = rt.settings.stage_batch_wait_ms / 1000
     order = PartitionOrder() if strict_order else None
     lanes = overlap.Overlap(in_flight) if in_flight > 1 else None
 

@@ -82,7 +82,8 @@ def test_processor_groups_name_workers_by_processors_or_by_group_name():
 def test_replication_and_stall_guard_settings_are_bounded(monkeypatch):
     for name, value in (("MURMUR_TOPIC_REPLICATION", "0"), ("MURMUR_STALL_CHECK_S", "-1"),
                         ("MURMUR_STALL_AFTER_S", "0"), ("MURMUR_TOPIC_REPLICATION", "three"),
-                        ("MURMUR_AGENT_BATCHES_IN_FLIGHT", "0"), ("MURMUR_AGENT_BATCHES_IN_FLIGHT", "two")):
+                        ("MURMUR_AGENT_BATCHES_IN_FLIGHT", "0"), ("MURMUR_AGENT_BATCHES_IN_FLIGHT", "two"),
+                        ("MURMUR_STAGE_BATCH_WAIT_MS", "0"), ("MURMUR_STAGE_BATCH_WAIT_MS", "6000")):
         monkeypatch.setenv(name, value)
         with pytest.raises(ValidationError, match=name.removeprefix("MURMUR_").lower()):
             Settings()
