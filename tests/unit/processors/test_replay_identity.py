@@ -77,8 +77,15 @@ def test_a_caller_cannot_change_a_cached_value():
     with pytest.raises(ValueError):
         _hash_embed_row("the same text twice", 384)[0] = 99.0
     assert isinstance(lx.tokens("a b c"), tuple)
-    with pytest.raises(ValueError):
-        con._row(con.quantise([0.6, 0.8, 0.0]))[0] = 1.0
+    assert isinstance(con._codes(con.quantise([0.6, 0.8, 0.0])), bytes)
+
+
+def test_quantise_gives_the_codes_np_clip_gave():
+    rng = np.random.default_rng(3)
+    for vec in [rng.normal(size=384) / 19.6, rng.normal(size=384) * 3, np.zeros(384), np.array([0.5 / 127, -1.5 / 127])]:
+        codes = np.clip(np.rint(np.asarray(vec, dtype=np.float64) * 127), -127, 127).astype(np.int8)
+        assert base64.b64decode(con.quantise(vec.tolist())) == codes.tobytes()
+        assert con.quantise(vec.tolist()) == con.quantise(vec.tolist(), mode="python")
 
 
 def test_window_similarities_equal_decoding_the_window_each_time():
