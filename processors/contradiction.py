@@ -93,7 +93,9 @@ def similarities(window: list[dict], vec: list[float]) -> list[float]:
     q = np.asarray(vec, dtype=np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", mat, mat)) * math.sqrt(float(q @ q))
     dots = mat @ q
-    return [float(d / n) if n else 0.0 for d, n in zip(dots, norms)]
+    # Divided as one array (the same IEEE quotients as one by one); 0 where
+    # a norm is 0.
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms != 0).tolist()
 
 
 def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIGHBOURS,

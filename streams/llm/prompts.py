@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 IMPORTANCE_MAX_CHARS = 1000
@@ -167,7 +168,16 @@ Answer with JSON only: {"statements": [{"statement": <number>, "importance": <1-
 
 def _one_line(text: str, limit: int) -> str:
     # Newlines would break the line-oriented layout parse_user relies on.
+    if type(text) is str:
+        return _one_line_str(text, limit)
     return " ".join(str(text).split())[:limit]
+
+
+@lru_cache(maxsize=8192)
+def _one_line_str(text: str, limit: int) -> str:
+    # A memory's text is an earlier statement of each of its window's next
+    # memories' calls: laid out once while it is recent.
+    return " ".join(text.split())[:limit]
 
 
 def importance_prompt(content: str, *, kind: str = "post") -> Prompt:
