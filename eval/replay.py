@@ -109,14 +109,17 @@ def load_journal(settings: Settings, sim_id: str):
     return load(records(LLM_CALLS), records(SCORED), vector_of)
 
 
-def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "", journal: str = "off") -> dict:
+def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "", journal: str = "off",
+               start: dict[tuple[str, int], int] | None = None) -> dict:
     """Read the simulation, run the batch path, write every derived event into
     ``namespace`` (topics and keyspace). Returns counts.
 
     ``journal``: ``strict`` answers every LLM request from the live run's
     journal (no model call; a miss is counted and fails as an unavailable
     model would), ``fill`` asks the model on a miss, ``off`` asks the model
-    (or the deterministic backend) everything."""
+    (or the deterministic backend) everything. ``start``: where to start
+    reading each source partition (default: its beginning), for a log whose
+    earlier records are known to hold none of the simulation's events."""
     import asyncio
 
     from processors.batch import BatchRuntime, derive, verdicts
@@ -131,7 +134,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     if journal not in JOURNAL_MODES:
         raise MurmurError(f"--journal must be one of {', '.join(JOURNAL_MODES)}, not {journal!r}")
     ns = settings.model_copy(update={"namespace": namespace})
-    read = read_sim(settings, sim_id)
+    read = read_sim(settings, sim_id, start=start)
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
     book = None

@@ -141,8 +141,9 @@ def _keyed_lines(title: str, d: dict, a: str, b: str) -> list[str]:
     for name, c in d["changed"].items():
         lines += [f"  {name:12} {e['id']}: {a} {_value(name, e['a'])}  |  {b} {_value(name, e['b'])}"
                   for e in c["examples"]]
-    lines += [f"  only in {a}: {e}" for e in d["examples_only_a"]]
-    lines += [f"  only in {b}: {e}" for e in d["examples_only_b"]]
+    for side, key in ((a, "examples_only_a"), (b, "examples_only_b")):
+        lines += [f"  only in {side}: {e['id']} " + ", ".join(f"{k} {v}" for k, v in e.items() if k != "id")
+                  if isinstance(e, dict) else f"  only in {side}: {e}" for e in d[key]]
     return lines
 
 

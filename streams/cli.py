@@ -441,7 +441,8 @@ def replay(
                                              "off: ask the model"),
 ):
     """Re-run one simulation from the log (beginning to the end offsets at
-    start) through the processors' functions into an isolated namespace."""
+    start) through the processors' functions into an isolated namespace;
+    `murmur eval compare` sets it beside the live run."""
     from eval.replay import replay_sim
 
     try:
@@ -517,6 +518,38 @@ def eval_ablation(
     for r in rows:
         typer.echo(f"{r['variant']:28} {r['support_ratio']:+8.3f} {r['direction']:9} {r['confidence']:6.3f} "
                    f"{r['composite']:9.3f} {r['d_support_ratio']:+8.3f} {r['d_composite']:+8.3f}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    sim: str = typer.Option(..., "--sim", help="The simulation both runs processed"),
+    namespace: str = typer.Option(..., "--namespace", help="The run under study: a replay's namespace "
+                                                           "(as given to `murmur replay --namespace`)"),
+    against: Optional[str] = typer.Option(None, "--against", help="The reference run's namespace (default: the live "
+                                                                  "run, MURMUR_NAMESPACE or none)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole comparison as one JSON object"),
+    all_rounds: bool = typer.Option(False, "--all-rounds", help="List every round's verdict, not only the differing "
+                                                                "ones, when there are more than 40"),
+    examples: int = typer.Option(5, min=0, max=1000, help="Examples of differing rows to show per kind"),
+    fail_on_difference: bool = typer.Option(False, "--fail-on-difference", help="Exit 1 when the runs differ "
+                                                                                "(default: 0 once compared)"),
+):
+    """Two runs of one simulation side by side: per-round verdicts, memories,
+    reflections and conflicts that differ, LLM calls and tokens of each.
+    Exit 0 once compared, 1 with --fail-on-difference when they differ,
+    2 when a namespace or the simulation is missing."""
+    from eval.run_reader import MissingRun, compare
+    from eval.side_by_side import render
+
+    try:
+        report = compare(get_settings(), sim, namespace, against, examples=examples)
+    except MissingRun as exc:
+        fail(str(exc), 2)
+    except MurmurError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(report, default=str) if as_json else render(report, all_rounds=all_rounds))
+    if fail_on_difference and not report["equal"]:
+        raise typer.Exit(1)
 
 
 @eval_app.command("stance")

@@ -58,7 +58,7 @@ def test_a_memory_that_stays_valid_in_one_run_is_a_validity_and_supersession_dif
                                                              "conflicts": False, "verdicts": True}
     text = render(report)
     assert "result: different (memories, conflicts)" in text
-    assert "only in live: {'id': 'c1'" in text and "validity     m1: live 2023-11-14 22:13:20.000  |  rp1 None" in text
+    assert "only in live: c1 old_memory_id m1, new_memory_id m3" in text and "validity     m1: live 2023-11-14 22:13:20.000  |  rp1 None" in text
 
 
 def test_importance_differences_are_counted_per_memory_with_examples_capped():

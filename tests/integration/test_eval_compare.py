@@ -1,0 +1,112 @@
+"""`murmur eval compare` on the real Kafka and Cassandra: a simulation
+replayed twice with the same settings compares equal; replayed with
+contradiction off (a similarity no pair reaches) it reports exactly what
+that changes: the reference's conflicts only in the reference, the memories
+they retracted still valid, and the verdicts of the rounds after them. A
+live worker's run equals its replay, with its LLM calls counted from its
+LlmCall records and the replay's said to be not recorded."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.publish_cli import Options, run_publish
+from deploy.pipeline import EXAMPLE, stop_process
+from eval.replay import REPLAYED, replay_sim
+from eval.run_reader import MissingRun, compare
+from streams.cli import app
+from streams.kafka import end_offsets
+from streams.topics import topic_name
+from tests.integration.conftest import start_worker
+from tests.integration.readmodel import wait_drained
+
+pytestmark = pytest.mark.integration
+QUESTION = "Will opinion on the Riverside bike lane plan be positive?"
+
+
+def source_ends(settings) -> dict[tuple[str, int], int]:
+    """Where the source topics end now: the replays start there, so they
+    read this test's simulation, not the shared topics' whole history."""
+    return end_offsets(settings, [topic_name(s) for s in REPLAYED])
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, ["eval", "compare", *args])
+
+
+def test_identical_replays_compare_equal_and_a_changed_setting_shows_its_differences(live, sim_id):
+    start = source_ends(live)
+    run_publish(live, [EXAMPLE], Options(sim=sim_id))
+    same_a, same_b, changed = (f"cmp{uuid.uuid4().hex[:6]}" for _ in range(3))
+    ref = replay_sim(live, sim_id, namespace=same_a, question=QUESTION, start=start)
+    replay_sim(live, sim_id, namespace=same_b, question=QUESTION, start=start)
+    # No pair of memories reaches a cosine of 1.01: contradiction never runs.
+    off = replay_sim(live.model_copy(update={"contradiction_similarity": 1.01}), sim_id, namespace=changed,
+                     question=QUESTION, start=start)
+    assert ref["conflicts"] > 0 and off["conflicts"] == 0, "the case must have conflicts to lose"
+
+    equal = compare(live, sim_id, same_b, same_a)
+    assert equal["equal"] and all(equal["parts_equal"].values())
+    assert equal["verdicts"]["a"] == equal["verdicts"]["b"] == 10 and equal["verdicts"]["rounds_differing"] == []
+    assert equal["conflicts"]["a"] == equal["conflicts"]["b"] == ref["conflicts"]
+    assert equal["llm"] == {"a": None, "b": None}  # a replay does not record its calls
+
+    diff = compare(live, sim_id, changed, same_a, examples=1000)  # every differing row listed
+    assert not diff["equal"]
+    assert diff["parts_equal"] == {"memories": False, "reflections": True, "conflicts": False, "verdicts": False}
+    c = diff["conflicts"]
+    assert (c["a"], c["b"], c["only_a"], c["only_b"]) == (ref["conflicts"], 0, ref["conflicts"], 0)
+    # Exactly the memories the reference's conflicts retracted are still valid in the changed run.
+    retracted = {e["old_memory_id"] for e in c["examples_only_a"]}
+    m = diff["memories"]
+    assert m["only_a"] == m["only_b"] == 0 and m["differing"] == len(retracted)
+    for field in ("validity", "supersession"):
+        assert {e["id"] for e in m["changed"][field]["examples"]} == retracted, field
+        assert all(e["a"] is not None and e["b"] is None for e in m["changed"][field]["examples"]), field
+    assert m["changed"]["importance"]["count"] == m["changed"]["kind"]["count"] == 0
+    # A retracted post stops counting: the changed run counts more posts from the first conflict on.
+    rounds = diff["verdicts"]["rounds"]
+    assert diff["verdicts"]["rounds_differing"]
+    assert all(r["b"]["post_count"] >= r["a"]["post_count"] for r in rounds)
+    assert any(r["b"]["post_count"] > r["a"]["post_count"] for r in rounds)
+
+    # The command: text, JSON, exit codes.
+    res = cli("--sim", sim_id, "--namespace", same_b, "--against", same_a, "--fail-on-difference")
+    assert res.exit_code == 0 and "result: equal" in res.output, res.output
+    assert f"LLM calls of {same_a}: not recorded" in res.output
+    res = cli("--sim", sim_id, "--namespace", changed, "--against", same_a, "--fail-on-difference", "--json")
+    assert res.exit_code == 1, res.output
+    assert json.loads(res.output)["conflicts"]["only_a"] == ref["conflicts"]
+    res = cli("--sim", sim_id, "--namespace", f"nope{uuid.uuid4().hex[:6]}")
+    assert res.exit_code == 2 and "no namespace 'nope" in res.output and "does not exist" in res.output
+    with pytest.raises(MissingRun, match=f"no simulation '{sim_id}-none' in namespace '{changed}'"):
+        compare(live, f"{sim_id}-none", changed, same_a)
+
+
+def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id):
+    w = start_worker(live)
+    try:
+        start = source_ends(live)
+        counts = run_publish(live, [EXAMPLE], Options(sim=sim_id, question=QUESTION)).counts
+        wait_drained(w.settings, w, "the worker to drain", timeout=120)
+        wait_drained(w.settings, w, "the worker to drain (again)", timeout=60)
+    finally:
+        stop_process(live, w.name)
+    ns = f"cmp{uuid.uuid4().hex[:6]}"
+    replay_sim(live, sim_id, namespace=ns, start=start)
+    with pytest.raises(MissingRun, match="no simulation"):
+        compare(live, sim_id, ns)  # the un-namespaced live run never saw it
+    report = compare(w.settings, sim_id, ns)  # the worker's namespace is the live run here
+    assert report["a"] == w.settings.namespace and report["b"] == ns
+    assert report["equal"], {p: report[p] for p in ("memories", "reflections", "conflicts")}
+    assert report["memories"]["a"] >= counts.published["Post"] + counts.published["Observation"]
+    usage = report["llm"]["a"]
+    assert report["llm"]["b"] is None and usage is not None
+    assert usage["backends"] == ["deterministic"] and usage["failed"] == 0
+    assert usage["calls"] == sum(r["calls"] for r in usage["by_role"].values()) > 0
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert sum(r["prompt_tokens"] for r in usage["by_role"].values()) == usage["prompt_tokens"]
