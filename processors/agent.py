@@ -132,8 +132,7 @@ class AgentPass:
             # The deterministic backend's valence is not used (the offline
             # stance model reads posts), so it does not wait for the question.
             question = await self.question(r["sim_id"]) if mc.reads_stance(self.rt) else ""
-            draft = imp.to_memory(inc, importance=0, scorer="", embedding=vectors[id(inc)], embedder=embedder)
-            near = self.window.candidates(state["contradiction"], draft)
+            near = self.window.candidates(state["contradiction"], imp.window_draft(inc, vectors[id(inc)]))
             # One call: importance, the post's valence and its contradictions.
             reply = await mc.ask(self.rt, [mc.Statement(imp.kind_of(r["action"]), r["content"], [o["t"] for _, o in near])],
                                  question, sim_id=r["sim_id"], round_=r["round"])

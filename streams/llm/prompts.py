@@ -43,8 +43,16 @@ class Prompt:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     def default_cache_key(self) -> str:
-        body = f"{self.schema_name}\n{self.system}\n{self.user}"
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        # sha256 of f"{schema_name}\n{system}\n{user}": the system prompt's
+        # few KB are hashed once per (schema, system), then copied.
+        h = _prefix_hash(self.schema_name, self.system).copy()
+        h.update(self.user.encode())
+        return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=64)
+def _prefix_hash(schema_name: str, system: str):
+    return hashlib.sha256(f"{schema_name}\n{system}\n".encode())
 
 
 def _obj(props: dict[str, Any]) -> dict[str, Any]:

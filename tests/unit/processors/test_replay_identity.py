@@ -100,3 +100,33 @@ def test_window_similarities_equal_decoding_the_window_each_time():
     qq = np.asarray(q, dtype=np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", mat, mat)) * np.sqrt(float(qq @ qq))
     assert con.similarities(window, q) == [float(d / n) for d, n in zip(mat @ qq, norms)]
+
+
+def test_a_prompts_cache_key_is_the_sha256_of_its_whole_text():
+    import hashlib
+
+    from streams.llm import importance_prompt, memory_prompt, reflection_prompt
+
+    for prompt in (importance_prompt("A post about the park!", kind="post"),
+                   memory_prompt([{"kind": "post", "content": "New", "earlier": ["Old one", "Older"]}], question="Q?"),
+                   reflection_prompt("a1", [{"id": "m1", "text": "remembered"}])):
+        body = f"{prompt.schema_name}\n{prompt.system}\n{prompt.user}"
+        assert prompt.default_cache_key() == hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def test_the_window_draft_is_what_the_whole_memory_gives_the_window():
+    from processors import importance as imp
+    from streams.runtime import Incoming
+
+    inc = Incoming("Post", {"event_id": "e1", "sim_id": "s", "round": 2, "ts": 7, "agent_id": "a", "action": "CREATE_POST",
+                            "content": "The park is lovely"}, "agent.log", 0, 3, b"s/a")
+    packed = np.arange(4, dtype="<f4").tobytes()
+    full = imp.to_memory(inc, importance=0, scorer="", embedding=packed, embedder="x")
+    draft = imp.window_draft(inc, packed)
+    assert draft == {k: full[k] for k in draft}
+    a, b = con.empty_state(), con.empty_state()
+    window = con.Window(Settings())
+    window.candidates(a, full)
+    window.candidates(b, draft)
+    assert a == b and len(a["window"]) == 1
+    assert imp.window_draft(inc, None)["embedding_f32"] == b""
