@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from connectors.publish_cli import Options, run_publish
 from deploy.pipeline import EXAMPLE, stop_process
 from eval.replay import REPLAYED, replay_sim
+from bench.common import delete_topics
 from eval.run_reader import MissingRun, compare
+from sinks.cassandra_store import keyspace_for
 from streams.cli import app
 from streams.kafka import end_offsets
 from streams.topics import topic_name
@@ -34,14 +36,35 @@ def source_ends(settings) -> dict[tuple[str, int], int]:
     return end_offsets(settings, [topic_name(s) for s in REPLAYED])
 
 
+@pytest.fixture
+def namespaces(live):
+    """Namespaces the test writes into, dropped after it (keyspace and
+    topics): every keyspace costs the shared Cassandra heap and slows every
+    client's schema read on connect, and nothing reads these again."""
+    from sinks.cassandra_store import CassandraStore
+    from streams.kafka import admin
+
+    made: list[str] = []
+    yield made
+    store = CassandraStore(live)
+    try:
+        for ns in made:
+            store.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace_for(live.model_copy(update={'namespace': ns}))}",
+                                    timeout=120)
+    finally:
+        store.close()
+    topics = [t for t in admin(live).list_topics(timeout=30).topics if any(t.startswith((f"{ns}.", f"{ns}-")) for ns in made)]
+    delete_topics(live, topics)
+
+
 def cli(*args: str):
     return CliRunner().invoke(app, ["eval", "compare", *args])
 
 
-def test_identical_replays_compare_equal_and_a_changed_setting_shows_its_differences(live, sim_id):
+def test_identical_replays_compare_equal_and_a_changed_setting_shows_its_differences(live, sim_id, namespaces):
     start = source_ends(live)
     run_publish(live, [EXAMPLE], Options(sim=sim_id))
-    same_a, same_b, changed = (f"cmp{uuid.uuid4().hex[:6]}" for _ in range(3))
+    same_a, same_b, changed = namespaces[:] = [f"cmp{uuid.uuid4().hex[:6]}" for _ in range(3)]
     ref = replay_sim(live, sim_id, namespace=same_a, question=QUESTION, start=start)
     replay_sim(live, sim_id, namespace=same_b, question=QUESTION, start=start)
     # No pair of memories reaches a cosine of 1.01: contradiction never runs.
@@ -87,8 +110,9 @@ def test_identical_replays_compare_equal_and_a_changed_setting_shows_its_differe
         compare(live, f"{sim_id}-none", changed, same_a)
 
 
-def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id):
+def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id, namespaces):
     w = start_worker(live)
+    namespaces.append(w.settings.namespace)
     try:
         start = source_ends(live)
         counts = run_publish(live, [EXAMPLE], Options(sim=sim_id, question=QUESTION)).counts
@@ -97,6 +121,7 @@ def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id
     finally:
         stop_process(live, w.name)
     ns = f"cmp{uuid.uuid4().hex[:6]}"
+    namespaces.append(ns)
     replay_sim(live, sim_id, namespace=ns, start=start)
     with pytest.raises(MissingRun, match="no simulation"):
         compare(live, sim_id, ns)  # the un-namespaced live run never saw it
