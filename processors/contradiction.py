@@ -71,7 +71,7 @@ def already_seen(state: dict, memory: dict) -> bool:
     upstream redelivery re-produces them at new offsets): one already in the
     window was applied, and comparing it again with newer memories would
     invent backward edges."""
-    return any(m["id"] == memory["memory_id"] for m in state["window"])
+    return memory["memory_id"] in [m["id"] for m in state["window"]]  # a list's `in`: no generator per memory
 
 
 @lru_cache(maxsize=32768)
@@ -94,8 +94,10 @@ def similarities(window: list[dict], vec: list[float]) -> list[float]:
     norms = np.sqrt(np.einsum("ij,ij->i", mat, mat)) * math.sqrt(float(q @ q))
     dots = mat @ q
     # Divided as one array (the same IEEE quotients as one by one); 0 where
-    # a norm is 0.
-    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms != 0).tolist()
+    # a norm is 0 (a zero vector: rare, so checked first).
+    if norms.all():
+        return (dots / norms).tolist()
+    return np.divide(dots, norms, out=np.zeros(len(dots)), where=norms != 0).tolist()
 
 
 def neighbours(state: dict, vec: list[float], *, threshold: float, k: int = NEIGHBOURS,

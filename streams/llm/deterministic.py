@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -72,12 +71,17 @@ def importance(content: str, kind: str = "post") -> int:
 def _topics(memories: Sequence[dict[str, str]]) -> list[tuple[str, list[int]]]:
     """Stems shared by >=2 memories, most shared first, each with its members."""
     members: dict[str, list[int]] = {}
-    surface: dict[str, Counter] = {}
+    surface: dict[str, dict[str, int]] = {}  # stem -> its words' counts
     for i, mem in enumerate(memories):
         seen = set()
         for word in lx.content_words(mem["text"]):
             s = lx.stem(word)
-            surface.setdefault(s, Counter())[word] += 1
+            # Not setdefault(s, Counter()): that built a Counter per word
+            # (a twentieth of a replay's reflections).
+            counts = surface.get(s)
+            if counts is None:
+                counts = surface[s] = {}
+            counts[word] = counts.get(word, 0) + 1
             if s not in seen:
                 seen.add(s)
                 members.setdefault(s, []).append(i)

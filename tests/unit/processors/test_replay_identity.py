@@ -130,3 +130,19 @@ def test_the_window_draft_is_what_the_whole_memory_gives_the_window():
     window.candidates(b, draft)
     assert a == b and len(a["window"]) == 1
     assert imp.window_draft(inc, None)["embedding_f32"] == b""
+
+
+def test_similarities_with_a_zero_vector_in_the_window_or_asked():
+    window = [{"v": con.quantise([0.6, 0.8, 0.0])}, {"v": con.quantise([0.0, 0.0, 0.0])}]
+    same, zero = con.similarities(window, np.array([0.6, 0.8, 0.0], dtype=np.float32))
+    assert same == pytest.approx(1.0, abs=1e-4) and zero == 0.0
+    assert con.similarities(window, np.zeros(3, dtype=np.float32)) == [0.0, 0.0]
+
+
+def test_reflection_topics_name_each_stem_by_its_most_used_word():
+    memories = [{"id": "m1", "text": "Parks parks park budget"}, {"id": "m2", "text": "park budgets"},
+                {"id": "m3", "text": "budget talk"}]
+    # "park" and "parks" are used twice each: the tie goes to the first in order.
+    assert det._topics(memories) == [("budget", [0, 1, 2]), ("park", [0, 1])]
+    memories[1]["text"] = "parks budgets"
+    assert det._topics(memories) == [("budget", [0, 1, 2]), ("parks", [0, 1])]
