@@ -169,15 +169,26 @@ def contradiction(a: str, b: str) -> dict[str, Any]:
     return {"contradicts": similar and opposite, "reason": reason}
 
 
+def _contradicts(a: str, b: str) -> bool:
+    """:func:`contradiction`'s verdict alone: most pairs are not opposite,
+    and their reason (sorting the shared words, formatting) was never read."""
+    _, la, wa = _reading(a)
+    _, lb, wb = _reading(b)
+    if {la, lb} != {"positive", "negative"}:
+        return False
+    shared = wa & wb
+    return bool(shared) and len(shared) / max(1, min(len(wa), len(wb))) >= 0.3
+
+
 def memory(question: str, statements: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Each statement's importance and valence, and the earlier statements (A)
     it (B) contradicts, pair by pair as :func:`contradiction` judges them."""
     out = []
     for i, st in enumerate(statements, 1):
-        pairs = [(j, contradiction(a, st["content"])) for j, a in enumerate(st.get("earlier", []), 1)]
-        out.append({"statement": i, "importance": importance(st["content"], st.get("kind", "post")),
-                    **stance(question, st["content"]),
-                    "contradicts": [{"earlier": j, "reason": v["reason"]} for j, v in pairs if v["contradicts"]]})
+        b = st["content"]
+        out.append({"statement": i, "importance": importance(b, st.get("kind", "post")), **stance(question, b),
+                    "contradicts": [{"earlier": j, "reason": contradiction(a, b)["reason"]}
+                                    for j, a in enumerate(st.get("earlier", []), 1) if _contradicts(a, b)]})
     return {"statements": out}
 
 

@@ -146,3 +146,16 @@ def test_reflection_topics_name_each_stem_by_its_most_used_word():
     assert det._topics(memories) == [("budget", [0, 1, 2]), ("park", [0, 1])]
     memories[1]["text"] = "parks budgets"
     assert det._topics(memories) == [("budget", [0, 1, 2]), ("parks", [0, 1])]
+
+
+def test_the_memory_answer_names_exactly_the_pairs_contradiction_judges_so(sim):
+    sample = texts(sim) + ["I love the new formula, wonderful taste", "The new formula is awful, terrible taste",
+                           "Terrible decision on the formula", "Great decision on the formula"]
+    for b in sample:
+        earlier = [a for a in sample if a != b][:3]
+        got = det.memory("", [{"content": b, "kind": "post", "earlier": earlier}])["statements"][0]["contradicts"]
+        pairs = [(j, det.contradiction(a, b)) for j, a in enumerate(earlier, 1)]
+        assert got == [{"earlier": j, "reason": v["reason"]} for j, v in pairs if v["contradicts"]]
+    for a in sample:
+        for b in sample:
+            assert det._contradicts(a, b) == det.contradiction(a, b)["contradicts"]
