@@ -81,12 +81,12 @@ def to_memory(inc: Incoming, *, importance: int, scorer: str, fallback: bool = F
 
 def window_draft(inc: Incoming, embedding: bytes | None) -> dict:
     """What the contradiction window reads of a memory before its call
-    (``processors/contradiction.Window.candidates``): the fields
-    :func:`to_memory` would give them, without building the whole record
-    and its id, which the call's answer replaces anyway."""
+    (``processors/contradiction.Window.candidates``), and whose it is: the
+    fields :func:`to_memory` would give them, without building the whole
+    record and its id, which the call's answer replaces anyway."""
     r = inc.record
-    return {"memory_id": r["event_id"], "ts": r["ts"], "content": r["content"], "embedding": [],
-            "embedding_f32": pack(embedding)}
+    return {"memory_id": r["event_id"], "sim_id": r["sim_id"], "agent_id": r["agent_id"], "ts": r["ts"],
+            "content": r["content"], "embedding": [], "embedding_f32": pack(embedding)}
 
 
 def memory_of(rt: Runtime, inc: Incoming, reply: Reply, *, embedding: list[float] | bytes | None, embedder: str) -> dict:
