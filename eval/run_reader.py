@@ -1,6 +1,6 @@
 """Read one run of a simulation for ``murmur eval compare``: its read-model
 rows (the namespace's keyspace) and its LlmCall records (the namespace's
-``ops.llm-calls.v1`` topic).
+``LLM_CALLS`` topic, streams/topics.py).
 
 A run is named by its namespace; ``""`` is the un-namespaced live pipeline.
 A namespace with no keyspace, or a simulation with no row in it, is a
