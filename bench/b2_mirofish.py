@@ -13,6 +13,8 @@ run's keyspace; ``setup_s`` in each run). Figures:
 * posts/s until every post is queryable (its timeline row in Cassandra);
 * posts/s until every stage has drained its inputs (reflections,
   conflicts, verdicts included);
+* the drained rate with two workers of one group at 20 rounds (the same
+  two cores);
 * the rate per round decile (posts of those rounds / time between the last
   timeline write of the previous decile and of this one): whether it holds
   as the simulation grows.
@@ -46,17 +48,17 @@ CASE = ROOT / "eval" / "cases" / "new_coke_1985"
 ROUNDS = (20, 40)
 
 
-def one_run(ctx: Ctx, agents: int, rounds: int, case: Path = CASE) -> dict:
-    sim = f"b2-a{agents}-r{rounds}-{time.strftime('%H%M%S')}"
+def one_run(ctx: Ctx, agents: int, rounds: int, case: Path = CASE, workers: int = 1) -> dict:
+    sim = f"b2-a{agents}-r{rounds}-w{workers}-{time.strftime('%H%M%S')}"
     run = synthetic.generate(case, sim_id=sim, seed=7, agents=agents, rounds=rounds)
     posts_by_round: dict[int, int] = {}
     for e in run.events:
         if e.type_name == "Post":
             posts_by_round[e.record["round"]] = posts_by_round.get(e.record["round"], 0) + 1
     posts = sum(posts_by_round.values())
-    w = start_workers(ctx, "all", prefix="b2")
+    w = start_workers(ctx, "all", count=workers, prefix="b2")
     try:
-        wait_members(ctx.settings, w.group_id, 1)
+        wait_members(ctx.settings, w.group_id, workers)
         # A tiny simulation through every stage first, off the clock: the
         # sink connects and creates the namespace's keyspace at its first
         # write (34 s on this box once Cassandra held ~2,800 tables), which
@@ -94,7 +96,7 @@ def one_run(ctx: Ctx, agents: int, rounds: int, case: Path = CASE) -> dict:
         deciles.append({"decile": d, "rounds": [rs[0], rs[-1]], "posts": n,
                         "posts_per_s": round(n / max(done - prev, 1e-3), 1)})
         prev = max(prev, done)
-    return {"sim": sim, "agents": agents, "rounds": rounds, "posts": posts,
+    return {"sim": sim, "agents": agents, "rounds": rounds, "workers": workers, "posts": posts,
             "events": len(run.events), "setup_s": round(setup_s, 1), "publish_s": round(published_s, 2),
             "queryable_posts_per_s": posts / queryable_s, "drained_posts_per_s": posts / (drained_at - t0),
             "deciles": deciles, "drain_wait_s": round(drain_s, 1)}
@@ -154,6 +156,16 @@ def run(ctx: Ctx) -> dict:
         figures[f"r{rounds}_last_decile_posts_per_s"] = figure(
             [r["deciles"][-1]["posts_per_s"]], unit="posts/s", reference="first decile of the same run",
             reference_value=first)
+    # Two workers of one group on the same two cores (Kafka and Cassandra
+    # too), at the smaller size: what a second process adds here.
+    two = one_run(ctx, agents, ROUNDS[0], workers=2)
+    ctx.log(f"  B2 {agents} agents x {ROUNDS[0]} rounds, 2 workers: {two['posts']} posts, "
+            f"{two['drained_posts_per_s']:.0f} posts/s drained")
+    ref_2w = figures.get(f"r{ROUNDS[0]}_mirofish_posts_per_s")
+    figures[f"r{ROUNDS[0]}_drained_posts_per_s_2_workers"] = figure(
+        [two["drained_posts_per_s"]], unit="posts/s", posts=two["posts"],
+        reference=f"MiroFish's runner, same run, {agents:,} x {ROUNDS[0]}" if ref_2w else None,
+        reference_value=ref_2w["median"] if ref_2w else None)
     a, b = (runs[n] for n in ROUNDS)
     mf_growth = None
     if mf:
@@ -164,7 +176,8 @@ def run(ctx: Ctx) -> dict:
         [b["drained_posts_per_s"] / a["drained_posts_per_s"]], unit="x", digits=3,
         reference="MiroFish's runner's 40-vs-20 ratio, same run" if mf else None, reference_value=mf_growth)
     return {"title": TITLE, "settings": {"agents": agents, "rounds": list(ROUNDS), "case": CASE.name, "seed": 7,
-                                         "workers": 1, "processors": "all", "llm": "deterministic",
+                                         "workers": f"1; 2 at {ROUNDS[0]} rounds", "processors": "all",
+                                         "llm": "deterministic",
                                          "repeats": 1, "note": "one run per size: the per-decile rates show the spread",
                                          "mirofish": ({"runner": str(folder), "case": mirofish_runner.CASE,
                                                        "seed": mirofish_runner.SEED, "llm": "its mock",
@@ -173,5 +186,5 @@ def run(ctx: Ctx) -> dict:
                                                        "startup_s": round(startup_s, 2),
                                                        "requirements": list(mirofish_runner.REQUIREMENTS)}
                                                       if mf else "skipped: its runner's folder is not there")},
-            "figures": figures, "runs": list(runs.values()),
+            "figures": figures, "runs": [*runs.values(), two],
             "mirofish_runs": [m.as_dict() for rs in mf.values() for m in rs]}

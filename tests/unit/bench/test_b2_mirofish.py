@@ -17,9 +17,10 @@ from streams.settings import Settings
 from tests.unit.bench.test_mirofish_runner import ECHO, fake_runner
 
 
-def murmur_run(ctx, agents, rounds, case=b2.CASE):
-    # Fixed figures for Murmur's side: 100 posts/s drained at 20 rounds, 80 at 40.
-    drained = {20: 100.0, 40: 80.0}[rounds]
+def murmur_run(ctx, agents, rounds, case=b2.CASE, workers=1):
+    # Fixed figures for Murmur's side: 100 posts/s drained at 20 rounds, 80 at
+    # 40; 150 with two workers.
+    drained = {20: 100.0, 40: 80.0}[rounds] * (1.5 if workers == 2 else 1)
     return {"sim": f"s{rounds}", "agents": agents, "rounds": rounds, "posts": agents * rounds,
             "queryable_posts_per_s": drained * 2, "drained_posts_per_s": drained,
             "deciles": [{"decile": 0, "posts_per_s": 10.0}, {"decile": 9, "posts_per_s": 50.0}]}
@@ -59,6 +60,8 @@ def test_with_the_runner_murmurs_rates_are_ratios_to_its_measured_rate(ctx, tmp_
         assert drained["reference_value"] == mf["median"]
         assert drained["ratio"] == round(drained["median"] / mf["median"], 3)
         assert "same run" in drained["reference"] and "NOT measured" not in drained["reference"]
+    two = f["r20_drained_posts_per_s_2_workers"]
+    assert two["median"] == 150.0 and two["reference_value"] == f["r20_mirofish_posts_per_s"]["median"]
     growth = f["mirofish_rate_40_vs_20_rounds"]["median"]
     assert growth == pytest.approx(f["r40_mirofish_posts_per_s"]["median"] / f["r20_mirofish_posts_per_s"]["median"],
                                    abs=1e-3)
