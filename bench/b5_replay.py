@@ -25,10 +25,10 @@ same events, outputs compared; and the Faust path with
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
+from bench import b5_compute
 from bench.common import (ROOT, Ctx, figure, publish, start_workers, stop_workers, topic_timestamps, wait_drained,
                           wait_members)
 from connectors import synthetic
@@ -52,26 +52,12 @@ def faust_path(ctx: Ctx, run: synthetic.SyntheticRun, cosine: str) -> float:
         stop_workers(ctx, w)
 
 
-def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: str) -> tuple[float, list[dict]]:
-    from processors import batch
-    from streams.llm import DeterministicLlm
-
+def batch_compute(ctx: Ctx, events: list[tuple[str, dict]], sim: str, cosine: str) -> tuple[float, list]:
+    """Events/s of the batch path's compute (wall clock, timed inside the
+    coroutine: bench/b5_compute.py) and its outputs, to compare between modes."""
     settings = ctx.settings.model_copy(update={"contradiction_cosine": cosine})
-    rt = batch.BatchRuntime(settings, DeterministicLlm(settings))
-    box: dict = {}
-
-    async def both() -> None:
-        # Timed in here, and nothing returned: asyncio.run calls repr() on a
-        # coroutine's result twice (CPython issue #112559), which on the
-        # whole replay output was a fifth of the measured time.
-        t0 = time.perf_counter()
-        out = await batch.derive(rt, events)
-        verdicts = await batch.verdicts(rt, out, sim_id=sim, question="")
-        box["seconds"] = time.perf_counter() - t0
-        box["outs"] = [out.memories, out.reflections, out.conflicts, verdicts]
-
-    asyncio.run(both())
-    return len(events) / box["seconds"], box["outs"]
+    seconds, outputs = b5_compute.compute(events, sim, settings, clock=time.perf_counter)
+    return len(events) / seconds, outputs
 
 
 def batch_end_to_end(ctx: Ctx, sim: str) -> tuple[float, dict]:
