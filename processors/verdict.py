@@ -19,8 +19,9 @@ latter reached the record size limit at 3,000 agents x 70 rounds (a
 What was applied is one number per author (:class:`Applied`): the agent
 pass numbers each author's contributions in the order it emits them
 (``seq``), and one author's contributions reach this stage in that order
-(one partition of the agent log, one idempotent producer), so a
-redelivered one repeats a number already applied. The table used to keep
+(one partition of the agent log, one idempotent producer, and each input
+partition read in offset order, ``strict_order``), so a redelivered one
+repeats a number already applied. The table used to keep
 one key per contribution: 539,614 keys after the 30-minute soak, growing
 with every post for as long as the worker ran. Contributions written before
 there was a ``seq`` (0) are still told apart by their ids.
@@ -318,5 +319,9 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 2000, within: flo
                               for k, v in applied_now.writes()]
         return effects
 
+    # Strict order: a contribution Faust skipped and the stall guard read
+    # again after later ones of its author would repeat no number and be
+    # counted as applied already (a checkpoint restore's verdicts came out 4
+    # posts short after such a skip).
     return register_batches(app, rt, stage=STAGE, inputs=INPUTS, expected=("Stance", "RoundMarker", "Simulation"),
-                            handle=handle, batch_size=batch_size, within=within)
+                            handle=handle, batch_size=batch_size, within=within, strict_order=True)

@@ -16,17 +16,24 @@ stops at the lost message instead; :mod:`streams.stall_guard` then sees a
 partition whose commit no longer moves and seeks it back, so the message is
 read again.
 
-It also moves Faust's seek onto the consumer's thread (see ``_seek``), and
-keeps Faust's stall warnings quiet after an idle spell (``ConsumerThread``).
+It also moves Faust's seek onto the consumer's thread (see ``_seek``), keeps
+what its fetch loop read before a seek from undoing the seek
+(:mod:`streams.seek_fence`), and keeps Faust's stall warnings quiet after an
+idle spell (``ConsumerThread``).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import logging
+from typing import AsyncIterator, Mapping, Optional, Set, Tuple
 
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP
+from faust.types import TP, Message
+
+from streams.seek_fence import KEEP, SeekFence
+
+log = logging.getLogger(__name__)
 
 
 def busy_for(now: float, caught_up_at: Optional[float], started: float) -> float:
@@ -65,8 +72,68 @@ class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
             return None
         return super().verify_event_path(now, tp)
 
+    # The seek fence (streams/seek_fence.py). Every seek and every fetch
+    # runs on this thread's loop; each one's count or snapshot is taken in
+    # the same step (no await between) as the consumer's seek, or as the
+    # fetcher hands over its records.
+
+    async def _fetch_records(self, consumer, active_partitions: Set[TP], timeout: Optional[float] = None,
+                             max_records: Optional[int] = None):
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
+                                               max_records=max_records)
+        self.consumer._fetch_stamps = self.consumer._fence.snapshot()
+        return records
+
+    async def _seek_wait(self, consumer, partitions: Mapping[TP, int]) -> None:
+        # Faust's ``_seek_wait`` seeks them all before its first await
+        self.consumer._fence.seeking({tp: offset if offset > 0 else None for tp, offset in partitions.items()})
+        await super()._seek_wait(consumer, partitions)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed, self._ensure_consumer())
+
+    async def _seek_to_committed(self, consumer) -> Mapping[TP, int]:
+        # aiokafka's ``seek_to_committed``, with each seek counted in its step
+        committed = {}
+        for tp in consumer.assignment():
+            offset = committed[tp] = await consumer.committed(tp)
+            if offset and offset > 0:
+                self.consumer._fence.seeking({tp: offset})  # perform_seek sets it as the read offset
+                consumer.seek(tp, offset)
+        return committed
+
 
 class Consumer(aiokafka_driver.Consumer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._fence = SeekFence()
+        self._fetch_stamps: dict = {}  # the fence's counts when the last fetch took its records
+
+    async def getmany(self, timeout: float) -> AsyncIterator[Tuple[TP, Message]]:
+        # Faust's fetch loop takes one message from here, hands it to the
+        # streams, sets its read offset, then asks for the next: the code
+        # after the ``yield`` runs once the read offset of ``last`` is written.
+        last = None
+        try:
+            async for tp, message in super().getmany(timeout):
+                self._restore_read_offset(last)
+                last = None
+                if self._fence.stale(self._fetch_stamps, tp):
+                    continue  # fetched before a seek of its partition, which reads it again
+                last = tp
+                yield tp, message
+        finally:
+            self._restore_read_offset(last)
+
+    def _restore_read_offset(self, tp: Optional[TP]) -> None:
+        target = KEEP if tp is None else self._fence.restore(self._fetch_stamps, tp)
+        if target is KEEP or self._read_offset.get(tp) == target:
+            return
+        log.info("%s[%d] was sought while a message fetched before the seek was handed over: "
+                 "its read offset %s is put back to the seek's %s",
+                 tp.topic, tp.partition, self._read_offset.get(tp), target)
+        self._read_offset[tp] = target
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -96,6 +163,7 @@ class Transport(aiokafka_driver.Transport):
 
 
 async def _seek_on_consumer_thread(thread, partition: TP, offset: int) -> None:
+    thread.consumer._fence.seeking({partition: offset if offset else None})  # as Faust's seek sets it
     thread._ensure_consumer().seek(partition, offset)
 
 

@@ -12,7 +12,8 @@ message past a gap is held back (dropped from Faust's books, never acked or
 processed) and the partition is sought back to the first missing offset,
 from where it is read again in order. Re-read messages before that offset
 go through as usual (redeliveries, absorbed downstream). Only for topics
-without gaps of their own: not compacted, not transactional (the agent log).
+without gaps of their own: not compacted, not transactional (Murmur writes
+none transactionally); a stage's compacted inputs pass as Faust hands them.
 """
 
 from __future__ import annotations
@@ -51,16 +52,20 @@ class PartitionOrder:
         return "seek", expected
 
 
-def in_order(app, order: PartitionOrder, events: list) -> tuple[list, list[tuple[object, int]]]:
-    """The events to process, and the seeks to make ``(tp, offset)``. Held
-    events are dropped from Faust's books: marked acked so that the batch
-    loop's ack does not count them, and out of its unacked set."""
+def in_order(app, order: PartitionOrder, events: list, topics: frozenset) -> tuple[list, list[tuple[object, int]]]:
+    """The events to process, and the seeks to make ``(tp, offset)``; only
+    partitions of ``topics`` are held to their order. Held events are dropped
+    from Faust's books: marked acked so that the batch loop's ack does not
+    count them, and out of its unacked set."""
     consumer = app.consumer
     order.reset_if(app.consumer_generation_id)
     keep, seeks = [], []
     for event in events:
         message = event.message
         tp = message.tp
+        if tp.topic not in topics:
+            keep.append(event)
+            continue
         verdict, seek_to = order.admit(tp, message.offset, consumer._committed_offset.get(tp))
         if verdict == "process":
             keep.append(event)

@@ -276,15 +276,16 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
                      in_flight: int = 1):
     """The Faust agent of a stage: batches of its inputs through
     :meth:`Runtime.process`. Every processor and the Cassandra sink run this.
-    ``strict_order``: each input partition's offsets reach ``handle`` in
-    order, with no gap (:mod:`streams.partition_order`; inputs without gaps
-    of their own only). ``in_flight`` > 1: up to that many batches are
+    ``strict_order``: each partition of the inputs that are not compacted
+    reaches ``handle`` in offset order, with no gap
+    (:mod:`streams.partition_order`; a compacted topic has gaps of its own). ``in_flight`` > 1: up to that many batches are
     processed at once (:mod:`streams.overlap`; ``handle`` must await
     :func:`streams.overlap.turn` before it reads a key's state). ``within``:
     how long a batch waits to fill, by default ``settings.stage_batch_wait_ms``."""
     if within is None:
         within = rt.settings.stage_batch_wait_ms / 1000
     order = PartitionOrder() if strict_order else None
+    ordered = frozenset(rt.topic(t) for t in inputs if t.cleanup != "compact")
     lanes = overlap.Overlap(in_flight) if in_flight > 1 else None
 
     @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)
@@ -305,7 +306,7 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
                 seeks = []
                 if order is not None:
                     held = len(events)
-                    events, seeks = in_order(app, order, events)
+                    events, seeks = in_order(app, order, events, ordered)
                     held -= len(events)
                 if events and lanes is None:
                     await rt.process(stage, events, expected, handle)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from eval import stance_bench
+from processors import stance_model
 from processors.stance_model import (NO_SIGNAL, READ, UNREADABLE, LexiconModel, LinearModel, english_readable,
                                      make_model)
 from streams.settings import Settings
@@ -63,7 +64,10 @@ def test_benchmark_scores_unreadable_posts_as_none_and_says_so(tmp_path):
     assert "tax" in stance_bench.table(result)
 
 
-def test_linear_model_trains_saves_loads_and_reads(tmp_path):
+def test_linear_model_trains_saves_loads_and_reads(tmp_path, monkeypatch):
+    # 2**12 hash buckets instead of 2**18: the same code, 64x fewer weights
+    # for the six fits (the suite has a time budget; the width is not the point)
+    monkeypatch.setattr(stance_model, "N_FEATURES", 2 ** 12)
     pro = ["I love it and support it", "great idea, yes", "fully in favour, wonderful", "support this, good"] * 6
     con = ["I hate it and oppose it", "terrible idea, no", "against this, awful", "oppose it, bad"] * 6
     none = ["what time is lunch", "the weather today", "my cat sleeps", "reading a book"] * 6
