@@ -73,7 +73,7 @@ def main() -> None:
                     message.acked = True
                     continue
                 kept.append(event)
-            kept, seeks = in_order(app, order, kept)
+            kept, seeks = in_order(app, order, kept, frozenset({a.topic}))
             with open(a.out, "a") as f:
                 for event in kept:
                     f.write(f"{event.message.partition} {event.message.offset}\n")
