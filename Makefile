@@ -39,10 +39,13 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Schema compatibility, then unit and integration tests (the session starts
-# the real services itself).
+# the real services itself). The unit tests on four processes (they mostly
+# wait); the integration tests on one, as they share the services and some
+# stop them. Both run whatever the first gives; either failing fails.
 test: setup browser
 	$(BIN)/python -m schemas.compat
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit -n 4; unit=$$?; $(BIN)/pytest tests/integration; integration=$$?; \
+	  test $$unit -eq 0 -a $$integration -eq 0
 
 # The long fuzz run, the scheduled job (CI runs `make test`, where the same
 # tests run short): every test marked fuzz (parsers, the Avro decoder, the API

@@ -57,7 +57,7 @@ def create_app(settings: Settings, group: str, *, web_port: int | None = None,
         # streams.runtime); exactly-once in faust-streaming is not reliable.
         processing_guarantee="at_least_once",
         producer_acks=-1,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.faust_commit_interval_s,
         broker_session_timeout=settings.faust_session_timeout_s,
         # Records up to settings.max_record_bytes, read and written.
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.kafka_message_bytes),

@@ -426,6 +426,11 @@ class Settings(BaseSettings):
     # broker_session_timeout; Kafka's consumers default to 45 s). At least
     # the broker's group.min.session.timeout.ms (6 s) and three heartbeats (3 s each).
     faust_session_timeout_s: float = Field(60.0, ge=9.0, le=1800.0)
+    # How often a worker commits the offsets its streams acked (Faust's
+    # broker_commit_interval): what a restart reads again at most, and how
+    # soon `murmur lag` sees a partition drained. A commit is one request to
+    # the group coordinator per interval, whatever the traffic.
+    faust_commit_interval_s: float = Field(1.0, ge=0.05, le=60.0)
     # Tries a sink gives a record its view refuses for a reason of its own
     # (sinks/refusals.py) before dead-lettering it; outages retry forever.
     sink_refusal_tries: int = Field(3, ge=1, le=100)
