@@ -83,6 +83,54 @@ class StallDetector:
         return "reseek"
 
 
+@dataclass
+class Stillness:
+    """Whether the worker as a whole has stopped moving: some input partition
+    has lag and no partition's committed or read offset has moved for
+    ``after_s``, whatever the worker says it is doing. The guard does not
+    seek then (a batch may be in process, or messages queued), but says what
+    every task of the worker is waiting on, once per ``after_s``: a worker
+    went silent like this in CI and the soak, and its log held nothing else."""
+
+    after_s: float
+    _seen: object = None
+    _since: float | None = None
+    _reported: float | None = None
+
+    def check(self, now: float, offsets: dict, lagging: bool) -> bool:
+        """True when a snapshot is due at ``now`` (``offsets``: every input
+        partition's (committed, read))."""
+        if not lagging or offsets != self._seen:
+            self._seen, self._since, self._reported = offsets, now, None
+            return False
+        if now - self._since < self.after_s or (self._reported is not None and now - self._reported < self.after_s):
+            return False
+        self._reported = now
+        return True
+
+
+def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float) -> str:
+    """What a still worker is waiting on: its flow, its queues, and the
+    stack of every asyncio task (a few frames each)."""
+    import io
+
+    consumer = app.consumer
+    out = io.StringIO()
+    waiting = queued(app)
+    active = consumer._get_active_partitions()
+    out.write(f"worker still for {still_s:.0f}s: flow {'active' if consumer.flow_active else 'suspended'}, "
+              f"flow control {'active' if app.flow_control.is_active() else 'suspended'}, "
+              f"batch in process {busy() if busy is not None else 'unknown'}, {len(waiting)} messages queued, "
+              f"{sum(1 for m in list(consumer._unacked_messages) if not m.acked)} taken and unacked, "
+              f"paused: {', '.join(sorted(f'{tp.topic}[{tp.partition}]' for tp in consumer.assignment() if tp not in active)) or 'none'}\n")
+    for task in asyncio.all_tasks(app.loop):
+        frames = task.get_stack(limit=6)
+        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno})"
+                            for f in frames)
+        out.write(f"  {task.get_name()}: {where or 'not started'}\n")
+    return out.getvalue()
+
+
 def queued(app: faust.App) -> list:
     """Messages queued for a stream and not yet taken (each channel once)."""
     channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in cs}
@@ -128,6 +176,8 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
     if interval_s <= 0:
         return detector
 
+    stillness = Stillness(3 * stall_after_s)
+
     @app.timer(interval_s, on_leader=False)
     async def stall_guard() -> None:
         consumer = app.consumer
@@ -138,6 +188,11 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         unknown = [tp for tp in tps if consumer.highwater(tp) is None]
         ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
         now = app.loop.time()
+        offsets = {tp: (consumer._committed_offset.get(tp), consumer._read_offset.get(tp)) for tp in tps}
+        lagging = any((c := offsets[tp][0]) is not None and (e := consumer.highwater(tp) or ends.get(tp)) is not None
+                      and c < e for tp in tps)
+        if stillness.check(now, offsets, lagging):
+            log.warning("stall guard: %s", snapshot(app, busy, stillness.after_s))
         lowest = in_worker(app)
         # Messages Faust still counts as in the worker while no batch is in
         # process were dropped on the way (seen in CI and in B8 under load):

@@ -102,3 +102,46 @@ def test_recovery_after_a_reseek_resets_the_count():
     assert d.check(T, 6, committed=120, end=130, read=125, lost=False, idle=False) == "ok"  # it moved on
     d.check(T, 7, committed=120, end=130, read=125, lost=True, idle=False)
     assert d.check(T, 12, committed=120, end=130, read=125, lost=True, idle=False) == "reseek"  # a fresh count
+
+
+def test_a_still_worker_is_reported_once_per_window_and_movement_resets_it():
+    from streams.stall_guard import Stillness
+
+    s = Stillness(60)
+    still = {T: (5, 9)}
+    assert not s.check(0, still, lagging=True)
+    assert not s.check(59, still, lagging=True)
+    assert s.check(60, still, lagging=True)  # a minute without any offset moving
+    assert not s.check(100, still, lagging=True)  # reported: not again within the window
+    assert s.check(121, still, lagging=True)
+    assert not s.check(130, {T: (5, 10)}, lagging=True)  # it read on: a new window
+    assert not s.check(195, {T: (5, 10)}, lagging=False)  # caught up: nothing to say
+    assert not s.check(250, {T: (5, 10)}, lagging=True)
+
+
+def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.stall_guard import snapshot
+
+    async def stuck_in_a_flush():
+        await asyncio.sleep(3600)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(stuck_in_a_flush(), name="verdict-batch")
+        await asyncio.sleep(0)
+        consumer = SimpleNamespace(flow_active=True, _unacked_messages=set(), assignment=lambda: {T},
+                                   _get_active_partitions=lambda: set())
+        app = SimpleNamespace(consumer=consumer, loop=loop, flow_control=SimpleNamespace(is_active=lambda: False),
+                              topics=SimpleNamespace(_tp_index={}))
+        try:
+            return snapshot(app, lambda: True, 60)
+        finally:
+            task.cancel()
+
+    text = asyncio.run(main())
+    assert "worker still for 60s: flow active, flow control suspended, batch in process True" in text
+    assert "0 messages queued" in text and "paused: sim.posts.v1[1]" in text
+    assert "verdict-batch: stuck_in_a_flush (test_stall_guard.py:" in text
