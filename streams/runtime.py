@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 from faust.streams import _current_event
 from faust.types import EventT
 
-from streams import logs, overlap
+from streams import logs, overlap, stall_guard
 from streams.contract import check_ranges
 from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
@@ -321,7 +321,15 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
                     log.warning("%s: %s[%d] went on past offset %d, which never arrived: %d held back, "
                                 "seeking back to %d", stage, tp.topic, tp.partition, offset, held, offset)
                     PARTITION_RESEEKS.labels(tp.topic).inc()
-                    await app.consumer.seek(tp, offset)
+                    try:
+                        await asyncio.wait_for(app.consumer.seek(tp, offset), stall_guard.SEEK_TIMEOUT_S)
+                    except asyncio.TimeoutError:
+                        # Held messages wait on this seek: a stage stuck here
+                        # would stop the worker in silence. Say why, and restart.
+                        log.error("%s: %s", stage, stall_guard.snapshot(app, rt.busy, stall_guard.SEEK_TIMEOUT_S,
+                                                                         " (a strict-order seek did not finish)"))
+                        raise RuntimeError(f"{stage}: seeking {tp.topic}[{tp.partition}] back to {offset} did not "
+                                           f"finish in {stall_guard.SEEK_TIMEOUT_S:.0f}s") from None
                 await _reap(running)
             await _reap(running, room_for=0)
         except asyncio.CancelledError:

@@ -109,25 +109,36 @@ class Stillness:
         return True
 
 
-def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float) -> str:
+def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float, why: str = "") -> str:
     """What a still worker is waiting on: its flow, its queues, and the
-    stack of every asyncio task (a few frames each)."""
+    stack of every asyncio task (a few frames each), on the app's loop and
+    on the consumer's thread."""
     import io
 
     consumer = app.consumer
     out = io.StringIO()
     waiting = queued(app)
     active = consumer._get_active_partitions()
-    out.write(f"worker still for {still_s:.0f}s: flow {'active' if consumer.flow_active else 'suspended'}, "
+    out.write(f"worker still for {still_s:.0f}s{why}: flow {'active' if consumer.flow_active else 'suspended'}, "
               f"flow control {'active' if app.flow_control.is_active() else 'suspended'}, "
               f"batch in process {busy() if busy is not None else 'unknown'}, {len(waiting)} messages queued, "
               f"{sum(1 for m in list(consumer._unacked_messages) if not m.acked)} taken and unacked, "
               f"paused: {', '.join(sorted(f'{tp.topic}[{tp.partition}]' for tp in consumer.assignment() if tp not in active)) or 'none'}\n")
-    for task in asyncio.all_tasks(app.loop):
-        frames = task.get_stack(limit=6)
-        where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno})"
-                            for f in frames)
-        out.write(f"  {task.get_name()}: {where or 'not started'}\n")
+    loops = [("app", app.loop)]
+    thread_loop = getattr(getattr(consumer, "_thread", None), "thread_loop", None)
+    if thread_loop is not None:
+        loops.append(("consumer thread", thread_loop))
+    for name, loop in loops:
+        try:
+            tasks = list(asyncio.all_tasks(loop))  # the consumer thread's, read from here: a diagnostic
+        except RuntimeError as exc:
+            out.write(f"  [{name}] tasks unreadable: {exc}\n")
+            continue
+        for task in tasks:
+            frames = task.get_stack(limit=6)
+            where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno})"
+                                for f in frames)
+            out.write(f"  [{name}] {task.get_name()}: {where or 'not started'}\n")
     return out.getvalue()
 
 
@@ -181,18 +192,31 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
     @app.timer(interval_s, on_leader=False)
     async def stall_guard() -> None:
         consumer = app.consumer
-        if app.rebalancing or not consumer.flow_active or not app.tables.recovery.completed.is_set():
-            return
         tps = [tp for tp in consumer.assignment()
                if app.topics.acks_enabled_for(tp.topic) and not consumer._is_changelog_tp(tp)]
-        unknown = [tp for tp in tps if consumer.highwater(tp) is None]
-        ends = dict(await consumer.highwaters(*unknown)) if unknown else {}
         now = app.loop.time()
+        # Checked before anything that can wait or return early: a worker
+        # stuck in a rebalance, with its flow stopped, or with a consumer
+        # thread that no longer answers, is still too.
         offsets = {tp: (consumer._committed_offset.get(tp), consumer._read_offset.get(tp)) for tp in tps}
-        lagging = any((c := offsets[tp][0]) is not None and (e := consumer.highwater(tp) or ends.get(tp)) is not None
-                      and c < e for tp in tps)
+        lagging = any((c := offsets[tp][0]) is not None and (e := consumer.highwater(tp)) is not None and c < e
+                      for tp in tps)
+        waiting_on = ("rebalancing" if app.rebalancing else "flow stopped" if not consumer.flow_active
+                      else "recovering" if not app.tables.recovery.completed.is_set() else "")
         if stillness.check(now, offsets, lagging):
-            log.warning("stall guard: %s", snapshot(app, busy, stillness.after_s))
+            log.warning("stall guard: %s", snapshot(app, busy, stillness.after_s,
+                                                    f" (the guard waits: {waiting_on})" if waiting_on else ""))
+        if waiting_on:
+            return
+        unknown = [tp for tp in tps if consumer.highwater(tp) is None]
+        try:
+            ends = dict(await asyncio.wait_for(consumer.highwaters(*unknown), SEEK_TIMEOUT_S)) if unknown else {}
+        except asyncio.TimeoutError:
+            # The consumer's thread no longer answers: nothing the guard
+            # does can help; say what every task waits on, and restart.
+            log.error("stall guard: %s", snapshot(app, busy, SEEK_TIMEOUT_S, " (the consumer thread does not answer)"))
+            await app.crash(RuntimeError(f"stall guard: the consumer's thread did not answer in {SEEK_TIMEOUT_S:.0f}s"))
+            return
         lowest = in_worker(app)
         # Messages Faust still counts as in the worker while no batch is in
         # process were dropped on the way (seen in CI and in B8 under load):
@@ -230,6 +254,7 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
                 except asyncio.TimeoutError:
                     # A guard stuck in a seek would never check again: give
                     # up as after too many seeks, and let the supervisor restart.
+                    log.error("stall guard: %s", snapshot(app, busy, SEEK_TIMEOUT_S, " (a seek did not finish)"))
                     await app.crash(RuntimeError(f"stall guard: seeking {tp.topic}[{tp.partition}] back to "
                                                  f"{committed} did not finish in {SEEK_TIMEOUT_S:.0f}s"))
                     return
