@@ -322,14 +322,14 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
                                 "seeking back to %d", stage, tp.topic, tp.partition, offset, held, offset)
                     PARTITION_RESEEKS.labels(tp.topic).inc()
                     try:
-                        await asyncio.wait_for(app.consumer.seek(tp, offset), stall_guard.SEEK_TIMEOUT_S)
+                        await asyncio.wait_for(app.consumer.seek(tp, offset), stall_guard.ORDER_SEEK_TIMEOUT_S)
                     except asyncio.TimeoutError:
                         # Held messages wait on this seek: a stage stuck here
                         # would stop the worker in silence. Say why, and restart.
-                        log.error("%s: %s", stage, stall_guard.snapshot(app, rt.busy, stall_guard.SEEK_TIMEOUT_S,
+                        log.error("%s: %s", stage, stall_guard.snapshot(app, rt.busy, stall_guard.ORDER_SEEK_TIMEOUT_S,
                                                                          " (a strict-order seek did not finish)"))
                         raise RuntimeError(f"{stage}: seeking {tp.topic}[{tp.partition}] back to {offset} did not "
-                                           f"finish in {stall_guard.SEEK_TIMEOUT_S:.0f}s") from None
+                                           f"finish in {stall_guard.ORDER_SEEK_TIMEOUT_S:.0f}s") from None
                 await _reap(running)
             await _reap(running, room_for=0)
         except asyncio.CancelledError:
