@@ -205,3 +205,15 @@ def test_shell_completion_offers_commands_options_and_topic_aliases():
     assert complete("murmur ta") == ["tail"]
     assert "--format" in complete("murmur tail --fo")
     assert complete("murmur tail re") == ["reflections", "results"]
+
+
+def test_a_commit_interval_out_of_range_stops_the_worker_naming_the_setting():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MURMUR_FAUST_COMMIT_INTERVAL_S": "0"}
+    res = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--processors", "agent"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "invalid setting MURMUR_FAUST_COMMIT_INTERVAL_S" in res.stderr
+    assert "Traceback" not in res.stderr
