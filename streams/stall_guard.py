@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import faust
+from mode import Service
 
 from streams.faust_consumer import unacked_head
 from streams.metrics import PARTITION_RESEEKS
+from streams.watchdog import GuardClock, Watch, thread_stacks
 
 log = logging.getLogger(__name__)
 SEEK_TIMEOUT_S = 30.0
@@ -143,6 +145,7 @@ def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float, wh
             where = " <- ".join(f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno})"
                                 for f in frames)
             out.write(f"  [{name}] {task.get_name()}: {where or 'not started'}\n")
+    out.write(thread_stacks())  # a thread blocked outside any task shows only here
     return out.getvalue()
 
 
@@ -192,9 +195,32 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         return detector
 
     stillness = Stillness(3 * stall_after_s)
+    clock = GuardClock()
+
+    @app.service
+    class StallWatch(Service):
+        """Stacks in the log when the loop or the guard stops (streams/watchdog.py)."""
+
+        watch: Watch | None = None
+
+        async def on_start(self) -> None:
+            self.watch = Watch(app.loop, after_s=max(stillness.after_s, 3 * interval_s), clock=clock,
+                               report=lambda stuck: snapshot(app, busy, stuck, " (the stall guard is stuck)"))
+            self.watch.start()
+
+        async def on_stop(self) -> None:
+            if self.watch is not None:
+                self.watch.stop()
 
     @app.timer(interval_s, on_leader=False)
     async def stall_guard() -> None:
+        clock.start(app.loop.time())
+        try:
+            await check()
+        finally:
+            clock.finish(app.loop.time())
+
+    async def check() -> None:
         consumer = app.consumer
         tps = [tp for tp in consumer.assignment()
                if app.topics.acks_enabled_for(tp.topic) and not consumer._is_changelog_tp(tp)]
