@@ -91,28 +91,37 @@ class StallDetector:
 
 @dataclass
 class Stillness:
-    """Whether the worker as a whole has stopped moving: some input partition
-    has lag and no partition's committed or read offset has moved for
-    ``after_s``, whatever the worker says it is doing. The guard does not
-    seek then (a batch may be in process, or messages queued), but says what
-    every task of the worker is waiting on, once per ``after_s``: a worker
-    went silent like this in CI and the soak, and its log held nothing else."""
+    """Which input partitions have stopped: each has lag (its committed offset
+    behind its end) and neither its committed nor its read offset has moved
+    for ``after_s``, whatever the worker says it is doing. The guard does not
+    seek for that alone (a batch may be in process, or messages queued), but
+    names them and says what every task of the worker is waiting on, once per
+    ``after_s``. A worker went silent like this in CI and the soak with one
+    partition stopped while others moved, and its log held nothing else."""
 
     after_s: float
-    _seen: object = None
-    _since: float | None = None
+    _seen: dict = field(default_factory=dict)  # tp -> (its offsets, since when unchanged with lag)
     _reported: float | None = None
 
-    def check(self, now: float, offsets: dict, lagging: bool) -> bool:
-        """True when a snapshot is due at ``now`` (``offsets``: every input
-        partition's (committed, read))."""
-        if not lagging or offsets != self._seen:
-            self._seen, self._since, self._reported = offsets, now, None
-            return False
-        if now - self._since < self.after_s or (self._reported is not None and now - self._reported < self.after_s):
-            return False
+    def check(self, now: float, offsets: dict, lagging: set) -> list:
+        """The still partitions when a report is due at ``now``, else [].
+        ``offsets``: every input partition's (committed, read); ``lagging``:
+        those behind their end."""
+        for tp, seen in offsets.items():
+            before = self._seen.get(tp)
+            if tp not in lagging or before is None or before[0] != seen:
+                self._seen[tp] = (seen, now)
+        for tp in set(self._seen) - set(offsets):
+            del self._seen[tp]  # no longer assigned
+        still = sorted((tp for tp in lagging if tp in offsets and now - self._seen[tp][1] >= self.after_s),
+                       key=lambda tp: (tp.topic, tp.partition))
+        if not still:
+            self._reported = None
+            return []
+        if self._reported is not None and now - self._reported < self.after_s:
+            return []
         self._reported = now
-        return True
+        return still
 
 
 def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float, why: str = "") -> str:
@@ -125,7 +134,7 @@ def snapshot(app: faust.App, busy: Callable[[], bool] | None, still_s: float, wh
     out = io.StringIO()
     waiting = queued(app)
     active = consumer._get_active_partitions()
-    out.write(f"worker still for {still_s:.0f}s{why}: flow {'active' if consumer.flow_active else 'suspended'}, "
+    out.write(f"still for {still_s:.0f}s{why}: flow {'active' if consumer.flow_active else 'suspended'}, "
               f"flow control {'active' if app.flow_control.is_active() else 'suspended'}, "
               f"batch in process {busy() if busy is not None else 'unknown'}, {len(waiting)} messages queued, "
               f"{sum(1 for m in list(consumer._unacked_messages) if not m.acked)} taken and unacked, "
@@ -229,13 +238,16 @@ def register(app: faust.App, *, interval_s: float, stall_after_s: float, max_res
         # stuck in a rebalance, with its flow stopped, or with a consumer
         # thread that no longer answers, is still too.
         offsets = {tp: (consumer._committed_offset.get(tp), consumer._read_offset.get(tp)) for tp in tps}
-        lagging = any((c := offsets[tp][0]) is not None and (e := consumer.highwater(tp)) is not None and c < e
-                      for tp in tps)
+        lagging = {tp for tp in tps if (c := offsets[tp][0]) is not None
+                   and (e := consumer.highwater(tp)) is not None and c < e}
         waiting_on = ("rebalancing" if app.rebalancing else "flow stopped" if not consumer.flow_active
                       else "recovering" if not app.tables.recovery.completed.is_set() else "")
-        if stillness.check(now, offsets, lagging):
-            log.warning("stall guard: %s", snapshot(app, busy, stillness.after_s,
-                                                    f" (the guard waits: {waiting_on})" if waiting_on else ""))
+        still = stillness.check(now, offsets, lagging)
+        if still:
+            where = ", ".join(f"{tp.topic}[{tp.partition}] (committed {offsets[tp][0]}, read {offsets[tp][1]}, "
+                              f"end {consumer.highwater(tp)})" for tp in still)
+            log.warning("stall guard: %s", snapshot(app, busy, stillness.after_s, f" at {where}" + (
+                f"; the guard waits: {waiting_on}" if waiting_on else "")))
         if waiting_on:
             return
         unknown = [tp for tp in tps if consumer.highwater(tp) is None]

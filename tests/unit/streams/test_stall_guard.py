@@ -104,19 +104,25 @@ def test_recovery_after_a_reseek_resets_the_count():
     assert d.check(T, 12, committed=120, end=130, read=125, lost=True, idle=False) == "reseek"  # a fresh count
 
 
-def test_a_still_worker_is_reported_once_per_window_and_movement_resets_it():
+def test_a_still_partition_is_reported_once_per_window_and_movement_resets_it():
     from streams.stall_guard import Stillness
 
     s = Stillness(60)
-    still = {T: (5, 9)}
-    assert not s.check(0, still, lagging=True)
-    assert not s.check(59, still, lagging=True)
-    assert s.check(60, still, lagging=True)  # a minute without any offset moving
-    assert not s.check(100, still, lagging=True)  # reported: not again within the window
-    assert s.check(121, still, lagging=True)
-    assert not s.check(130, {T: (5, 10)}, lagging=True)  # it read on: a new window
-    assert not s.check(195, {T: (5, 10)}, lagging=False)  # caught up: nothing to say
-    assert not s.check(250, {T: (5, 10)}, lagging=True)
+    U = TP("sim.posts.v1", 2)
+    still = {T: (5, 9), U: (1, 1)}
+    assert s.check(0, still, lagging={T, U}) == []
+    assert s.check(59, still, lagging={T, U}) == []
+    assert s.check(60, still, lagging={T, U}) == [T, U]  # a minute without either moving
+    assert s.check(100, still, lagging={T, U}) == []  # reported: not again within the window
+    # U reads on while T stays: T alone is still, reported when the window is up
+    assert s.check(121, {T: (5, 9), U: (1, 2)}, lagging={T, U}) == [T]
+    assert s.check(130, {T: (5, 10), U: (1, 2)}, lagging={T, U}) == []  # T read on: a new window
+    assert s.check(195, {T: (5, 10), U: (1, 2)}, lagging=set()) == []  # caught up: nothing to say
+    assert s.check(250, {T: (5, 10), U: (1, 2)}, lagging={T, U}) == []  # lag again: its window starts now
+    assert s.check(310, {T: (5, 10), U: (1, 2)}, lagging={T}) == [T]
+    # T no longer assigned; U unchanged since it was last seen caught up (310)
+    assert s.check(400, {U: (1, 2)}, lagging={U}) == [U]
+    assert s.check(401, {U: (1, 2)}, lagging={U}) == []
 
 
 def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
@@ -142,6 +148,6 @@ def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
             task.cancel()
 
     text = asyncio.run(main())
-    assert "worker still for 60s: flow active, flow control suspended, batch in process True" in text
+    assert "still for 60s: flow active, flow control suspended, batch in process True" in text
     assert "0 messages queued" in text and "paused: sim.posts.v1[1]" in text
     assert "verdict-batch: stuck_in_a_flush (test_stall_guard.py:" in text
