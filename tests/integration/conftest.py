@@ -5,6 +5,7 @@ started the session fails loudly: nothing is skipped."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -127,7 +128,12 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker
         if worker is not None and not jvm.alive(worker.pid):
             pytest.fail(f"worker died while waiting for {what}:\n{process_log(get_settings(), worker.name, 60)}")
         if time.monotonic() - started > timeout:
-            # The worker's own log is the only witness of why it stalled.
-            tail = f":\n{process_log(get_settings(), worker.name, 80)}" if worker is not None else ""
+            # The worker's own log is the only witness of why it stalled:
+            # first ask it for its books and stacks (streams/stall_guard.py).
+            tail = ""
+            if worker is not None:
+                os.kill(worker.pid, signal.SIGUSR1)
+                time.sleep(3)
+                tail = f":\n{process_log(get_settings(), worker.name, 80)}"
             pytest.fail(f"timed out after {timeout}s waiting for {what}{tail}")
         time.sleep(0.5)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from streams.seek_fence import SeekFence
 from streams.stall_guard import StallDetector
 from streams.faust_consumer import Consumer, unacked_head
 
@@ -138,10 +139,14 @@ def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(stuck_in_a_flush(), name="verdict-batch")
         await asyncio.sleep(0)
+        fence = SeekFence()
+        fence.seeking({T: 40})
         consumer = SimpleNamespace(flow_active=True, _unacked_messages=set(), assignment=lambda: {T},
-                                   _get_active_partitions=lambda: set())
+                                   _get_active_partitions=lambda: set(), _is_changelog_tp=lambda tp: False,
+                                   _acked={T: [44, 42, 43]}, _committed_offset={T: 40}, _read_offset={T: 44},
+                                   highwater=lambda tp: 50, _fence=fence, _fetch_stamps={})
         app = SimpleNamespace(consumer=consumer, loop=loop, flow_control=SimpleNamespace(is_active=lambda: False),
-                              topics=SimpleNamespace(_tp_index={}))
+                              topics=SimpleNamespace(_tp_index={}, acks_enabled_for=lambda topic: True))
         try:
             return snapshot(app, lambda: True, 60)
         finally:
@@ -151,3 +156,6 @@ def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
     assert "still for 60s: flow active, flow control suspended, batch in process True" in text
     assert "0 messages queued" in text and "paused: sim.posts.v1[1]" in text
     assert "verdict-batch: stuck_in_a_flush (test_stall_guard.py:" in text
+    # each input partition's books: here the message at 40 is missing and 42..44 wait behind it
+    assert ("sim.posts.v1[1]: committed 40, read 44, end 50, acked 42..44 (3), in worker from None, "
+            "position None, not fetched, seeks 1 (last fetch saw 0, target 40)") in text
