@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import faust
-from mode import Service
+from faust import Service
 
 from streams.faust_consumer import unacked_head
 from streams.metrics import PARTITION_RESEEKS
