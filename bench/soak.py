@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import soak_plan
-from bench.common import ROOT, machine, wait_until
+from bench.common import ROOT, BenchError, machine, wait_until
 from connectors import synthetic
 from deploy import jvm, local
 from deploy.pipeline import process_log, start_process, stop_process
@@ -355,8 +355,16 @@ class Soak:
             streak[0] = streak[0] + 1 if lag and all(p.lag == 0 for p in lag) else 0
             return streak[0] >= 3
 
-        wait_until(drained, timeout=self.cfg.drain_timeout, what="the worker's group to drain", every=2.0,
-                   alive=self.supervise_worker)
+        try:
+            wait_until(drained, timeout=self.cfg.drain_timeout, what="the worker's group to drain", every=2.0,
+                       alive=self.supervise_worker)
+        except BenchError as exc:
+            # The worker's books and stacks first (SIGUSR1, streams/stall_guard.py): why it did not drain.
+            pid = self.pid(self.worker_name)
+            if pid is not None:
+                os.kill(pid, signal.SIGUSR1)
+                time.sleep(3)
+            raise BenchError(f"{exc}; the worker's log ends:\n{process_log(self.base, self.worker_name, 60)}") from exc
 
     def supervise_worker(self) -> None:
         if self.pid(self.worker_name) is None:
