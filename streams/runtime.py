@@ -29,6 +29,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from streams import logs, overlap, stall_guard
+from streams.worker_books import snapshot
 from streams.contract import check_ranges
 from streams.dead_letter import dead_letter_record, reason_label
 from streams.errors import DecodeError
@@ -326,8 +327,8 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
                     except asyncio.TimeoutError:
                         # Held messages wait on this seek: a stage stuck here
                         # would stop the worker in silence. Say why, and restart.
-                        log.error("%s: %s", stage, stall_guard.snapshot(app, rt.busy, stall_guard.ORDER_SEEK_TIMEOUT_S,
-                                                                         " (a strict-order seek did not finish)"))
+                        log.error("%s: %s", stage, snapshot(app, rt.busy, stall_guard.ORDER_SEEK_TIMEOUT_S,
+                                                           " (a strict-order seek did not finish)"))
                         raise RuntimeError(f"{stage}: seeking {tp.topic}[{tp.partition}] back to {offset} did not "
                                            f"finish in {stall_guard.ORDER_SEEK_TIMEOUT_S:.0f}s") from None
                 await _reap(running)

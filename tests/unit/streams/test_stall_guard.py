@@ -130,7 +130,7 @@ def test_the_snapshot_says_flow_queues_and_what_each_task_awaits():
     import asyncio
     from types import SimpleNamespace
 
-    from streams.stall_guard import snapshot
+    from streams.worker_books import snapshot
 
     async def stuck_in_a_flush():
         await asyncio.sleep(3600)
