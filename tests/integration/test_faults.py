@@ -25,7 +25,9 @@ from connectors.publisher import Publisher
 from deploy import jvm, local
 from deploy.pipeline import stop_process
 from sinks.cassandra_store import CassandraStore
-from streams.topics import SCORED, topic_name
+from streams.kafka import read_to_end
+from streams.serde import default_serde
+from streams.topics import AGENT_LOG, SCORED, topic_name
 from tests.integration.conftest import Worker, free_port, metric_sum, scrape, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -46,6 +48,43 @@ def verify(store: CassandraStore, sim: str, expected: set[str]) -> dict:
     got = set(rows)
     return {"expected": len(expected), "rows": len(rows), "lost": len(expected - got),
             "duplicated": len(rows) - len(got), "unexpected": len(got - expected)}
+
+
+def where_missing(settings, store: CassandraStore, sim: str, expected: set[str]) -> str:
+    """For a failure message: where the memories that never landed are. Each
+    missing event's agent-log partition and offset, and whether the agent
+    stage wrote its ScoredMemory (then the sink lost it) or not (the agent
+    stage did), by partition with the offsets' range."""
+    got = set()
+    for agent in store.agents(sim):
+        got |= {m["memory_id"] for m in store.memories(sim, agent, limit=1_000_000)}
+    missing = expected - got
+    if not missing:
+        return "no memory missing"
+    serde = default_serde()
+    where, scored = {}, {}
+    for m in read_to_end(settings, topic_name(AGENT_LOG, "")):
+        try:
+            r = serde.decode(m.value())[1]
+        except Exception:  # other tests' undecodable records, on purpose
+            continue
+        if r.get("event_id") in missing:
+            where[r["event_id"]] = (m.partition(), m.offset())
+    for m in read_to_end(settings, topic_name(SCORED, settings.namespace)):
+        r = serde.decode(m.value())[1]
+        if r.get("event_id") in missing:
+            scored[r["event_id"]] = (m.partition(), m.offset())
+    lines = [f"{len(missing)} of {len(expected)} memories missing; {len(scored)} of them on memory.scored "
+             f"(the sink lost those), {len(missing) - len(scored)} not (the agent stage did):"]
+    by_part: dict = {}
+    for event_id in missing:
+        p, o = where.get(event_id, (None, None))
+        by_part.setdefault(p, []).append((o, event_id in scored))
+    for p, offsets in sorted(by_part.items(), key=lambda kv: (kv[0] is None, kv[0])):
+        known = sorted(o for o, _ in offsets if o is not None)
+        lines.append(f"  agent-log[{p}]: {len(offsets)} missing, offsets {known[:1]}..{known[-1:]}, "
+                     f"{sum(s for _, s in offsets)} of them scored")
+    return "\n".join(lines)
 
 
 def landed(store, sim, n) -> bool:
@@ -83,8 +122,11 @@ def recovered(live, m: Stream, what: str) -> None:
     """Restart the worker, wait for every memory, run the verifier."""
     in_flight = len(m.expected) - m.store.count_memories(m.sim, kinds=("post", "observation"))
     m.worker.restart(live)
-    wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240, what=f"all memories after {what}",
-             worker=m.worker)
+    try:
+        wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240, what=f"all memories after {what}",
+                 worker=m.worker)
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{where_missing(m.worker.settings, m.store, m.sim, m.expected)}\n{exc}")
     result = verify(m.store, m.sim, m.expected)
     print(f"\n{what}: {in_flight} of {len(m.expected)} events not landed before the restart; verifier: {result}")
     assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)

@@ -27,7 +27,7 @@ from streams.kafka import admin, create_topics, make_consumer
 from streams.settings import Settings
 from streams.topics import AGENT_LOG, ALL, topic_name
 from tests.integration.conftest import Worker, wait_for
-from tests.integration.test_faults import landed, mid_stream, verify
+from tests.integration.test_faults import landed, mid_stream, verify, where_missing
 
 pytestmark = pytest.mark.integration
 PROCESSORS = "agent,cassandra-sink"
@@ -260,8 +260,11 @@ def test_two_workers_share_partitions_and_one_survives_the_other(cluster, tmp_pa
             pub.finish()
             # The survivor's own log is the witness if it stalls.
             survivor = Worker(first.settings, second_pid, second_name, first.args, second_env)
-            wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240,
-                     what="all memories after the first worker was killed", worker=survivor)
+            try:
+                wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240,
+                         what="all memories after the first worker was killed", worker=survivor)
+            except pytest.fail.Exception as exc:
+                pytest.fail(f"{where_missing(first.settings, m.store, m.sim, m.expected)}\n{exc}")
             alone = assignments(cluster, gid)
             result = verify(m.store, m.sim, m.expected)
             print(f"\ntwo workers: input partitions {shared} before the kill, {alone} after; {pending} of "
