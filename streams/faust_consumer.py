@@ -148,9 +148,9 @@ class Consumer(aiokafka_driver.Consumer):
         # takes while flow control is off or that was fetched in an earlier
         # generation (a rebalance in between), and then acks it like one it
         # processed: the commit moves past a message no stage saw, and it is
-        # lost for good. The two-worker cluster test lost 32 of 1,188
-        # memories that way (every input committed to its end, the memories
-        # never written). The stream marks each message it processes as
+        # lost for good. (The two-worker cluster test lost 32 of 1,188
+        # memories with every input committed to its end; this is one way
+        # that happens, not shown to be that one.) The stream marks each message it processes as
         # tracked first; one it skipped never is. Not counting that ack
         # leaves the message unacked at its offset: the commit stops there
         # (``_new_offset``), and the stall guard or the stage's strict order
