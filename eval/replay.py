@@ -122,7 +122,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     earlier records are known to hold none of the simulation's events."""
     import asyncio
 
-    from processors.batch import BatchRuntime, derive, verdicts
+    from processors.batch import BatchRuntime, derive, run, verdicts
     from streams.llm import make_llm
     from streams.llm.embedder import embedder_name
     from sinks.cassandra_store import CassandraStore
@@ -146,9 +146,9 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
         book = load_journal(settings, sim_id)
         llm = JournalLlm(book, ns, model_llm=make_llm(ns) if journal == "fill" else None)
     rt = BatchRuntime(ns, llm, embedder_name(ns.llm))
-    out = asyncio.run(derive(rt, read.events, positions=read.positions))
+    out = run(derive(rt, read.events, positions=read.positions))
     # The simulation's own question (its Simulation event) unless one is given.
-    per_round = asyncio.run(verdicts(rt, out, sim_id=sim_id, question=question or out.question))
+    per_round = run(verdicts(rt, out, sim_id=sim_id, question=question or out.question))
     create_topics(ns, namespace=namespace)
     serde = default_serde()
     producer = BatchProducer(make_producer(settings))

@@ -17,7 +17,6 @@ measure a model's forecasting skill; that needs the LLM path.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from connectors import synthetic
 from connectors.publisher import Publisher
 from eval.replay import read_sim
 from eval.scoring import load_truth, score
-from processors.batch import BatchRuntime, SimOutputs, derive, verdicts
+from processors.batch import BatchRuntime, SimOutputs, derive, run, verdicts
 from streams.llm import DeterministicLlm
 from processors.opinion import ALL_FEATURES, direction_of
 from streams.ids import stable_id
@@ -85,12 +84,12 @@ def replay_outputs(settings: Settings, spec: CaseSpec) -> tuple[SimOutputs, int,
     rt = BatchRuntime(es, DeterministicLlm(es))
     # A re-published case has its events twice in the log (same ids): count
     # events, not records, so the result does not depend on how often.
-    return asyncio.run(derive(rt, read.events, positions=read.positions)), len({r["event_id"] for _, r in read.events}), rt
+    return run(derive(rt, read.events, positions=read.positions)), len({r["event_id"] for _, r in read.events}), rt
 
 
 def result_for(rt: BatchRuntime, spec: CaseSpec, question: str, out: SimOutputs, n_events: int, truth: dict,
                gen_truth: dict, features: frozenset[str]) -> tuple[dict, list[dict]]:
-    per_round = asyncio.run(verdicts(rt, out, sim_id=spec.sim_id, question=question, features=features))
+    per_round = run(verdicts(rt, out, sim_id=spec.sim_id, question=question, features=features))
     final = per_round[-1]
     s = score(final, truth)
     gen = gen_truth["mean_weighted_stance"]

@@ -10,6 +10,7 @@ agents' events are interleaved does not matter.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -21,6 +22,21 @@ from streams.settings import Settings
 from streams.topics import AGENT_LOG, CONFLICTS, REFLECTIONS, SCORED, agent_key
 
 Position = tuple[str, int, int]  # (topic, partition, offset) an event was read at
+
+
+def run(coro):
+    """``asyncio.run(coro)``, without its two ``repr()`` calls on the result
+    (CPython issue #112559: the finished task's repr includes its result's).
+    On a whole simulation's outputs those cost 40% of the replay's derive
+    step: 1.25 s against 0.75 s of CPU (median of 3) for B5's synthetic
+    4,011 events (250 agents, 12 rounds), the same outputs."""
+    box = []
+
+    async def keep() -> None:
+        box.append(await coro)
+
+    asyncio.run(keep())
+    return box[0]
 
 
 @dataclass
