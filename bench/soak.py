@@ -41,7 +41,7 @@ from bench import soak_plan
 from bench.common import ROOT, BenchError, machine, wait_until
 from connectors import synthetic
 from deploy import jvm, local
-from deploy.pipeline import process_log, start_process, stop_process
+from deploy.pipeline import process_log, start_process, stop_process, worker_report
 from eval.compare import differences, same, snapshot
 from sinks.cassandra_store import CassandraStore
 from streams.app import group_id
@@ -359,12 +359,9 @@ class Soak:
             wait_until(drained, timeout=self.cfg.drain_timeout, what="the worker's group to drain", every=2.0,
                        alive=self.supervise_worker)
         except BenchError as exc:
-            # The worker's books and stacks first (SIGUSR1, streams/stall_guard.py): why it did not drain.
-            pid = self.pid(self.worker_name)
-            if pid is not None:
-                os.kill(pid, signal.SIGUSR1)
-                time.sleep(3)
-            raise BenchError(f"{exc}; the worker's log ends:\n{process_log(self.base, self.worker_name, 60)}") from exc
+            # The worker's books and stacks (SIGUSR1): why it did not drain.
+            report = worker_report(self.base, self.worker_name, self.pid(self.worker_name))
+            raise BenchError(f"{exc}; the worker's log read:\n{report}") from exc
 
     def supervise_worker(self) -> None:
         if self.pid(self.worker_name) is None:

@@ -9,6 +9,10 @@ them too.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -79,6 +83,42 @@ def stop_all_processes(settings: Settings) -> list[str]:
 
 def process_log(settings: Settings, name: str, lines: int = 30) -> str:
     return jvm.tail(_run_dir(settings) / f"{name}.log", lines)
+
+
+# Services starting and stopping: most of a worker's log, none of its story.
+_CHATTER = re.compile(r"\]: (Starting|Stopping|Stopped|Restarting|Started|Shutting down)\b|^\[\^")
+
+
+def log_digest(text: str, *, event_lines: int = 40) -> str:
+    """A worker's JSON log, read: one line per event (``HH:MM:SS level
+    logger: event``), multi-line events (the SIGUSR1 report) unfolded up to
+    ``event_lines`` lines, services starting and stopping left out."""
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            event = str(rec["event"])
+        except (ValueError, KeyError, TypeError):
+            out.append(line)  # not a log record: the launcher's own lines
+            continue
+        if _CHATTER.search(event) and "\n" not in event:
+            continue
+        body = event.splitlines()
+        if len(body) > event_lines:
+            body = body[:event_lines] + [f"  ... {len(body) - event_lines} more lines"]
+        when = str(rec.get("timestamp", ""))[11:19]
+        out.append(f"{when} {rec.get('level', '?')} {rec.get('logger', '?')}: " + "\n".join(body))
+    return "\n".join(out)
+
+
+def worker_report(settings: Settings, name: str, pid: int | None, *, lines: int = 400, wait_s: float = 3.0) -> str:
+    """What a worker that did not finish was doing: ask it for its books and
+    stacks (SIGUSR1, streams/stall_guard.py), give it ``wait_s`` to log
+    them, and read the end of its log (:func:`log_digest`)."""
+    if pid is not None and jvm.alive(pid):
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(wait_s)
+    return log_digest(process_log(settings, name, lines))
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, alive: Callable[[], str | None]) -> float:

@@ -30,6 +30,12 @@ class App(faust.App):
     """faust.App on Faust's Kafka transport with the commit rule fixed
     (see streams/faust_consumer.py)."""
 
+    # Inputs where every offset holds a message (not compacted; Murmur
+    # writes nothing transactionally), added by each stage as it registers
+    # (streams/runtime.py): Faust's consumer never counts an offset of one
+    # that was not handed to a stream as acked.
+    gapless_topics: frozenset = frozenset()
+
     def _new_transport(self):
         from streams.faust_consumer import Transport
 

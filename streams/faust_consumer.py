@@ -42,6 +42,11 @@ SKIPPED_UNPROCESSED = Counter(
     "Messages Faust's stream skipped unprocessed and acked anyway; the ack is not counted, so they are read again",
     ["topic"],
 )
+GAPS_REFUSED = Counter(
+    "murmur_stream_gaps_refused_total",
+    "Offsets of a gapless input Faust saw pass unhanded and would count as acked (a gap); they are read again",
+    ["topic"],
+)
 
 
 def busy_for(now: float, caught_up_at: Optional[float], started: float) -> float:
@@ -165,6 +170,28 @@ class Consumer(aiokafka_driver.Consumer):
             SKIPPED_UNPROCESSED.labels(message.topic).inc()
             return False
         return super().ack(message)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Faust's fetch loop (``_drain_messages``) records a gap when the
+        # message it hands over is more than one past the last one it
+        # handed, and counts the offsets between as acked: on a compacted or
+        # transactional topic they hold no message. On a gapless input
+        # (``App.gapless_topics``: every offset holds a message) they are
+        # messages that never reached a stream, for instance fetched while
+        # the worker resumed its streams and dropped because flow control
+        # was still off, with the read offset moved over them. Counted as
+        # acked, the commit passes them and they are lost for good. Not
+        # counted, the commit stops at the first of them and it is read
+        # again (the stall guard, or a stage's strict order). The message at
+        # ``offset_to`` is the one being handed over: acked as usual.
+        if tp.topic in getattr(self.app, "gapless_topics", ()):
+            if offset_to - 1 >= offset_from:
+                log.info("%s[%d]: offsets %d-%d passed without reaching a stream; Faust would count them as "
+                         "acked (a gap): not counted, they are read again", tp.topic, tp.partition, offset_from,
+                         offset_to - 1)
+                GAPS_REFUSED.labels(tp.topic).inc(offset_to - offset_from)
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)

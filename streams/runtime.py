@@ -286,7 +286,8 @@ def register_batches(app, rt: Runtime, *, stage: str, inputs: tuple[TopicSpec, .
     if within is None:
         within = rt.settings.stage_batch_wait_ms / 1000
     order = PartitionOrder() if strict_order else None
-    ordered = frozenset(rt.topic(t) for t in inputs if t.cleanup != "compact")
+    ordered = frozenset(rt.topic(t) for t in inputs if t.cleanup != "compact")  # gapless
+    app.gapless_topics = getattr(app, "gapless_topics", frozenset()) | ordered
     lanes = overlap.Overlap(in_flight) if in_flight > 1 else None
 
     @app.agent(app.topic(*(rt.topic(t) for t in inputs)), name=stage)

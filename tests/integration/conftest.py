@@ -5,7 +5,6 @@ started the session fails loudly: nothing is skipped."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Callable
 import pytest
 
 from deploy import local
-from deploy.pipeline import process_log, start_process, stop_process
+from deploy.pipeline import log_digest, process_log, start_process, stop_process, worker_report
 from deploy import jvm
 from sinks.cassandra_store import CassandraStore
 from streams.topology import input_topics, resolve
@@ -117,7 +116,13 @@ def metric_sum(samples, suffix: str = "", **labels) -> float:
                if s.name.endswith(suffix) and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker: Worker | None = None) -> float:
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker: Worker | None = None,
+             explain: Callable[[], str] | None = None) -> float:
+    """Poll ``predicate`` for up to ``timeout`` s. On a timeout the failure
+    says, first, what ``explain`` finds (where the missing results are),
+    then what the worker was doing: its books and stacks (SIGUSR1) and the
+    story of its log. No traceback: CI shows a failure's first lines, and
+    these are the ones that say why."""
     started = time.monotonic()
     while True:
         try:
@@ -126,14 +131,17 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str, worker
         except Exception:  # a query against a service that is catching up
             pass
         if worker is not None and not jvm.alive(worker.pid):
-            pytest.fail(f"worker died while waiting for {what}:\n{process_log(get_settings(), worker.name, 60)}")
+            pytest.fail(f"worker died while waiting for {what}:\n"
+                        f"{log_digest(process_log(get_settings(), worker.name, 120))}", pytrace=False)
         if time.monotonic() - started > timeout:
-            # The worker's own log is the only witness of why it stalled:
-            # first ask it for its books and stacks (streams/stall_guard.py).
-            tail = ""
+            parts = [f"timed out after {timeout}s waiting for {what}"]
+            if explain is not None:
+                try:
+                    parts.append(explain())
+                except Exception as exc:  # the explanation must not hide the timeout
+                    parts.append(f"(no explanation: {type(exc).__name__}: {exc})")
             if worker is not None:
-                os.kill(worker.pid, signal.SIGUSR1)
-                time.sleep(3)
-                tail = f":\n{process_log(get_settings(), worker.name, 80)}"
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{tail}")
+                parts.append(f"worker {worker.name}, its log read:\n"
+                             f"{worker_report(get_settings(), worker.name, worker.pid)}")
+            pytest.fail("\n".join(parts), pytrace=False)
         time.sleep(0.5)

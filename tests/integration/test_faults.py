@@ -122,11 +122,8 @@ def recovered(live, m: Stream, what: str) -> None:
     """Restart the worker, wait for every memory, run the verifier."""
     in_flight = len(m.expected) - m.store.count_memories(m.sim, kinds=("post", "observation"))
     m.worker.restart(live)
-    try:
-        wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240, what=f"all memories after {what}",
-                 worker=m.worker)
-    except pytest.fail.Exception as exc:
-        pytest.fail(f"{where_missing(m.worker.settings, m.store, m.sim, m.expected)}\n{exc}")
+    wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240, what=f"all memories after {what}",
+             worker=m.worker, explain=lambda: where_missing(m.worker.settings, m.store, m.sim, m.expected))
     result = verify(m.store, m.sim, m.expected)
     print(f"\n{what}: {in_flight} of {len(m.expected)} events not landed before the restart; verifier: {result}")
     assert (result["lost"], result["duplicated"], result["unexpected"]) == (0, 0, 0)

@@ -260,11 +260,9 @@ def test_two_workers_share_partitions_and_one_survives_the_other(cluster, tmp_pa
             pub.finish()
             # The survivor's own log is the witness if it stalls.
             survivor = Worker(first.settings, second_pid, second_name, first.args, second_env)
-            try:
-                wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240,
-                         what="all memories after the first worker was killed", worker=survivor)
-            except pytest.fail.Exception as exc:
-                pytest.fail(f"{where_missing(first.settings, m.store, m.sim, m.expected)}\n{exc}")
+            wait_for(lambda: landed(m.store, m.sim, len(m.expected)), timeout=240,
+                     what="all memories after the first worker was killed", worker=survivor,
+                     explain=lambda: where_missing(first.settings, m.store, m.sim, m.expected))
             alone = assignments(cluster, gid)
             result = verify(m.store, m.sim, m.expected)
             print(f"\ntwo workers: input partitions {shared} before the kill, {alone} after; {pending} of "

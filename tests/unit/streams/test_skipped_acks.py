@@ -1,8 +1,10 @@
-"""A message Faust's stream skipped unprocessed is not counted as acked, so
-the commit stops at it and it is read again (streams/faust_consumer.py)."""
+"""A message Faust's stream skipped unprocessed, or one that never reached a
+stream (a gap on a gapless input), is not counted as acked, so the commit
+stops at it and it is read again (streams/faust_consumer.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -14,14 +16,14 @@ from streams.faust_consumer import Consumer, unacked_head
 T = TP("memory.scored.v1", 2)
 
 
-def consumer(committed: int) -> Consumer:
+def consumer(committed: int, gapless: frozenset = frozenset({T.topic})) -> Consumer:
     # The ack and commit bookkeeping of a Faust consumer, without its services.
     c = Consumer.__new__(Consumer)
     c.__dict__.update(_acked=defaultdict(list), _acked_index=defaultdict(set), _gap=defaultdict(IntervalTree),
                       _committed_offset=defaultdict(lambda: None), _unacked_messages=set(), _n_acked=0,
                       _skips_logged={},
                       app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
-                                          consumer_generation_id=3))
+                                          consumer_generation_id=3, gapless_topics=gapless))
     c._committed_offset[T] = committed
     return c
 
@@ -52,3 +54,27 @@ def test_a_skipped_message_is_logged_once_a_generation():
         message(offset, processed=False).ack(c)
     assert c._skips_logged == {T: {3}}
     assert c._acked[T] == []
+
+
+def handed_after_a_gap(c: Consumer) -> None:
+    """What Faust's fetch loop does when the message it hands over is 105
+    and the last one it handed was 100: 101-104 never reached a stream."""
+    for offset in (100, 105):
+        assert message(offset, processed=True).ack(c)
+    asyncio.run(c._add_gap(T, 101, 105))
+
+
+def test_offsets_that_never_reached_a_stream_of_a_gapless_input_are_not_counted():
+    c = consumer(100)
+    handed_after_a_gap(c)
+    assert c._new_offset(T) == 101  # the commit stops at the first one, which is then read again
+    c._committed_offset[T] = 101
+    for offset in range(101, 105):
+        assert message(offset, processed=True).ack(c)
+    assert c._new_offset(T) == 106
+
+
+def test_a_gap_of_a_compacted_input_counts_as_faust_counts_it():
+    c = consumer(100, gapless=frozenset())
+    handed_after_a_gap(c)
+    assert c._new_offset(T) == 106  # compaction removed 101-104: nothing to wait for
