@@ -1,7 +1,10 @@
 """A one-agent Faust worker that loses one message the way Faust itself
 does after a restart under load: the stream is handed the message while the
-worker is still resuming, skips it, and never acks it. For
-test_commit_guard; run as ``python -m tests.integration.faust_drop_app``.
+worker is still resuming, skips it, and never acks it. Or, with ``--gap``,
+loses the messages after it before any stream sees them, as Faust's fetch
+loop does when flow control is off while it hands them over: the next one
+handed over is then past a gap. For test_commit_guard; run as
+``python -m tests.integration.faust_drop_app``.
 
 Every message the agent processes is appended to ``--out`` as
 ``partition offset`` (a line each).
@@ -32,6 +35,9 @@ def main() -> None:
                         "counts it as in the worker); the guard is told when a message is being processed")
     p.add_argument("--strict-order", action="store_true",
                    help="batches through streams.partition_order, as the agent stage takes them")
+    p.add_argument("--gap", type=int, default=0,
+                   help="instead: the N offsets of partition 0 after --drop-offset never reach a stream the first "
+                        "time they are fetched (Faust's fetch loop records a gap)")
     p.add_argument("--stall-after", type=float, default=3.0)
     a = p.parse_args()
 
@@ -42,6 +48,9 @@ def main() -> None:
                          busy=(lambda: processing[0] > 0) if a.orphan else None)
     dropped: list[int] = []
     held: list = []
+    if a.gap:
+        gap_before_streams(app, a.topic, range(a.drop_offset + 1, a.drop_offset + 1 + a.gap))
+        a.drop_offset = -1  # the streams lose nothing themselves
 
     async def consume_acking_by_hand(stream):
         async for event in stream.noack().events():
@@ -103,6 +112,26 @@ def main() -> None:
     from faust.worker import Worker
 
     Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def gap_before_streams(app, topic: str, offsets: range) -> None:
+    """The fetch loop passes ``offsets`` of partition 0 the first time
+    they are fetched: no stream sees them, and the next message it hands
+    over is past a gap. The topic is declared gapless (streams/app.py), as
+    every stage declares its inputs that are not compacted."""
+    app.gapless_topics = frozenset({topic})
+    consumer = app.consumer
+    fetched = consumer.getmany
+    passed: set[int] = set()
+
+    async def getmany(timeout: float):
+        async for tp, message in fetched(timeout):
+            if tp.partition == 0 and message.offset in offsets and message.offset not in passed:
+                passed.add(message.offset)
+                continue
+            yield tp, message
+
+    consumer.getmany = getmany
 
 
 if __name__ == "__main__":

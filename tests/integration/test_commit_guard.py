@@ -9,7 +9,11 @@ partition back: the message is processed and the group catches up. The
 app runs in asyncio's debug mode, which raises on a call into an event loop
 from another thread: the guard's seek used to be one (Faust seeks from the
 app's loop, aiokafka lives on its own), and in CI it now and then left the
-fetcher asleep and the whole worker stalled after the seek.
+fetcher asleep and the whole worker stalled after the seek. With ``gap``,
+the app loses a block of messages before any stream sees them, as Faust's
+fetch loop does when it hands them over while flow control is off: Faust
+counts them as a gap, acked (the control run loses them); Murmur's consumer
+does not on a gapless input, and the stall guard reads them again.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ COMMITTED = 5  # the group starts here on partition 0: the message Faust loses
 
 
 def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool = False, orphan: bool = False,
-            strict_order: bool = False, asyncio_debug: bool = True) -> tuple[set, list, int | None]:
+            strict_order: bool = False, asyncio_debug: bool = True, gap: int = 0) -> tuple[set, list, int | None]:
     """Run the app until its group caught up (or, with ``drop_always``,
     until it exits): (partition, offset) processed, log lines, exit code."""
     topic = f"guard-{uuid.uuid4().hex[:8]}"
@@ -58,6 +62,7 @@ def run_app(live, tmp_path: Path, *, faust_rule: bool = False, drop_always: bool
     args = [sys.executable, "-m", "tests.integration.faust_drop_app", "--topic", topic, "--group", group,
             "--drop-offset", str(COMMITTED), "--out", str(out)]
     args += ["--faust-commit-rule"] * faust_rule + ["--drop-always"] * drop_always + ["--orphan"] * orphan + ["--strict-order"] * strict_order
+    args += ["--gap", str(gap)] * bool(gap)
     with open(log, "w") as f:
         # asyncio's debug mode: a call into the consumer thread's loop from
         # another thread (Faust's own seek did that) raises instead of
@@ -139,3 +144,24 @@ def test_with_strict_order_a_skipped_message_is_read_again_before_the_ones_after
     first_seen = list(dict.fromkeys(o for p, o in run_app.order if p == 0))
     assert first_seen == list(range(COMMITTED, PER_PARTITION)), first_seen
     assert any(f"seeking back to {COMMITTED}" in line for line in log), log[-20:]
+
+
+GAP = 3  # offsets 6, 7 and 8 of partition 0 never reach a stream the first time
+
+
+def test_faust_counts_offsets_that_never_reached_a_stream_as_acked(live, tmp_path):
+    # The control: Faust's fetch loop hands over 5, then 9, records 6-9 as a
+    # gap and commits over 6-8, which no stream saw: lost.
+    processed, _, _ = run_app(live, tmp_path, faust_rule=True, gap=GAP)
+    assert (0, COMMITTED) in processed and (0, PER_PARTITION - 1) in processed
+    lost = {(0, o) for o in range(COMMITTED + 1, COMMITTED + 1 + GAP)}
+    assert not lost & processed, "Faust no longer counts a gap as acked: see App.gapless_topics"
+
+
+def test_offsets_that_never_reached_a_stream_of_a_gapless_input_are_read_again(live, tmp_path):
+    processed, log, _ = run_app(live, tmp_path, gap=GAP)
+    wanted = {(0, o) for o in range(COMMITTED, PER_PARTITION)} | {(1, o) for o in range(PER_PARTITION)}
+    assert wanted <= processed, f"never processed: {sorted(wanted - processed)}"
+    assert any(f"offsets {COMMITTED + 1}-{COMMITTED + GAP} passed without reaching a stream" in line
+               for line in log), log[-20:]
+    assert any("stall guard" in line and f"seeking back to {COMMITTED + 1}" in line for line in log), log[-20:]
