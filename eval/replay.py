@@ -21,7 +21,7 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import end_offsets, make_consumer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import AGENT_LOG, ROUNDS, SIMULATIONS, topic_name
+from streams.topics import AGENT_LOG, ROUNDS, SIMULATIONS, may_be_of_sim, topic_name
 
 REPLAYED = (AGENT_LOG, ROUNDS, SIMULATIONS)
 
@@ -31,7 +31,7 @@ class ReplayRead:
     events: list[tuple[str, dict]]
     positions: list[tuple[str, int, int]]  # where each event was read: (topic, partition, offset)
     read: int  # records read, all simulations
-    undecodable: int
+    undecodable: int  # of the records keyed to the simulation
     end_offsets: dict[tuple[str, int], int]
 
 
@@ -62,6 +62,8 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
                 if msg.offset() + 1 >= remaining[tp]:
                     del remaining[tp]
                     consumer.pause([TopicPartition(*tp)])
+                if not may_be_of_sim(msg.key(), sim_id):
+                    continue  # another simulation's, by the topics' key contract: not decoded
                 try:
                     type_name, record = serde.decode(msg.value())
                 except DecodeError:

@@ -97,12 +97,14 @@ def run(settings, sim_id: str) -> dict:
     from streams.llm import make_llm
     from streams.llm.embedder import embedder_name
     from streams.serde import default_serde
-    from streams.topics import SCORED, agent_key, topic_name
+    from streams.topics import SCORED, agent_key, may_be_of_sim, topic_name
 
     serde = default_serde()
     topic = topic_name(SCORED, settings.namespace)
     records = []
     for msg in read_to_end(settings, topic):
+        if not may_be_of_sim(msg.key(), sim_id):
+            continue  # another simulation's memory (keyed sim/agent): not decoded
         try:
             _, r = serde.decode(msg.value())
         except DecodeError:

@@ -128,3 +128,16 @@ def agent_key(sim_id: str, agent_id: str) -> bytes:
 
 def sim_key(sim_id: str) -> bytes:
     return sim_id.encode()
+
+
+def may_be_of_sim(key: bytes | None, sim_id: str) -> bool:
+    """Whether a record keyed ``key`` can hold an event of ``sim_id``: the
+    simulation topics are keyed ``sim_id`` or ``sim_id/agent_id`` (what puts
+    one agent's events on one partition, in order). A reader after one
+    simulation decodes only these; a record without a key may be of any.
+    (A necessary condition only: ``a/b/c`` passes for sim ``a``, and its
+    record's ``sim_id`` says it is ``a/b``'s.)"""
+    if key is None:
+        return True
+    sim = sim_id.encode()
+    return key == sim or key.startswith(sim + b"/")

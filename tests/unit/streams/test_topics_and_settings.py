@@ -134,3 +134,13 @@ def test_a_session_timeout_the_broker_would_refuse_is_a_settings_error(monkeypat
         Settings()
     monkeypatch.setenv("MURMUR_FAUST_SESSION_TIMEOUT_S", "15")
     assert Settings().faust_session_timeout_s == 15.0
+
+
+def test_a_reader_after_one_simulation_decodes_only_its_keys():
+    from streams.topics import agent_key, may_be_of_sim, sim_key
+
+    assert may_be_of_sim(sim_key("s1"), "s1") and may_be_of_sim(agent_key("s1", "7"), "s1")
+    assert not may_be_of_sim(sim_key("s10"), "s1") and not may_be_of_sim(agent_key("s10", "7"), "s1")
+    assert not may_be_of_sim(agent_key("s2", "s1"), "s1")
+    assert may_be_of_sim(None, "s1")  # no key: could be anyone's, so it is decoded
+    assert may_be_of_sim(agent_key("s1/x", "7"), "s1")  # necessary only: its record says sim s1/x
