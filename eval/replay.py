@@ -129,7 +129,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     from streams.llm.embedder import embedder_name
     from sinks.cassandra_store import CassandraStore
     from streams.kafka import BatchProducer, create_topics, make_producer
-    from streams.topics import CONFLICTS, REFLECTIONS, SCORED, VERDICTS, agent_key, sim_key
+    from streams.topics import CONFLICTS, LLM_CALLS, REFLECTIONS, SCORED, VERDICTS, agent_key, sim_key
 
     if not namespace:
         raise MurmurError("replay needs a namespace: it never writes into the live topics and tables")
@@ -140,13 +140,17 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     if not read.events:
         raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
     book = None
+    # Every call the replay makes (a journal's hits make none) becomes an
+    # LlmCall record in the namespace, as a live worker's do: `eval compare`
+    # then counts the replay's calls and tokens beside the live run's.
+    calls: list[dict] = []
     if journal == "off":
-        llm = make_llm(ns)
+        llm = make_llm(ns, on_call=calls.append)
     else:
         from streams.llm.journal import JournalLlm
 
         book = load_journal(settings, sim_id)
-        llm = JournalLlm(book, ns, model_llm=make_llm(ns) if journal == "fill" else None)
+        llm = JournalLlm(book, ns, model_llm=make_llm(ns, on_call=calls.append) if journal == "fill" else None)
     rt = BatchRuntime(ns, llm, embedder_name(ns.llm))
     out = run(derive(rt, read.events, positions=read.positions))
     # The simulation's own question (its Simulation event) unless one is given.
@@ -160,6 +164,9 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
             producer.send(topic_name(spec, namespace), agent_key(r["sim_id"], r["agent_id"]), serde.encode(spec.value, r, topic=topic_name(spec, namespace)))
     for v in per_round:
         producer.send(topic_name(VERDICTS, namespace), sim_key(sim_id), serde.encode("Verdict", v, topic=topic_name(VERDICTS, namespace)))
+    calls_topic = topic_name(LLM_CALLS, namespace)
+    for c in calls:  # keyed by role, as the live runtime keys them
+        producer.send(calls_topic, c["role"].encode(), serde.encode("LlmCall", c, topic=calls_topic))
     producer.flush_blocking()
     db = CassandraStore(ns)
     try:
@@ -181,6 +188,6 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
             "journal": {"mode": journal, **book.summary()} if book else {"mode": journal},
             "events": len({r["event_id"] for _, r in read.events}), "memories": len(out.memories), "reflections": len(out.reflections),
-            "conflicts": len(out.conflicts), "verdicts": len(per_round),
+            "conflicts": len(out.conflicts), "verdicts": len(per_round), "llm_calls": len(calls),
             "final": {k: per_round[-1][k] for k in ("round", "support_ratio", "direction", "confidence", "post_count",
                                                      "posts_unreadable", "coverage", "backend")} if per_round else None}

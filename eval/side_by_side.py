@@ -27,7 +27,8 @@ def llm_usage(records: Iterable[dict]) -> dict | None:
     """Calls and tokens of one run's LlmCall records (one simulation's).
 
     None when there is no record at all: the run did not record its calls
-    (a replay does not), which is not the same as having made none. A record
+    (a replay answered wholly from its journal made none; one from before
+    replays recorded theirs has none), which is not the same as a count. A record
     seen twice (a redelivered batch's deterministic call, a producer retry)
     has the same event id and counts once."""
     seen: dict[str, dict] = {}
