@@ -86,7 +86,7 @@ def process_log(settings: Settings, name: str, lines: int = 30) -> str:
 
 
 # Services starting and stopping: most of a worker's log, none of its story.
-_CHATTER = re.compile(r"\]: (Starting|Stopping|Stopped|Restarting|Started|Shutting down)\b|^\[\^")
+_CHATTER = re.compile(r"\]: (Starting|Stopping|Stopped|Restarting|Started|Shutting down)\b")
 
 
 def log_digest(text: str, *, event_lines: int = 40) -> str:

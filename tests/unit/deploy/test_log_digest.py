@@ -16,11 +16,13 @@ def test_the_story_stays_and_the_chatter_goes():
         "=== 2026-12-05 21:48:17 starting: python -m streams.cli worker",
         record("[^Worker]: Starting...", logger="faust.worker"),
         record("[^--Consumer]: Stopping...", logger="streams.faust_consumer"),
+        record("[^---Recovery]: Seek stream partitions to committed offsets.", logger="faust.tables.recovery"),
         record("agent: sim.agent-log.v1[2] went on past offset 7507, seeking back", level="warning"),
         "not json at all",
     ])
     assert log_digest(text).splitlines() == [
         "=== 2026-12-05 21:48:17 starting: python -m streams.cli worker",
+        "21:48:20 info faust.tables.recovery: [^---Recovery]: Seek stream partitions to committed offsets.",
         "21:48:20 warning streams.runtime: agent: sim.agent-log.v1[2] went on past offset 7507, seeking back",
         "not json at all",
     ]
