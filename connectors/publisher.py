@@ -7,16 +7,18 @@ Nothing is dropped silently: every input line is published, dead-lettered
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Callable, Iterable
 
 from connectors.events import BadLine, Counts, Item, OutEvent, Skipped
 from streams.contract import check_ranges
 from streams.errors import ContractError, EncodeError
 from streams.dead_letter import dead_letter_record
-from streams.kafka import BatchProducer, make_producer
+from streams.kafka import BatchProducer, create_topics, make_producer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
-from streams.topics import DEAD_LETTER, ROUTES, topic_name
+from streams.sim_starts import start_key, start_record
+from streams.topics import DEAD_LETTER, ROUTES, SIM_STARTS, topic_name
 
 
 class Publisher:
@@ -34,6 +36,9 @@ class Publisher:
         # Kafka would refuse a bigger record and abort the whole publish: it is
         # dead-lettered here instead, like any bad line (settings.max_record_bytes).
         self.max_record_bytes = (settings or Settings()).max_record_bytes
+        # One start record per simulation this session sends (streams/sim_starts.py).
+        self.session = uuid.uuid4().hex
+        self._started: set[str] = set()
 
     def publish(self, items: Iterable[Item], *, progress: Callable[[int], None] | None = None,
                 flush: bool = True) -> Counts:
@@ -61,6 +66,7 @@ class Publisher:
                                        repr(item.record).encode(), field=None, sim_id=item.record.get("sim_id")))
                 elif value is not None:
                     if self.producer is not None:
+                        self._mark_start(item.record.get("sim_id"))
                         for spec in routes:
                             name = topic_name(spec)
                             self.producer.send(name, item.key, self.serde.reframe(value, item.type_name, name))
@@ -78,6 +84,23 @@ class Publisher:
         """Wait until Kafka acknowledged everything sent (raises if it did not)."""
         if self.producer is not None:
             self.producer.flush_blocking()
+
+    def _mark_start(self, sim_id: str | None) -> None:
+        """Before this session's first event of ``sim_id``: its start record,
+        acknowledged (a start lost while its events landed would let a later
+        session's start stand for them), its time read before any of them is
+        produced."""
+        if not sim_id or sim_id in self._started:
+            return
+        topic = topic_name(SIM_STARTS)
+        if not self._started:
+            # Compacted and never expiring, which an auto-created topic is not
+            # (a deployment that predates it).
+            create_topics(self.settings, (SIM_STARTS,))
+        self.producer.send(topic, start_key(sim_id, self.session),
+                           self.serde.encode("SimStart", start_record(sim_id, self.session), topic=topic))
+        self.producer.flush_blocking()
+        self._started.add(sim_id)
 
     def _dead(self, bad: BadLine) -> None:
         self._on_error(f"error: {bad.message()}")

@@ -1,9 +1,10 @@
 """``murmur replay``: re-run one simulation from the log into an isolated
 namespace.
 
-Reads the source topics (the agent log, rounds, simulations) from the
-beginning (or a checkpoint's offsets) to the end offsets recorded when it
-starts, with a fresh consumer that commits nothing, keeps the simulation's
+Reads the source topics (the agent log, rounds, simulations) from where the
+simulation's events begin (its first recorded start, ``streams/sim_starts.py``;
+the beginning of the log when none is recorded) to the end offsets recorded
+when it starts, with a fresh consumer that commits nothing, keeps the simulation's
 events, and stops by itself at those offsets. The events then go through the
 batch path (``processors.batch``): the agent pass of a live worker, over each
 agent's events in log order, so the replay's outputs are the live run's.
@@ -21,6 +22,7 @@ from streams.errors import DecodeError, MurmurError
 from streams.kafka import end_offsets, make_consumer
 from streams.serde import AvroSerde, default_serde
 from streams.settings import Settings
+from streams.sim_starts import read_from, reading_since
 from streams.topics import AGENT_LOG, ROUNDS, SIMULATIONS, may_be_of_sim, topic_name
 
 REPLAYED = (AGENT_LOG, ROUNDS, SIMULATIONS)
@@ -33,15 +35,27 @@ class ReplayRead:
     read: int  # records read, all simulations
     undecodable: int  # of the records keyed to the simulation
     end_offsets: dict[tuple[str, int], int]
+    read_from: str = "the beginning"  # where reading started, and why
 
 
 def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], int] | None = None,
-             serde: AvroSerde | None = None) -> ReplayRead:
+             serde: AvroSerde | None = None, from_beginning: bool = False) -> ReplayRead:
+    """The simulation's source events in log order. ``start``: offsets to
+    read each partition from (given: a log whose earlier records are known
+    to hold none of its events); by default where its first recorded start
+    says its events begin; ``from_beginning``: every offset."""
     serde = serde or default_serde()
     topics = [topic_name(s) for s in REPLAYED]
     ends = end_offsets(settings, topics)  # the stopping point, fixed now
+    if start is not None:
+        why = "the offsets given"
+    elif from_beginning:
+        why = "the beginning, as asked"
+    else:
+        found = read_from(settings, sim_id, topics)
+        start, why = found.offsets, found.why
     todo = {tp: end for tp, end in ends.items() if end > (start or {}).get(tp, 0)}
-    out = ReplayRead([], [], 0, 0, ends)
+    out = ReplayRead([], [], 0, 0, ends, why)
     if not todo:
         return out
     consumer = make_consumer(settings, **{"enable.partition.eof": False})
@@ -96,10 +110,13 @@ def load_journal(settings: Settings, sim_id: str):
     from streams.vectors import vector_of
 
     serde = default_serde()
+    # The live run's records of the simulation came after its events: read
+    # from its first recorded start, as the source topics are.
+    _, since = reading_since(settings, sim_id, serde)
 
     def records(spec) -> list[dict]:
         out = []
-        for m in read_to_end(settings, topic_name(spec, settings.namespace)):
+        for m in read_to_end(settings, topic_name(spec, settings.namespace), since_ms=since):
             try:
                 _, r = serde.decode(m.value())
             except DecodeError:
@@ -112,7 +129,7 @@ def load_journal(settings: Settings, sim_id: str):
 
 
 def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str = "", journal: str = "off",
-               start: dict[tuple[str, int], int] | None = None) -> dict:
+               start: dict[tuple[str, int], int] | None = None, from_beginning: bool = False) -> dict:
     """Read the simulation, run the batch path, write every derived event into
     ``namespace`` (topics and keyspace). Returns counts.
 
@@ -120,8 +137,8 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     journal (no model call; a miss is counted and fails as an unavailable
     model would), ``fill`` asks the model on a miss, ``off`` asks the model
     (or the deterministic backend) everything. ``start``: where to start
-    reading each source partition (default: its beginning), for a log whose
-    earlier records are known to hold none of the simulation's events."""
+    reading each source partition (default: :func:`read_sim`'s, where the
+    simulation's first recorded start says its events begin)."""
     import asyncio
 
     from processors.batch import BatchRuntime, derive, run, verdicts
@@ -136,9 +153,10 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     if journal not in JOURNAL_MODES:
         raise MurmurError(f"--journal must be one of {', '.join(JOURNAL_MODES)}, not {journal!r}")
     ns = settings.model_copy(update={"namespace": namespace})
-    read = read_sim(settings, sim_id, start=start)
+    read = read_sim(settings, sim_id, start=start, from_beginning=from_beginning)
     if not read.events:
-        raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read)")
+        raise MurmurError(f"no events of simulation {sim_id!r} in the source topics ({read.read} records read, "
+                          f"from {read.read_from})")
     book = None
     # Every call the replay makes (a journal's hits make none) becomes an
     # LlmCall record in the namespace, as a live worker's do: `eval compare`
@@ -186,6 +204,7 @@ def replay_sim(settings: Settings, sim_id: str, *, namespace: str, question: str
     finally:
         db.close()
     return {"sim": sim_id, "namespace": namespace, "keyspace": db.keyspace, "records_read": read.read,
+            "read_from": read.read_from,
             "journal": {"mode": journal, **book.summary()} if book else {"mode": journal},
             "events": len({r["event_id"] for _, r in read.events}), "memories": len(out.memories), "reflections": len(out.reflections),
             "conflicts": len(out.conflicts), "verdicts": len(per_round), "llm_calls": len(calls),

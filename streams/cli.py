@@ -439,15 +439,19 @@ def replay(
     journal: str = typer.Option("off", help="strict: answer every LLM request from the live run's LlmCall journal "
                                              "(no model call; misses are counted); fill: ask the model on a miss; "
                                              "off: ask the model"),
+    from_beginning: bool = typer.Option(False, "--from-beginning",
+                                        help="Read the source topics from their first offsets, not from the "
+                                             "simulation's first recorded start (events some other client produced "
+                                             "before Murmur's publisher started it)"),
 ):
-    """Re-run one simulation from the log (beginning to the end offsets at
-    start) through the processors' functions into an isolated namespace;
-    `murmur eval compare` sets it beside the live run."""
+    """Re-run one simulation from the log (from where its events begin to
+    the end offsets at start) through the processors' functions into an
+    isolated namespace; `murmur eval compare` sets it beside the live run."""
     from eval.replay import replay_sim
 
     try:
         typer.echo(json.dumps(replay_sim(get_settings(), sim, namespace=namespace, question=question,
-                                         journal=journal)))
+                                         journal=journal, from_beginning=from_beginning)))
     except MurmurError as exc:
         fail(str(exc))
 

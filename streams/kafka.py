@@ -345,14 +345,38 @@ def start_group_at_end(settings: Settings, group: str, topics: list[str]) -> dic
     return ends
 
 
-def read_to_end(settings: Settings, topic: str):
+def offsets_at_time(settings: Settings, topics: list[str], ts_ms: int) -> dict[tuple[str, int], int]:
+    """Per partition of ``topics``: the first offset whose timestamp is at or
+    after ``ts_ms`` (Kafka's time index; the earliest such offset even where
+    timestamps are out of order); a partition with none gets its end offset."""
+    ends = end_offsets(settings, topics)
+    if not ends:
+        return {}
+    consumer = make_consumer(settings)
+    try:
+        found = consumer.offsets_for_times([TopicPartition(t, p, ts_ms) for (t, p) in ends], timeout=30)
+    finally:
+        consumer.close()
+    out = {}
+    for tp in found:
+        if tp.error is not None:
+            raise ServiceUnavailable(f"Kafka could not look up {tp.topic}[{tp.partition}] by time: {tp.error}")
+        out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else ends[(tp.topic, tp.partition)]
+    return out
+
+
+def read_to_end(settings: Settings, topic: str, *, since_ms: int | None = None):
     """Every record of ``topic``, partition by partition in offset order,
-    up to its end offsets at the call (a snapshot of the log, not a tail)."""
+    up to its end offsets at the call (a snapshot of the log, not a tail);
+    with ``since_ms``, from each partition's first record at or after that
+    time (:func:`offsets_at_time`)."""
     ends = {tp: e for tp, e in end_offsets(settings, [topic]).items() if e > 0}
+    starts = offsets_at_time(settings, [topic], since_ms) if since_ms is not None else {}
+    ends = {tp: e for tp, e in ends.items() if e > starts.get(tp, 0)}
     out = []
     consumer = make_consumer(settings, **{"enable.partition.eof": False})
     try:
-        consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
+        consumer.assign([TopicPartition(t, p, starts.get((t, p), 0)) for (t, p) in ends])
         while ends:
             for m in consumer.consume(1000, 1.0):
                 if m.error():

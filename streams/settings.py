@@ -369,6 +369,10 @@ class Settings(BaseSettings):
     # Namespace prefix for consumer groups and derived outputs (replay/eval
     # runs use their own so they never touch the live read model).
     namespace: str = ""
+    # A replay reads the source topics from the simulation's first recorded
+    # start less this (streams/sim_starts.py): room for the clock of another
+    # machine that published some of its events, or a clock stepped back.
+    replay_start_margin_s: float = Field(60.0, ge=0)
 
     # Processors
     # Batches the agent stage processes at once (streams/overlap.py): while

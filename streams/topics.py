@@ -67,6 +67,8 @@ VERDICTS = TopicSpec("sim.verdicts.v1", "sim_id", "Verdict", derived=True, doc="
 LLM_CALLS = TopicSpec("ops.llm-calls.v1", "role", "LlmCall", derived=True, retention_ms=30 * DAY_MS, doc="LLM cost and latency")
 CHECKPOINTS = TopicSpec("ops.checkpoints.v1", "checkpoint_id", "Checkpoint", cleanup="compact", doc="offset snapshots (zstd)")
 DEAD_LETTER = TopicSpec("ops.dead-letter.v1", "source topic (publisher: \"publisher\")", "DeadLetter", doc="bad input with its reason")
+SIM_STARTS = TopicSpec("sim.starts.v1", "sim_id/session", "SimStart", cleanup="compact", partitions=1,
+                        doc="when each publisher session began sending a simulation: where a replay starts reading")
 PUBLISHER_POSITIONS = TopicSpec("ops.publisher-positions.v1", "sim_id/source", "PublisherPosition", cleanup="compact",
                                 partitions=1, doc="how far publishers have read each input")
 EVAL_RESULTS = TopicSpec("eval.results.v1", "case", "EvalResult", doc="scores of eval replays")
@@ -93,6 +95,7 @@ ALL: tuple[TopicSpec, ...] = (
     CHECKPOINTS,
     DEAD_LETTER,
     PUBLISHER_POSITIONS,
+    SIM_STARTS,
     EVAL_RESULTS,
 )
 SOURCES: tuple[TopicSpec, ...] = (AGENT_LOG, PERSONAS, ROUNDS, SIMULATIONS)

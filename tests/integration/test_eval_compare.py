@@ -17,24 +17,16 @@ from typer.testing import CliRunner
 
 from connectors.publish_cli import Options, run_publish
 from deploy.pipeline import EXAMPLE, stop_process
-from eval.replay import REPLAYED, replay_sim
+from eval.replay import replay_sim
 from bench.common import delete_topics
 from eval.run_reader import MissingRun, compare
 from sinks.cassandra_store import keyspace_for
 from streams.cli import app
-from streams.kafka import end_offsets
-from streams.topics import topic_name
 from tests.integration.conftest import start_worker
 from tests.integration.readmodel import wait_drained
 
 pytestmark = pytest.mark.integration
 QUESTION = "Will opinion on the Riverside bike lane plan be positive?"
-
-
-def source_ends(settings) -> dict[tuple[str, int], int]:
-    """Where the source topics end now: the replays start there, so they
-    read this test's simulation, not the shared topics' whole history."""
-    return end_offsets(settings, [topic_name(s) for s in REPLAYED])
 
 
 @pytest.fixture
@@ -63,14 +55,13 @@ def cli(*args: str):
 
 
 def test_identical_replays_compare_equal_and_a_changed_setting_shows_its_differences(live, sim_id, namespaces):
-    start = source_ends(live)
     run_publish(live, [EXAMPLE], Options(sim=sim_id))
     same_a, same_b, changed = namespaces[:] = [f"cmp{uuid.uuid4().hex[:6]}" for _ in range(3)]
-    ref = replay_sim(live, sim_id, namespace=same_a, question=QUESTION, start=start)
-    replay_sim(live, sim_id, namespace=same_b, question=QUESTION, start=start)
+    ref = replay_sim(live, sim_id, namespace=same_a, question=QUESTION)
+    replay_sim(live, sim_id, namespace=same_b, question=QUESTION)
     # No pair of memories reaches a cosine of 1.01: contradiction never runs.
     off = replay_sim(live.model_copy(update={"contradiction_similarity": 1.01}), sim_id, namespace=changed,
-                     question=QUESTION, start=start)
+                     question=QUESTION)
     assert ref["conflicts"] > 0 and off["conflicts"] == 0, "the case must have conflicts to lose"
 
     equal = compare(live, sim_id, same_b, same_a)
@@ -117,7 +108,6 @@ def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id
     w = start_worker(live)
     namespaces.append(w.settings.namespace)
     try:
-        start = source_ends(live)
         counts = run_publish(live, [EXAMPLE], Options(sim=sim_id, question=QUESTION)).counts
         wait_drained(w.settings, w, "the worker to drain", timeout=120)
         wait_drained(w.settings, w, "the worker to drain (again)", timeout=60)
@@ -125,7 +115,7 @@ def test_a_live_run_equals_its_replay_and_its_llm_calls_are_counted(live, sim_id
         stop_process(live, w.name)
     ns = f"cmp{uuid.uuid4().hex[:6]}"
     namespaces.append(ns)
-    replay_sim(live, sim_id, namespace=ns, start=start)
+    replay_sim(live, sim_id, namespace=ns)
     with pytest.raises(MissingRun, match="no simulation"):
         compare(live, sim_id, ns)  # the un-namespaced live run never saw it
     report = compare(w.settings, sim_id, ns)  # the worker's namespace is the live run here

@@ -10,7 +10,7 @@ from streams.serde import SINGLE_OBJECT_MAGIC, AvroSerde, current_schemas, schem
 
 EXPECTED_TYPES = {"Post", "Observation", "Persona", "RoundMarker", "ScoredMemory", "Reflection", "Conflict",
                   "Verdict", "LlmCall", "Checkpoint", "DeadLetter", "EvalResult", "Stance", "Simulation",
-                  "PublisherPosition"}
+                  "PublisherPosition", "SimStart"}
 
 
 def sample(schema: dict | str | list, name: str = "x"):

@@ -9,7 +9,7 @@ from sinks.cassandra_delete import UnknownLayout, delete_order, sim_tables
 from streams.settings import Settings
 from streams.sim_delete import (agents_in, append_only, blocking_groups, changelog_pattern, names_agents, of_sim,
                                 sim_keyed_compacted)
-from streams.topics import CHECKPOINTS, PERSONAS, PUBLISHER_POSITIONS, SIMULATIONS
+from streams.topics import CHECKPOINTS, PERSONAS, PUBLISHER_POSITIONS, SIM_STARTS, SIMULATIONS
 from streams.topology import changelog_topics
 
 
@@ -55,7 +55,7 @@ def test_keys_of_a_sim():
 
 
 def test_which_topics_get_tombstones_and_which_keep_the_records():
-    assert sim_keyed_compacted() == [PERSONAS, SIMULATIONS, PUBLISHER_POSITIONS]
+    assert sim_keyed_compacted() == [PERSONAS, SIMULATIONS, PUBLISHER_POSITIONS, SIM_STARTS]
     assert CHECKPOINTS not in sim_keyed_compacted()  # keyed by checkpoint: offsets of the whole pipeline
     assert all(s.cleanup == "delete" for s in append_only()) and PERSONAS not in append_only()
 

@@ -13,7 +13,7 @@ from tests.paths import ROOT
 
 def test_every_topic_declared_once_with_a_schema():
     names = [s.name for s in topics.ALL]
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 15
     for spec in topics.ALL:
         assert all(t in current_schemas() for t in spec.types)
     assert topics.PERSONAS.config()["cleanup.policy"] == "compact"
