@@ -52,7 +52,7 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
     elif from_beginning:
         why = "the beginning, as asked"
     else:
-        found = read_from(settings, sim_id, topics)
+        found = read_from(settings, sim_id, topics, ends)
         start, why = found.offsets, found.why
     todo = {tp: end for tp, end in ends.items() if end > (start or {}).get(tp, 0)}
     out = ReplayRead([], [], 0, 0, ends, why)
@@ -63,7 +63,11 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
         consumer.assign([TopicPartition(t, p, (start or {}).get((t, p), 0)) for (t, p) in todo])
         remaining = dict(todo)
         while remaining:
-            msgs = consumer.consume(5000, 1.0)
+            # consume() waits for all it asked or its timeout: no more than
+            # the offsets left, or the read's last call idles a whole timeout.
+            left = sum(remaining.values()) - sum(tp.offset for tp in consumer.position(
+                [TopicPartition(*tp) for tp in remaining]) if tp.offset >= 0)
+            msgs = consumer.consume(max(1, min(5000, left)), 0.05)
             for msg in msgs:
                 if msg.error():
                     if msg.error().code() != KafkaError._PARTITION_EOF:

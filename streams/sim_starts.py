@@ -78,12 +78,14 @@ def reading_since(settings: Settings, sim_id: str, serde: AvroSerde | None = Non
     return (None, None) if start is None else (start, start - int(settings.replay_start_margin_s * 1000))
 
 
-def read_from(settings: Settings, sim_id: str, topics: list[str]) -> ReadFrom:
-    """Where a reader of ``sim_id``'s events in ``topics`` may start."""
+def read_from(settings: Settings, sim_id: str, topics: list[str],
+              ends: dict[tuple[str, int], int] | None = None) -> ReadFrom:
+    """Where a reader of ``sim_id``'s events in ``topics`` (ending at
+    ``ends``, when the caller has them) may start."""
     start, since = reading_since(settings, sim_id)
     if start is None:
         return ReadFrom(None, f"the beginning: {topic_name(SIM_STARTS)} has no start of {sim_id!r} "
                               "(its events were not sent by Murmur's publisher, or before it recorded starts)")
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start / 1000))
-    return ReadFrom(offsets_at_time(settings, topics, since),
+    return ReadFrom(offsets_at_time(settings, topics, since, ends),
                     f"the simulation's first start ({at}) less {settings.replay_start_margin_s:g} s")

@@ -8,6 +8,7 @@ Qdrant collection), so it is independent of the other tests' worker."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 
@@ -288,6 +289,24 @@ def test_memories_stored_during_an_llm_outage_are_scored_once_it_is_back(live, v
     assert rescore(settings, sim)["degraded"] == 0  # and a second run finds nothing left to do
     with pytest.raises(MurmurError, match="no memories of simulation 'no-such-sim'"):
         rescore(settings, "no-such-sim")
+    model_answers_again(tmp_path, live, store, worker)
+
+
+def model_answers_again(tmp_path, live, store, worker, within: float = 90.0) -> None:
+    """Leave the module's worker as the outage found it: its breaker to the
+    server closed again (it stays open for a cooldown after the outage, and
+    refuses every call meanwhile). A probe post a few seconds apart until
+    one is scored by the model, not by the fallback."""
+    deadline = time.monotonic() + within
+    for n in range(1000):
+        probe = f"probe-{uuid.uuid4().hex[:8]}"
+        publish(tmp_path, live, probe, [post("speaker", 1, 1_000 + n, OPINIONS[0] + f" (probe {n})")])
+        wait_for(lambda: len(store.memories(probe, "speaker", limit=10)) == 1, timeout=60,
+                 what="the probe's memory", worker=worker)
+        if not store.memories(probe, "speaker", limit=10)[0]["importance_fallback"]:
+            return
+        assert time.monotonic() < deadline, f"the worker's model calls still fall back {within:.0f} s after the outage"
+        time.sleep(2.0)
 
 
 def test_inputs_processed_again_are_answered_from_the_journal(live, vllm_pipeline, tmp_path):
