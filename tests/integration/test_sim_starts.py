@@ -31,8 +31,10 @@ def events_of(sim: str, agents: int = 6, rounds: int = 2):
     return synthetic.generate(CASE, sim_id=sim, seed=3, agents=agents, rounds=rounds).events
 
 
-def seen(read) -> list[tuple[str, str, tuple]]:
-    return [(t, r["event_id"], pos) for (t, r), pos in zip(read.events, read.positions)]
+def seen(read) -> list[tuple[tuple, str, str]]:
+    """Each event where it was read, by position: the order across
+    partitions depends on the fetches, within one it is the log's."""
+    return sorted((pos, t, r["event_id"]) for (t, r), pos in zip(read.events, read.positions))
 
 
 @pytest.fixture
