@@ -51,7 +51,7 @@ from streams.llm.fanout import together
 from streams.metrics import IMPORTANCE_REPEATS
 from streams.overlap import EarlierBatchFailed, turn
 from streams.runtime import Effects, Incoming, Output, Runtime, by_agent, register_batches
-from streams.state_codec import pack_state, unpack_state
+from streams.state_codec import Unpacked, pack_state, unpack_state
 from streams.topics import CONFLICTS, REFLECTIONS, SCORED, STANCES, TopicSpec, agent_key, sim_key
 from streams.topology import stage
 from streams.vectors import pack_rows
@@ -213,13 +213,19 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
     one_pass = AgentPass(rt, question or Questions(rt.settings).of)
     load_language_model()
     scored_ids = imp.ScoredIds(rt.settings.importance_seen_ids)
+    # Each agent's state as its last batch left it: the next batch takes it
+    # back instead of decompressing and parsing the table's value again
+    # while the table still holds what that batch stored (streams/state_codec.py).
+    unpacked = Unpacked(rt.settings.agent_states_unpacked)
 
     async def state_of(key: bytes, items: list[Incoming]) -> dict:
         await turn({i.key for i in items})  # an earlier batch in flight holding this agent is through
         # An event re-sent within the batches in flight was scored by the
         # earlier one meanwhile: drop it as split_new would have.
         items[:] = [i for i in items if i.record["event_id"] not in scored_ids]
-        return load_state(table.get(key))  # ValueError: unreadable, the agent's events are dead-lettered
+        stored = table.get(key)
+        kept = unpacked.take(key, stored)
+        return kept if kept is not None else load_state(stored)  # ValueError: unreadable, its events are dead-lettered
 
     async def handle(batch: list[Incoming]) -> Effects:
         # A re-sent post or observation (a publisher that resumed, a file
@@ -236,7 +242,9 @@ def register(app: faust.App, rt: Runtime, *, batch_size: int = 1000, within: flo
                 continue
             effects.outputs += derived.outputs()
             if items:
-                effects.state.append((table, key, pack_state(result), items[-1]))
+                packed = pack_state(result)
+                effects.state.append((table, key, packed, items[-1]))
+                unpacked.put(key, packed, result)
             done += [i.record["event_id"] for i in items if i.type_name != "Persona"]
         # Only once the outputs are on Kafka does an id count as scored.
         effects.after_flush.append(lambda: scored_ids.add(done))

@@ -380,6 +380,9 @@ class Settings(BaseSettings):
     # an agent's events still go one batch after another. 1: one at a time;
     # 3 measured about 5% above 2 on B3 (3,000 agents, one worker).
     agent_batches_in_flight: int = Field(3, ge=1, le=8)
+    # Agents whose state the agent stage keeps unpacked between batches
+    # (processors/agent.py); 0: unpack the table's value every batch.
+    agent_states_unpacked: int = Field(2048, ge=0)
     # How long a stage's batch waits to fill before it is processed (the
     # agent, verdict and cassandra-sink stages). Faust's take() waits this
     # long after each batch whether one event or none has arrived, so at low

@@ -58,3 +58,31 @@ def unpack_value(raw: bytes | None) -> Any:
     if isinstance(raw, (bytes, bytearray)):
         return orjson.loads(raw)
     return raw  # a value Faust decoded itself (a table still declared with its json serializer)
+
+
+class Unpacked:
+    """Recent states as their last writer left them, unpacked, by key, each
+    with the packed value it was stored as. :meth:`take` gives one back only
+    while the table still holds that very value (the same object: a table
+    rebuilt from its changelog, or written by another batch, holds another),
+    and removes it: the taker mutates it, and a pass that fails must leave
+    nothing behind. Bounded: the least recently put go first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[Any, tuple[bytes, Any]] = {}  # insertion order: oldest first
+
+    def take(self, key: Any, stored: bytes | None) -> Any | None:
+        entry = self._entries.pop(key, None)
+        return entry[1] if entry is not None and stored is not None and entry[0] is stored else None
+
+    def put(self, key: Any, packed: bytes, state: Any) -> None:
+        if self.maxsize <= 0:
+            return
+        self._entries.pop(key, None)
+        self._entries[key] = (packed, state)
+        while len(self._entries) > self.maxsize:
+            del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
