@@ -65,8 +65,8 @@ soak: setup
 long: setup
 	$(BIN)/pytest -m long
 
-# Every benchmark (B1..B7) on the real local services; figures in
-# bench/results/full.json and docs/performance.md. About 25 min on 2 cores.
+# Every benchmark (B1..B8) on the real local services; figures in
+# bench/results/full.json and docs/performance.md. About 35 min on 2 cores.
 bench: setup
 	$(BIN)/python -m bench.run
 
