@@ -264,7 +264,12 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     echo(f"The OASIS run ({oasis_sim}): {oasis_memories} memories; its latest posts:")
     for row in oasis_timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
-    echo("Latest posts (importance in brackets):")
+    scorers = sorted({row.get("scorer") or "?" for row in timeline + oasis_timeline})
+    embedders = sorted({row.get("embedder") or "none" for row in timeline + oasis_timeline})
+    offline = scorers == ["deterministic"]
+    echo(f"Latest posts (importance in brackets; scored by {', '.join(scorers)}, embedded by {', '.join(embedders)}"
+         + ("): the deterministic backend, offline, no model (MURMUR_LLM__BACKEND=vllm and a server for one)"
+            if offline else "):"))
     for row in timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
     if reflective and reflections[reflective]:
