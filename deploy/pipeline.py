@@ -264,8 +264,12 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
     echo(f"The OASIS run ({oasis_sim}): {oasis_memories} memories; its latest posts:")
     for row in oasis_timeline:
         echo(f"  [{row['agent_id']}] ({row['importance']}) {row['content'][:90]}")
-    scorers = sorted({row.get("scorer") or "?" for row in timeline + oasis_timeline})
-    embedders = sorted({row.get("embedder") or "none" for row in timeline + oasis_timeline})
+    # What scored and embedded them, from the memories themselves (the
+    # timeline's rows do not carry it).
+    memories = [m for a in agents
+                for m in httpx.get(f"{base}/simulations/{sim}/agents/{a}/memories", params={"limit": 100}).json()]
+    scorers = sorted({m.get("scorer") or "unknown" for m in memories})
+    embedders = sorted({m.get("embedder") or "none" for m in memories})
     offline = scorers == ["deterministic"]
     echo(f"Latest posts (importance in brackets; scored by {', '.join(scorers)}, embedded by {', '.join(embedders)}"
          + ("): the deterministic backend, offline, no model (MURMUR_LLM__BACKEND=vllm and a server for one)"
