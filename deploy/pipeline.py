@@ -270,7 +270,7 @@ def run_demo(settings: Settings, *, example: Path | None, sim: str, timeout: flo
                 for m in httpx.get(f"{base}/simulations/{sim}/agents/{a}/memories", params={"limit": 100}).json()]
     scorers = sorted({m.get("scorer") or "unknown" for m in memories})
     embedders = sorted({m.get("embedder") or "none" for m in memories})
-    offline = scorers == ["deterministic"]
+    offline = all(s.split(":")[-1] == "deterministic" for s in scorers)  # reflections: "reflection:<scorer>"
     echo(f"Latest posts (importance in brackets; scored by {', '.join(scorers)}, embedded by {', '.join(embedders)}"
          + ("): the deterministic backend, offline, no model (MURMUR_LLM__BACKEND=vllm and a server for one)"
             if offline else "):"))
