@@ -21,7 +21,7 @@ from connectors.publisher import Publisher
 from eval.replay import read_sim
 from streams.serde import default_serde
 from streams.sim_starts import recorded_start
-from streams.topics import AGENT_LOG, agent_key, topic_name
+from streams.topics import AGENT_LOG, SIM_STARTS, agent_key, topic_name
 
 pytestmark = pytest.mark.integration
 CASE = Path(__file__).resolve().parents[2] / "eval" / "cases" / "ireland_smoking_ban_2004"
@@ -97,3 +97,21 @@ def test_a_simulation_no_publisher_started_is_read_from_the_beginning(settings):
     assert recorded_start(settings, sim) is None
     assert read.read_from.startswith("the beginning: sim.starts.v1 has no start"), read.read_from
     assert sorted(r["event_id"] for _, r in read.events) == sorted(e.record["event_id"] for e in posts)
+
+
+def test_an_unreadable_start_record_is_no_start(settings):
+    """Bytes on the start topic that are not a SimStart (another client's,
+    a corrupted record) conclude nothing: with no readable start the
+    simulation is read from the beginning, and says so."""
+    sim = f"st-{uuid.uuid4().hex[:8]}"
+    serde, topic = default_serde(), topic_name(AGENT_LOG)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer.produce(topic_name(SIM_STARTS), key=f"{sim}/garbage".encode(), value=b"\x00not avro at all")
+    post = next(e for e in events_of(sim) if e.type_name == "Post")
+    producer.produce(topic, key=post.key, value=serde.encode("Post", post.record, topic=topic))
+    assert producer.flush(30) == 0
+
+    read = read_sim(settings, sim)
+    assert recorded_start(settings, sim) is None
+    assert read.read_from.startswith("the beginning: sim.starts.v1 has no start"), read.read_from
+    assert [r["event_id"] for _, r in read.events] == [post.record["event_id"]]

@@ -65,3 +65,11 @@ def test_the_earliest_start_of_the_simulation_counts():
     records = [{"sim_id": "s", "ts": 30}, {"sim_id": "s", "ts": 10}, {"sim_id": "t", "ts": 5}, {"sim_id": "s", "ts": 20}]
     assert earliest(records, "s") == 10
     assert earliest(records, "u") is None
+
+
+@pytest.mark.parametrize("name, value", [("replay_start_margin_s", -1), ("agent_states_unpacked", -5)])
+def test_this_pass_s_settings_refuse_a_negative_value_naming_it(name, value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value})
