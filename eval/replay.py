@@ -63,12 +63,12 @@ def read_sim(settings: Settings, sim_id: str, *, start: dict[tuple[str, int], in
     try:
         consumer.assign([TopicPartition(t, p, (start or {}).get((t, p), 0)) for (t, p) in todo])
         remaining = dict(todo)
+        # consume() waits for all it asked or its timeout: asking no more
+        # than the offsets left keeps the last call from idling (as read_to_end).
+        left = sum(end - (start or {}).get(tp, 0) for tp, end in todo.items())
         while remaining:
-            # consume() waits for all it asked or its timeout: no more than
-            # the offsets left, or the read's last call idles a whole timeout.
-            left = sum(remaining.values()) - sum(tp.offset for tp in consumer.position(
-                [TopicPartition(*tp) for tp in remaining]) if tp.offset >= 0)
             msgs = consumer.consume(max(1, min(5000, left)), 0.05)
+            left -= len(msgs)
             for msg in msgs:
                 if msg.error():
                     if msg.error().code() != KafkaError._PARTITION_EOF:
